@@ -1,0 +1,1 @@
+// Placeholder until the flow key parser is written.

@@ -1,0 +1,6 @@
+// Placeholder until this engine is written; keeps the addon building.
+#include "addon.h"
+
+namespace gatehouse {
+void InitGenerator(Napi::Env, Napi::Object) {}
+}  // namespace gatehouse

@@ -1,0 +1,206 @@
+/**
+ * The contract between TypeScript and the native packet core (native/src/).
+ *
+ * Everything that crosses the boundary is described here, and only here.
+ * The raw addon is loaded once (loadNative) and wrapped by small classes in
+ * this folder that validate input and give clear, coded errors; nothing
+ * outside src/native/ touches the raw addon.
+ *
+ * No JavaScript runs per packet: engines own their sockets and threads, and
+ * TypeScript reads their counters (live BigUint64Arrays over native memory)
+ * and receives batched events.
+ */
+
+/** A live view of an engine's counters; values[i] is the counter names[i]. */
+export interface NativeCounters {
+  readonly names: readonly string[];
+  readonly values: BigUint64Array;
+}
+
+/** Result of the native GENEVE decoder (for tests: it must agree with src/geneve). */
+export type NativeGeneveResult =
+  | {
+      ok: true;
+      headerLength: number;
+      protocol: number;
+      eni: bigint;
+      attachment: bigint;
+      cookie: number;
+    }
+  | { ok: false; reason: string };
+
+/**
+ * Echo reflector: the harness ceiling and the lab's passthrough appliance.
+ * Receives GENEVE on bind:port with `threads` SO_REUSEPORT sockets (one
+ * thread each, recvmmsg) and sends every datagram back the way a gwlbtun
+ * target does: outer IPv4 addresses swapped, UDP ports kept as received, the
+ * GENEVE header and inner packet untouched, through a raw socket (sendmmsg).
+ * With `validate`, malformed GENEVE is counted by reason and dropped instead.
+ */
+export interface ReflectorOptions {
+  bind: string; // IPv4 address to bind
+  port: number; // UDP port, normally 6081
+  threads: number; // 1..16 sockets/threads
+  rcvbuf: number; // bytes, 0 = default
+  sndbuf: number; // bytes, 0 = default
+  batch: number; // datagrams per recvmmsg/sendmmsg, 1..1024
+  validate: boolean;
+}
+/**
+ * Counter names, in order: rx_packets, rx_bytes, tx_packets, tx_bytes,
+ * tx_errors, rx_overflow, dropped_malformed, then one `malformed_<reason>`
+ * per GENEVE_REASONS entry.
+ */
+export interface NativeReflector {
+  readonly counters: NativeCounters;
+  /** The bound port (useful when port 0 was asked for). */
+  readonly port: number;
+  /** Stops and joins the threads, closes the sockets. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * One packet the generator sends over and over: a complete GENEVE datagram
+ * payload (GENEVE header + inner IP packet) built in TypeScript.
+ */
+export interface GeneratorTemplate {
+  bytes: Uint8Array;
+  /**
+   * -1 for a good flow; otherwise the index in GENEVE_REASONS of the defect
+   * this malformed template carries (sent verbatim, never stamped).
+   */
+  malformedKind: number;
+  /** Good templates: offset (from the start of bytes) of the 24-byte stamp area (zeros in the template). */
+  stampOffset: number;
+  /** Good templates: offset of the inner L4 checksum that covers the stamp, or -1 for none. */
+  checksumOffset: number;
+  /** Good templates: offset of the inner IPv4 TTL / IPv6 hop limit (for ignoreTtl). */
+  ttlOffset: number;
+  /** Good templates: offset of the inner IPv4 header checksum, or -1 for IPv6. */
+  ipChecksumOffset: number;
+  /** Index into GeneratorOptions.sourcePorts: which socket sends this template. */
+  socket: number;
+}
+
+/**
+ * The emulator's load generator and checker. Good templates are sent round
+ * robin (sequence number n goes to good template n % goodCount); malformed
+ * templates are mixed in at `malformedPerMillion`. Each good packet carries a
+ * 24-byte stamp at stampOffset: u64 run tag, u64 sequence, u64 send time in
+ * CLOCK_MONOTONIC ns (big-endian), with the L4 checksum fixed up
+ * incrementally. Replies are received on bind:replyPort and checked: from
+ * target; GENEVE valid; GENEVE header byte-identical to the template's; inner
+ * packet byte-identical to what was sent (TTL and IPv4 header checksum
+ * ignored with ignoreTtl); not a duplicate. Malformed templates that come
+ * back are recognised by their bytes and counted per kind.
+ */
+export interface GeneratorOptions {
+  target: string; // IPv4 address of the target
+  targetPort: number; // 6081
+  bind: string; // local IPv4 address
+  replyPort: number; // local port replies arrive on (6081: targets reply to GWLB's 6081)
+  sourcePorts: number[]; // one UDP socket per entry; 0 = ephemeral
+  templates: GeneratorTemplate[];
+  malformedPerMillion: number; // 0..1_000_000 share of malformed among all sent
+  rate: number; // packets per second, 0 = flood
+  count: number; // total packets to send (good + malformed), 0 = no limit
+  durationMs: number; // stop sending after this long, 0 = no limit
+  batch: number; // 1..1024
+  ignoreTtl: boolean;
+  rcvbuf: number;
+  sndbuf: number;
+  runTag: bigint; // random per run: replies from an earlier run are not counted
+}
+/**
+ * Counter names, in order: sent, sent_bytes, sent_malformed, send_errors,
+ * received, received_bytes, valid, invalid_not_from_target, invalid_geneve,
+ * invalid_unknown_flow, invalid_header_mismatch, invalid_inner_mismatch,
+ * invalid_duplicate, rx_overflow, sender_done (1 once sending finished),
+ * then `sent_malformed_<reason>` and `returned_malformed_<reason>` for every
+ * GENEVE reason (13 + 13), then `invalid_geneve_<reason>` for every reason.
+ */
+export interface NativeGenerator {
+  readonly counters: NativeCounters;
+  /**
+   * Latency histogram of valid replies, live: bucket i counts samples in
+   * [latencyBucketLowerNs(i), latencyBucketLowerNs(i+1)). Log-linear: 16
+   * sub-buckets per power of two, starting at 0 ns; 64*16 buckets.
+   */
+  readonly latency: BigUint64Array;
+  /** Largest latency seen, ns (live: a 1-element array). */
+  readonly latencyMax: BigUint64Array;
+  /** Stops sending and receiving, joins threads, closes sockets. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * The lab's Gateway Load Balancer. Reads inner packets from a TUN device
+ * (routed there by the lab), keeps a symmetric flow table (one entry serves
+ * both directions; key = inner 5-tuple, ICMP by id), gives each new flow a
+ * random cookie and a source port from sourcePortLow..High, encapsulates
+ * exactly as GWLB does (options 1, 2, 3 of class 0x0108, VNI 0) and sends to
+ * target:6081 from bind:<flow port> through a raw socket. Replies received
+ * on bind:6081 are checked (from target, valid GENEVE, cookie of a known
+ * flow, ENI and attachment equal to what was sent, inner 5-tuple of that
+ * flow) and the inner packet is written back to the TUN, which the kernel
+ * routes on.
+ */
+export interface GatewayOptions {
+  tunName: string; // an existing or new TUN interface in this namespace
+  bind: string; // the gateway's IPv4 address toward the appliance
+  target: string; // the appliance's IPv4 address
+  port: number; // 6081
+  eni: bigint; // endpoint ENI id (option 1)
+  attachment: bigint; // attachment id (option 2)
+  sourcePortLow: number;
+  sourcePortHigh: number;
+  flowIdleMs: number; // flow entries expire after this long without a packet
+  onFlowEvents: (events: GatewayFlowEvent[]) => void; // batched, from a thread-safe function
+}
+export interface GatewayFlowEvent {
+  type: 'new' | 'expired';
+  protocol: number; // IP protocol number
+  src: string; // as first seen
+  dst: string;
+  srcPort: number; // ICMP: echo id
+  dstPort: number;
+  cookie: number;
+  sourcePort: number; // outer UDP source port given to the flow
+  packets: number; // expired: both directions
+  bytes: number;
+}
+/**
+ * Counter names, in order: tun_rx_packets, tun_rx_bytes, encap_tx_packets,
+ * encap_tx_bytes, tx_errors, udp_rx_packets, udp_rx_bytes, tun_tx_packets,
+ * tun_tx_bytes, flows_active, flows_created, flows_expired,
+ * drop_unparsable_inner, drop_not_from_target, drop_unknown_flow,
+ * drop_option_mismatch, drop_tuple_mismatch, rx_overflow, then
+ * `malformed_<reason>` per GENEVE reason.
+ */
+export interface NativeGateway {
+  readonly counters: NativeCounters;
+  stop(): void;
+}
+
+/** A TUN interface owned by this process (IFF_TUN | IFF_NO_PI, multi-queue). */
+export interface NativeTun {
+  readonly name: string;
+  /** One fd per queue. */
+  readonly fds: number[];
+}
+
+/** The raw addon's exports. */
+export interface NativeAddon {
+  decodeGeneve(datagram: Uint8Array): NativeGeneveResult;
+  /** Builds outer IPv4+UDP in front of payload with both checksums, as the raw sender does (for tests). */
+  buildIPv4Udp(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Buffer;
+  startReflector(opts: ReflectorOptions): NativeReflector;
+  startGenerator(opts: GeneratorOptions): NativeGenerator;
+  startGateway(opts: GatewayOptions): NativeGateway;
+  /** Creates (or attaches to) TUN `name` with `queues` queues; mtu set, link up. */
+  tunCreate(name: string, queues: number, mtu: number): NativeTun;
+  tunSetMtu(name: string, mtu: number): void;
+  tunSetUp(name: string, up: boolean): void;
+  /** Closes every queue fd; a non-persistent TUN disappears with its last fd. */
+  tunClose(tun: NativeTun): void;
+}
