@@ -1,0 +1,137 @@
+/**
+ * `npm start` / `gatehouse start`: bring a lab up with the best appliance
+ * available (for now the passthrough reflector), send real traffic from
+ * `app` to `internet` through it, show what crossed, and say how to go on.
+ * Without root it explains what is needed and runs what it can on loopback.
+ */
+import { GatehouseError } from '../errors';
+import type { CommandIo } from '../emu/command';
+import { runGeneratorOnce } from '../emu/generate';
+import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
+import { formatReport } from '../emu/report';
+import { labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
+import { startReflector } from '../native/reflector';
+import { parseFlags } from './flags';
+
+interface DemoStep {
+  title: string;
+  host: 'app';
+  argv: string[];
+  /** What to print from the output when it worked. */
+  summary: (stdout: string) => string;
+}
+
+const DEMO_STEPS: DemoStep[] = [
+  {
+    title: 'HTTP by name (DNS answered by the lab internet host)',
+    host: 'app',
+    argv: ['curl', '-sS', '--max-time', '5', 'http://www.example.com/'],
+    summary: (s) => s.trim().split('\n')[0] ?? '',
+  },
+  {
+    title: 'HTTPS with SNI',
+    host: 'app',
+    argv: ['curl', '-sS', '-k', '--max-time', '5', '-o', '/dev/null', '-w', 'HTTP %{http_code}, TLS to %{remote_ip}', 'https://api.example.com/'],
+    summary: (s) => s.trim(),
+  },
+  {
+    title: 'HTTP over IPv6',
+    host: 'app',
+    argv: ['curl', '-sS', '-6', '--max-time', '5', `http://[${LAB_ADDRESSES.internet.v6}]/`],
+    summary: (s) => s.trim().split('\n')[0] ?? '',
+  },
+  {
+    title: 'ping IPv4',
+    host: 'app',
+    argv: ['ping', '-c', '3', '-i', '0.2', '-W', '2', LAB_ADDRESSES.internet.v4],
+    summary: (s) => s.trim().split('\n').slice(-2).join('; '),
+  },
+  {
+    title: 'ping IPv6',
+    host: 'app',
+    argv: ['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', LAB_ADDRESSES.internet.v6],
+    summary: (s) => s.trim().split('\n').slice(-2).join('; '),
+  },
+];
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export async function runStart(argv: string[], io: CommandIo): Promise<number> {
+  const { values } = parseFlags(argv, { name: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'gatehouse start');
+  if (values.help) {
+    io.stdout('Usage: gatehouse start [--name NAME]   (npm start)\nBrings a lab up, sends curl and ping through the appliance, and shows what crossed it.');
+    return 0;
+  }
+  if (!isRoot()) return loopbackDemo(io);
+  const name = values.name === undefined ? undefined : String(values.name);
+
+  io.stdout('gatehouse: bringing up a lab (app -> GWLB -> appliance -> internet) in network namespaces ...');
+  let info;
+  try {
+    info = await labUp({ name, log: (l) => io.stdout(`  ${l}`) });
+  } catch (err) {
+    if (err instanceof GatehouseError && err.code === 'ERR_LAB_EXISTS') {
+      io.stdout('  a lab with this name is already up: using it (gatehouse lab down to start afresh)');
+      info = undefined;
+    } else throw err;
+  }
+  const labName = info?.name ?? name ?? 'lab';
+
+  io.stdout('\nTraffic from app (198.51.100.10) to internet (203.0.113.10), through the emulated GWLB and the appliance:');
+  let failures = 0;
+  for (const step of DEMO_STEPS) {
+    const r = await labExecCapture(labName, step.host, step.argv, 15_000);
+    const ok = r.code === 0;
+    if (!ok) failures++;
+    io.stdout(`  ${ok ? 'ok  ' : 'FAIL'} ${step.title}\n       $ gatehouse lab exec ${step.host} -- ${step.argv.join(' ')}\n       ${ok ? step.summary(r.stdout) : r.stderr.trim() || `exit ${r.code}`}`);
+  }
+
+  const status = await labStatus(labName);
+  const gw = status.gateway;
+  if (gw) {
+    const c = gw.counters;
+    io.stdout(
+      `\nWhat crossed the appliance (counted by the emulated GWLB, endpoint eni ${gw.eni}):\n` +
+        `  to the appliance:   ${c.encap_tx_packets} GENEVE packets (${c.encap_tx_bytes} bytes)\n` +
+        `  from the appliance: ${c.udp_rx_packets} GENEVE packets, ${c.tun_tx_packets} delivered on\n` +
+        `  flows: ${c.flows_created} created, ${c.flows_active} active; drops: ` +
+        `${Object.entries(c).filter(([k, v]) => (k.startsWith('drop_') || k.startsWith('malformed_')) && v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`,
+    );
+    for (const f of gw.flows.slice(0, 12)) {
+      io.stdout(`    ${protoName(f.protocol)} ${f.src}:${f.srcPort} <-> ${f.dst}:${f.dstPort}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
+    }
+  }
+  io.stdout(`
+How to go on:
+  gatehouse lab exec app -- curl -v http://www.example.com/      any command on the app host
+  gatehouse lab exec appliance -- tshark -i veth-gwlb -f 'udp port 6081' -V   watch GENEVE arrive
+  gatehouse lab exec gwlb -- gatehouse emu --bind ${LAB_ADDRESSES.gwlb.loadGenerator.v4} --target ${LAB_ADDRESSES.appliance.v4} --rate 20000 --enis 10 --flows 10000 --v6 20
+                                                                  load the appliance like GWLB would
+  gatehouse lab up --name two --appliance "/path/to/gwlbtun -c hook.sh"   try your own appliance
+  gatehouse lab status            gatehouse lab down`);
+  return failures === 0 ? 0 : 1;
+}
+
+function protoName(p: number): string {
+  return p === 6 ? 'tcp ' : p === 17 ? 'udp ' : p === 1 ? 'icmp' : p === 58 ? 'icmp6' : String(p);
+}
+
+/** Without root: no namespaces, but emu against emu --echo on 127.0.0.1 still runs. */
+async function loopbackDemo(io: CommandIo): Promise<number> {
+  io.stdout(
+    'gatehouse: the lab needs root (CAP_NET_ADMIN to create network namespaces, veth pairs and a TUN device,\n' +
+      'CAP_NET_RAW for raw sockets). Run `sudo npm start` for the full demonstration.\n\n' +
+      'Meanwhile, on loopback: the emulator against its own reflector (emu --echo on 127.0.0.1).',
+  );
+  const reflector = startReflector({ bind: '127.0.0.1', port: 0, threads: 1, rcvbuf: 0, sndbuf: 0, batch: 64, validate: true });
+  try {
+    const opts = parseEmuOptions(['--target', '127.0.0.1', '--port', String(reflector.port), '--rate', '20000', '--duration', '2', '--enis', '4', '--flows', '1000', '--v6', '20', '--malformed', '1', '--quiet']) as GeneratorRunOptions;
+    const report = await runGeneratorOnce(opts, '127.0.0.2', { progress: () => undefined });
+    io.stdout(formatReport(report));
+  } finally {
+    reflector.stop();
+  }
+  return 0;
+}
