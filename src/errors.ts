@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   ERR_NATIVE_LOAD: 'the native addon could not be loaded',
   ERR_NATIVE_START: 'a native engine could not start (socket, TUN or thread)',
+  ERR_NATIVE_CONTRACT: 'the native addon does not match src/native/binding.ts (rebuild it)',
   ERR_INVALID_ARG: 'a value passed to an API or a CLI flag is out of range',
   ERR_USAGE: 'the command line could not be understood',
   ERR_NEEDS_ROOT: 'the operation needs root or CAP_NET_ADMIN',
