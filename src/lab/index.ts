@@ -3,7 +3,8 @@
  * host, emulated GWLB + endpoint, appliance, internet host) to try a GWLB
  * appliance and its hook scripts without an AWS account.
  */
-export { labUp, READY_TIMEOUT_MS, type LabInfo, type LabUpOptions } from './up';
+export { labUp, type LabInfo, type LabUpOptions } from './up';
+export { READY_TIMEOUT_MS } from './supervisor';
 export { labDown, labDownAll, findLabNames, type LabDownResult } from './down';
 export { labStatus, type LabStatus, type HostStatus, type ProcessStatus } from './status';
 export { labExecCapture, labExecInherit, validateLabHost } from './exec';

@@ -3,6 +3,7 @@
  * processes are alive, and the gateway's counters (its stats file).
  */
 import { readFileSync } from 'node:fs';
+import type { GatewayStats } from '../emu/gateway-command';
 import { GatehouseError } from '../errors';
 import { interfaceAddresses, listNamespaces, namespaceInode, processNamespaceInode, type InterfaceAddresses } from './netns';
 import { LAB_HOSTS, namespaceName, stateDirFor, validateLabName, type LabHost } from './plan';
@@ -36,7 +37,7 @@ export interface LabStatus {
   hosts: HostStatus[];
   processes: ProcessStatus[];
   /** The gateway's stats file as it wrote it (counters and flows), or null before its first write. */
-  gateway: unknown;
+  gateway: GatewayStats | null;
 }
 
 export async function labStatus(name?: string): Promise<LabStatus> {
@@ -73,11 +74,14 @@ export async function labStatus(name?: string): Promise<LabStatus> {
   };
 }
 
-function readGatewayStats(path: string): unknown {
+function readGatewayStats(path: string): GatewayStats | null {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<GatewayStats> | null;
+    // Only the shape lab status relies on is checked; the gateway owns the rest.
+    if (typeof parsed !== 'object' || parsed === null || typeof parsed.counters !== 'object') return null;
+    return parsed as GatewayStats;
   } catch {
-    // Not written yet, or caught mid-write by a writer that does not rename.
+    // Not written yet (the gateway writes it every second, with a rename).
     return null;
   }
 }

@@ -7,6 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { GatehouseError } from '../errors';
+import { formatCommand } from './run';
 
 export interface ProcessRecord {
   /** What it is in the lab: gateway, appliance, nginx, dnsmasq. */
@@ -174,4 +176,44 @@ export function logTail(path: string, maxChars = 1500): string {
 
 export function describeExit(exit: ExitInfo): string {
   return exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+/** Bounded wait for a program to become ready (healthy ones take milliseconds). */
+export const READY_TIMEOUT_MS = 5000;
+
+/** Throws ERR_LAB with the command line and the end of its log if the process has exited. */
+export function assertRunning(proc: StartedProcess): void {
+  const exit = proc.exit();
+  if (exit === undefined) return;
+  const { role, namespace, argv, log } = proc.record;
+  throw new GatehouseError(
+    'ERR_LAB',
+    `${role} ${describeExit(exit)}: ${formatCommand(['ip', 'netns', 'exec', namespace, ...argv])}\n${logTail(log) || '(its log is empty)'}`,
+  );
+}
+
+/**
+ * Waits until `ready` answers true, failing at once (with the process's log)
+ * if the process dies first, and after READY_TIMEOUT_MS otherwise. With
+ * `tolerateTimeout`, a timeout returns false instead of throwing.
+ */
+export async function waitForReady(
+  proc: StartedProcess,
+  what: string,
+  ready: () => Promise<boolean>,
+  opts: { tolerateTimeout?: boolean; timeoutMs?: number } = {},
+): Promise<boolean> {
+  const timeoutMs = opts.timeoutMs ?? READY_TIMEOUT_MS;
+  let ok = false;
+  await waitUntil(async () => {
+    if (proc.exit() !== undefined) return true;
+    ok = await ready();
+    return ok;
+  }, timeoutMs);
+  assertRunning(proc);
+  if (ok || opts.tolerateTimeout === true) return ok;
+  throw new GatehouseError(
+    'ERR_LAB',
+    `${proc.record.role} did not finish ${what} within ${timeoutMs} ms; its log (${proc.record.log}):\n${logTail(proc.record.log) || '(empty)'}`,
+  );
 }

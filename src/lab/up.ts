@@ -4,21 +4,18 @@
  * the gateway's TUN. Any failing step tears down everything already made and
  * reports the step, the command and its stderr.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatehouseError } from '../errors';
-import { makeCertificates } from './certificates';
-import { DNS_PORT, dnsmasqArgv } from './dnsmasq';
 import { labDown } from './down';
+import { startInternetHost } from './internet-host';
 import { linkExists, listNamespaces, listeningPorts } from './netns';
-import { nginxArgv, nginxConfig, nginxPaths } from './nginx';
 import {
   DEFAULT_LAB_NAME,
   GATEWAY_TUN,
   GENEVE_PORT,
   LAB_ADDRESSES,
   LAB_HOSTS,
-  LAB_SITE_NAMES,
   LAB_STATE_ROOT,
   labPlan,
   validateLabName,
@@ -28,8 +25,7 @@ import {
 import { assertNetAdmin, assertToolsPresent } from './preflight';
 import { applianceArgv, gatewayArgv, gatewayStatsFile, validateApplianceCommand } from './programs';
 import { STATE_SCHEMA_VERSION, writeState, type LabState } from './state';
-import { formatCommand } from './run';
-import { describeExit, detach, logTail, startInNamespace, waitUntil, type StartedProcess } from './supervisor';
+import { assertRunning, detach, startInNamespace, waitForReady, type StartedProcess } from './supervisor';
 import { addTunPolicyRoutes, createTopology, writeResolvConfs, type LabLog } from './topology';
 
 export interface LabUpOptions {
@@ -55,9 +51,6 @@ export interface LabInfo {
   logs: Record<string, string>;
   gatewayStatsFile: string;
 }
-
-/** Bounded waits for a program to become ready (they take milliseconds when healthy). */
-export const READY_TIMEOUT_MS = 5000;
 
 export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
   const name = validateLabName(opts.name ?? DEFAULT_LAB_NAME);
@@ -149,35 +142,18 @@ class LabBuild {
     writeResolvConfs(plan, (dir) => this.state.externalPaths.push(dir));
     writeState(this.state);
 
-    this.step = 'making TLS certificates';
-    this.log(`making self-signed certificates for ${LAB_SITE_NAMES.join(', ')}`);
-    const certs = await makeCertificates(join(plan.stateDir, 'tls'), LAB_SITE_NAMES);
-
-    this.step = 'starting nginx';
-    const paths = nginxPaths(plan.stateDir);
-    mkdirSync(paths.tempDir, { recursive: true });
-    writeFileSync(paths.conf, nginxConfig(paths, certs));
-    const nginx = this.start('nginx', 'internet', nginxArgv(paths));
-    await this.waitReady(nginx, 'listening on TCP 80 and 443', async () => {
-      const ports = await listeningPorts(plan.namespaces.internet, 'tcp');
-      return ports.has(80) && ports.has(443);
-    });
-
-    this.step = 'starting dnsmasq';
-    const dnsmasq = this.start('dnsmasq', 'internet', dnsmasqArgv(plan.stateDir));
-    await this.waitReady(dnsmasq, `listening on UDP ${DNS_PORT}`, async () =>
-      (await listeningPorts(plan.namespaces.internet, 'udp')).has(DNS_PORT),
-    );
+    this.step = 'starting the internet host (nginx, dnsmasq)';
+    await startInternetHost(plan, (role, host, argv) => this.start(role, host, argv), this.log);
 
     // The appliance first: GWLB only sends to a target that is there.
     this.step = 'starting the appliance';
     const applianceProc = this.start('appliance', 'appliance', applianceArgv(this.state.appliance ?? undefined));
-    const applianceListening = await this.waitReady(
+    const applianceListening = await waitForReady(
       applianceProc,
       `listening on UDP ${GENEVE_PORT}`,
       async () => (await listeningPorts(plan.namespaces.appliance, 'udp')).has(GENEVE_PORT),
       // A user's command may legitimately take longer (or bind later): warn, don't fail.
-      this.state.appliance !== null,
+      { tolerateTimeout: this.state.appliance !== null },
     );
     if (!applianceListening) {
       this.log(`warning: the appliance is not listening on UDP ${GENEVE_PORT} yet; GENEVE packets will be refused until it does`);
@@ -185,14 +161,14 @@ class LabBuild {
 
     this.step = 'starting the gateway';
     const gateway = this.start('gateway', 'gwlb', gatewayArgv(plan));
-    await this.waitReady(gateway, `creating ${GATEWAY_TUN}`, () => linkExists(plan.namespaces.gwlb, GATEWAY_TUN));
+    await waitForReady(gateway, `creating ${GATEWAY_TUN}`, () => linkExists(plan.namespaces.gwlb, GATEWAY_TUN));
 
     this.step = `routing app and internet traffic through ${GATEWAY_TUN}`;
     this.log(`policy routing: traffic from app and internet goes through ${GATEWAY_TUN}`);
     await addTunPolicyRoutes(plan);
 
     this.step = 'checking that every process is still running';
-    for (const proc of this.started) this.assertRunning(proc);
+    for (const proc of this.started) assertRunning(proc);
     this.state.complete = true;
     writeState(this.state);
     for (const proc of this.started) detach(proc);
@@ -228,39 +204,5 @@ class LabBuild {
     this.state.processes.push(proc.record);
     writeState(this.state);
     return proc;
-  }
-
-  /**
-   * Waits until `ready` or until the process dies (fails at once, with its
-   * log), bounded by READY_TIMEOUT_MS. Returns false on timeout when
-   * `tolerateTimeout`, otherwise throws.
-   */
-  private async waitReady(
-    proc: StartedProcess,
-    what: string,
-    ready: () => Promise<boolean>,
-    tolerateTimeout = false,
-  ): Promise<boolean> {
-    let ok = false;
-    await waitUntil(async () => {
-      if (proc.exit() !== undefined) return true;
-      ok = await ready();
-      return ok;
-    }, READY_TIMEOUT_MS);
-    this.assertRunning(proc);
-    if (ok || tolerateTimeout) return ok;
-    throw new GatehouseError(
-      'ERR_LAB',
-      `${proc.record.role} did not finish ${what} within ${READY_TIMEOUT_MS} ms; its log (${proc.record.log}):\n${logTail(proc.record.log)}`,
-    );
-  }
-
-  private assertRunning(proc: StartedProcess): void {
-    const exit = proc.exit();
-    if (exit === undefined) return;
-    throw new GatehouseError(
-      'ERR_LAB',
-      `${proc.record.role} ${describeExit(exit)}: ${formatCommand(['ip', 'netns', 'exec', proc.record.namespace, ...proc.record.argv])}\n${logTail(proc.record.log) || '(its log is empty)'}`,
-    );
   }
 }
