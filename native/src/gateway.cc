@@ -158,6 +158,9 @@ class Gateway {
     std::string actual;
     tun_fd_ = TunOpenQueue(cfg_.tun_name, &actual, error);
     if (tun_fd_ < 0) return false;
+    // Up at once, so whoever waits for the interface to appear can route
+    // into it straight away.
+    if (!TunSetUp(actual, true, error)) return false;
     raw_fd_ = OpenRawIPv4Socket(0, error);
     if (raw_fd_ < 0) return false;
     UdpSocketOptions uo;

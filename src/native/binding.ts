@@ -146,7 +146,7 @@ export interface NativeGenerator {
  * routes on.
  */
 export interface GatewayOptions {
-  tunName: string; // an existing or new TUN interface in this namespace
+  tunName: string; // an existing (multi-queue) or new TUN interface in this namespace; the gateway brings it up
   bind: string; // the gateway's IPv4 address toward the appliance
   target: string; // the appliance's IPv4 address
   port: number; // 6081
@@ -179,14 +179,53 @@ export interface GatewayFlowEvent {
  */
 export interface NativeGateway {
   readonly counters: NativeCounters;
+  /** Stops and joins both threads, closes the fds, releases the event callback. Idempotent. */
   stop(): void;
+  /**
+   * Settles once stop() ran and every queued onFlowEvents batch (the last
+   * ones are sent while the threads stop) has been delivered.
+   */
+  readonly closed: Promise<void>;
 }
 
 /** A TUN interface owned by this process (IFF_TUN | IFF_NO_PI, multi-queue). */
 export interface NativeTun {
   readonly name: string;
-  /** One fd per queue. */
+  /** One fd per queue, O_NONBLOCK | O_CLOEXEC. */
   readonly fds: number[];
+}
+
+/**
+ * The inner flow key parser (native/src/flow_key.h), exported for tests and
+ * src/native/flow-key.ts. `key` is the symmetric key: side a is the lower
+ * (address, port), so both directions of a conversation give the same key;
+ * `reversed` says this packet goes from b to a. ICMP/ICMPv6 echo: srcPort is
+ * the identifier, dstPort 0, key.aPort the identifier. Reasons: FLOW_KEY_REASONS
+ * in src/native/flow-key.ts.
+ */
+export type NativeFlowKeyResult =
+  | {
+      ok: true;
+      version: 4 | 6;
+      protocol: number; // upper-layer protocol (after IPv6 extension headers / AH)
+      src: string;
+      dst: string;
+      srcPort: number;
+      dstPort: number;
+      reversed: boolean;
+      key: { a: string; aPort: number; b: string; bPort: number; hash: bigint };
+      icmpType: number | null; // ICMP/ICMPv6 with its header in this packet
+      fragment: 'none' | 'first' | 'later';
+      fragmentId: number; // 0 unless a fragment
+      fragmentOffset: number; // bytes
+      moreFragments: boolean;
+      portsFrom: 'header' | 'tracker' | 'unknown'; // later fragments: remembered from the first, or unknown (0)
+    }
+  | { ok: false; reason: string };
+
+/** Opaque per-caller memory of first fragments' ports (made by newFragmentTracker). */
+export interface NativeFragmentTracker {
+  readonly __brand?: 'NativeFragmentTracker';
 }
 
 /** The raw addon's exports. */
@@ -203,4 +242,7 @@ export interface NativeAddon {
   tunSetUp(name: string, up: boolean): void;
   /** Closes every queue fd; a non-persistent TUN disappears with its last fd. */
   tunClose(tun: NativeTun): void;
+  /** Never throws on packet bytes; later fragments use `tracker` when given. */
+  parseFlowKey(packet: Uint8Array, tracker?: NativeFragmentTracker): NativeFlowKeyResult;
+  newFragmentTracker(): NativeFragmentTracker;
 }

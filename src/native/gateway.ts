@@ -1,0 +1,142 @@
+/**
+ * The lab's Gateway Load Balancer engine (native/src/gateway.cc): validates
+ * options, starts it, checks that its counters are the ones this file knows,
+ * and reads them by name. See GatewayOptions in binding.ts for what it does.
+ */
+import { isIPv4 } from 'node:net';
+import { loadNative } from './addon';
+import type { GatewayFlowEvent, GatewayOptions, NativeCounters, NativeGateway } from './binding';
+import { checkIntegerBetween, checkInterfaceName } from './tun';
+import { GatehouseError } from '../errors';
+import { GENEVE_REASONS } from '../geneve/reasons';
+import { checkU64, describe } from '../geneve/validate';
+
+/** The native gateway's counters, in its order (binding.ts NativeGateway). */
+export const GATEWAY_COUNTER_NAMES = [
+  'tun_rx_packets', // inner packets read from the TUN
+  'tun_rx_bytes',
+  'encap_tx_packets', // GENEVE datagrams sent to the target
+  'encap_tx_bytes', // outer IPv4 packet bytes
+  'tx_errors', // datagrams the kernel refused, TUN writes that failed
+  'udp_rx_packets', // datagrams received on bind:port, valid or not
+  'udp_rx_bytes',
+  'tun_tx_packets', // inner packets of valid replies written back to the TUN
+  'tun_tx_bytes',
+  'flows_active', // a gauge
+  'flows_created',
+  'flows_expired',
+  'drop_unparsable_inner', // from the TUN or inside a reply: no flow key
+  'drop_not_from_target',
+  'drop_unknown_flow', // the cookie is not a live flow's
+  'drop_option_mismatch', // ENI or attachment id differ from ours
+  'drop_tuple_mismatch', // the inner packet belongs to another flow than its cookie's
+  'rx_overflow', // datagrams the kernel dropped on our socket (cumulative)
+  ...GENEVE_REASONS.map((r) => `malformed_${r}` as const),
+] as const;
+export type GatewayCounterName = (typeof GATEWAY_COUNTER_NAMES)[number];
+
+/** The lowest outer source port a flow may get: GWLB never uses well-known ports. */
+export const MIN_SOURCE_PORT = 1024;
+/** Longest flow idle time accepted: a day (GWLB's own maximum is 6000 s). */
+export const MAX_FLOW_IDLE_MS = 86_400_000;
+
+export interface Gateway {
+  /** Live view of the native counters (names in GATEWAY_COUNTER_NAMES order). */
+  readonly counters: NativeCounters;
+  /** Snapshot of every counter by name. */
+  readCounters(): Record<GatewayCounterName, number>;
+  counter(name: GatewayCounterName): number;
+  /**
+   * Stops the threads and closes the sockets and TUN queue at once; the
+   * promise settles when the last flow events have been delivered.
+   * Idempotent.
+   */
+  stop(): Promise<void>;
+}
+
+function invalid(what: string, name: string, value: unknown): GatehouseError {
+  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${describe(value)}`);
+}
+
+/** Throws ERR_INVALID_ARG for the first option that is out of range. */
+export function validateGatewayOptions(opts: GatewayOptions): void {
+  if (typeof opts !== 'object' || opts === null) throw invalid('an options object', 'options', opts);
+  checkInterfaceName(opts.tunName, 'tunName');
+  if (typeof opts.bind !== 'string' || !isIPv4(opts.bind)) throw invalid('IPv4 address', 'bind', opts.bind);
+  if (typeof opts.target !== 'string' || !isIPv4(opts.target)) throw invalid('IPv4 address', 'target', opts.target);
+  checkIntegerBetween(opts.port, 1, 65535, 'port');
+  checkU64(opts.eni, 'eni');
+  checkU64(opts.attachment, 'attachment');
+  checkIntegerBetween(opts.sourcePortLow, MIN_SOURCE_PORT, 65535, 'sourcePortLow');
+  checkIntegerBetween(opts.sourcePortHigh, opts.sourcePortLow, 65535, 'sourcePortHigh');
+  checkIntegerBetween(opts.flowIdleMs, 1, MAX_FLOW_IDLE_MS, 'flowIdleMs');
+  if (typeof opts.onFlowEvents !== 'function') throw invalid('function', 'onFlowEvents', opts.onFlowEvents);
+}
+
+/** Throws ERR_NATIVE_CONTRACT unless the addon reports exactly GATEWAY_COUNTER_NAMES. */
+export function checkGatewayCounterNames(counters: NativeCounters): void {
+  const got = counters.names;
+  const same =
+    got.length === GATEWAY_COUNTER_NAMES.length &&
+    counters.values.length === GATEWAY_COUNTER_NAMES.length &&
+    got.every((n, i) => n === GATEWAY_COUNTER_NAMES[i]);
+  if (!same) {
+    throw new GatehouseError(
+      'ERR_NATIVE_CONTRACT',
+      `Expected the counters [${GATEWAY_COUNTER_NAMES.join(', ')}] for gateway.counters but received [${got.join(', ')}] (rebuild the addon: npm run build:native)`,
+    );
+  }
+}
+
+/**
+ * Starts the gateway: creates or attaches to the TUN (and brings it up),
+ * binds bind:port, opens the raw socket. Flow events arrive in batches on
+ * opts.onFlowEvents.
+ */
+export function startGateway(opts: GatewayOptions): Gateway {
+  validateGatewayOptions(opts);
+  const addon = loadNative();
+  let engine: NativeGateway;
+  try {
+    engine = addon.startGateway({
+      tunName: opts.tunName,
+      bind: opts.bind,
+      target: opts.target,
+      port: opts.port,
+      eni: opts.eni,
+      attachment: opts.attachment,
+      sourcePortLow: opts.sourcePortLow,
+      sourcePortHigh: opts.sourcePortHigh,
+      flowIdleMs: opts.flowIdleMs,
+      onFlowEvents: (events: GatewayFlowEvent[]) => opts.onFlowEvents(events),
+    });
+  } catch (err) {
+    throw new GatehouseError('ERR_NATIVE_START', `starting the gateway on ${opts.tunName}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    checkGatewayCounterNames(engine.counters);
+  } catch (err) {
+    engine.stop();
+    throw err;
+  }
+  const counters = engine.counters;
+  return {
+    counters,
+    readCounters() {
+      const out = {} as Record<GatewayCounterName, number>;
+      GATEWAY_COUNTER_NAMES.forEach((name, i) => {
+        out[name] = Number(counters.values[i]);
+      });
+      return out;
+    },
+    counter(name) {
+      return Number(counters.values[GATEWAY_COUNTER_NAMES.indexOf(name)]);
+    },
+    stop() {
+      engine.stop();
+      return engine.closed;
+    },
+  };
+}
