@@ -35,13 +35,13 @@ function labNamespace(name: string, host: LabHost): string {
 }
 
 /** Runs argv in the host's namespace and collects its output; timeouts give code 124. */
-export function labExecCapture(name: string, host: LabHost, argv: string[], timeoutMs: number): Promise<CommandResult> {
+export async function labExecCapture(name: string, host: LabHost, argv: string[], timeoutMs: number): Promise<CommandResult> {
   const ns = labNamespace(name, validateLabHost(host));
   return tryCommand(['ip', 'netns', 'exec', ns, ...validateArgv(argv)], { timeoutMs });
 }
 
 /** Runs argv in the host's namespace with our stdio; resolves to its exit code (128+n for signal n). */
-export function labExecInherit(name: string, host: LabHost, argv: string[]): Promise<number> {
+export async function labExecInherit(name: string, host: LabHost, argv: string[]): Promise<number> {
   const ns = labNamespace(name, validateLabHost(host));
   const child = spawn('ip', ['netns', 'exec', ns, ...validateArgv(argv)], { stdio: 'inherit' });
   return new Promise((resolve) => {

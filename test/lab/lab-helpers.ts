@@ -3,7 +3,7 @@
  * lab left nothing behind (namespaces, processes, files).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { LAB_HOSTS, namespaceName, stateDirFor } from '../../src/lab/plan';
 import { uniqueSuffix } from '../helpers/system';
@@ -40,4 +40,25 @@ export function assertLabGone(name: string, pids: readonly number[] = []): void 
     assert.equal(existsSync(`/etc/netns/${namespaceName(name, host)}`), false, `/etc/netns entry left for ${host}`);
   }
   for (const pid of pids) assert.equal(pidAlive(pid), false, `process ${pid} still running`);
+  assert.deepEqual(processesMentioning(name), [], 'processes of the lab still running');
+}
+
+/**
+ * Live processes whose command line names the lab's state dir or one of its
+ * namespaces: nginx -p <dir>, dnsmasq --pid-file=<dir>/..., ip netns exec gh-<name>-...
+ */
+export function processesMentioning(name: string): string[] {
+  const needles = [stateDirFor(name), ...LAB_HOSTS.map((h) => namespaceName(name, h))];
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+    } catch {
+      continue;
+    }
+    if (pidAlive(Number(entry)) && needles.some((n) => cmdline.includes(n))) found.push(`${entry}: ${cmdline}`);
+  }
+  return found;
 }
