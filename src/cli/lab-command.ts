@@ -67,7 +67,8 @@ State, logs and gateway.json: /run/gatehouse/lab/<name>/.
 const STATUS_HELP = `Usage: gatehouse lab status [--name NAME] [--json]
 
 Shows the lab's namespaces and addresses, whether its processes (gateway,
-appliance, nginx, dnsmasq) are alive, and the gateway's counters.
+appliance, nginx, dnsmasq) are alive, and the gateway's counters. Exits 1
+when the lab is incomplete, a namespace is missing or a process is dead.
 `;
 
 const EXEC_HELP = `Usage: gatehouse lab exec [--name NAME] HOST -- CMD [ARG...]
@@ -169,12 +170,18 @@ async function up(argv: string[]): Promise<number> {
   noPositionals(positionals, command);
   const name = flags.name === undefined ? undefined : validateLabName(flags.name, '--name');
   const appliance = validateApplianceCommand(flags.appliance, '--appliance');
+  // Ctrl-C half way leaves a half-built lab: say how to remove it rather than die silently.
+  const onInterrupt = (): void => {
+    process.stderr.write(`\nlab up interrupted; remove what it made with: gatehouse lab down --name ${name ?? 'lab'}\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   const info = await labUp({
     ...(name === undefined ? {} : { name }),
     ...(appliance === undefined ? {} : { appliance }),
     twoArm: flags['two-arm'] === true,
     log: (line) => process.stderr.write(`lab: ${line}\n`),
-  });
+  }).finally(() => process.removeListener('SIGINT', onInterrupt));
   if (flags.json === true) {
     out(JSON.stringify(info, null, 2));
     return 0;

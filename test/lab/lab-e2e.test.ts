@@ -24,6 +24,8 @@ import {
   type LabHost,
   type LabInfo,
 } from '../../src/lab';
+import { runLabCommand } from '../../src/cli/lab-command';
+import { CLI_MAIN } from '../../src/lab/programs';
 import { tryCommand } from '../../src/lab/run';
 import { skipUnlessNetAdmin } from '../helpers/system';
 import { assertLabGone, uniqueLabName } from './lab-helpers';
@@ -187,4 +189,35 @@ test('lab e2e: app reaches internet through the GWLB and the appliance; tshark a
 
   await labDown(name);
   assertLabGone(name, Object.values(info.pids));
+});
+
+test('lab e2e: --two-arm with a user --appliance command line (run by /bin/sh -c); lab exec passes exit codes', async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const name = uniqueLabName();
+  const pids: number[] = [];
+  t.after(async () => {
+    await labDown(name);
+    assertLabGone(name, pids);
+  });
+  // The user's own appliance: here the reflector again, but started from a shell command line.
+  const appliance = `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_MAIN)} emu --echo --bind ${A.appliance.v4}`;
+  const info = await labUp({ name, twoArm: true, appliance });
+  pids.push(...Object.values(info.pids));
+  assert.equal(info.twoArm, true);
+
+  const r = await labExecCapture(name, 'app', ['curl', '-sS', '--max-time', '5', 'http://api.example.com/'], 15_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, siteBody('api.example.com'));
+  // The appliance's own leg: its default route leads to the internet host directly.
+  const route = await labExecCapture(name, 'appliance', ['ip', 'route', 'get', A.internet.v4], 5000);
+  assert.match(route.stdout, /via 203\.0\.113\.129 dev veth-internet/);
+
+  const status = await labStatus(name);
+  assert.equal(status.twoArm, true);
+  const applianceProc = status.processes.find((p) => p.role === 'appliance');
+  assert.deepEqual(applianceProc?.command, ['/bin/sh', '-c', appliance]);
+  assert.equal(applianceProc?.alive, true);
+
+  assert.equal(await runLabCommand(['exec', '--name', name, 'app', '--', 'sh', '-c', 'exit 7']), 7);
+  assert.equal(await runLabCommand(['exec', '--name', name, 'internet', '--', 'true']), 0);
 });

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GatehouseError } from '../../src/errors';
-import { labDown, labExecCapture, labStatus, labUp } from '../../src/lab';
+import { findLabNames, labDown, labExecCapture, labStatus, labUp } from '../../src/lab';
 import { NETNS_ETC_ROOT, namespaceName, stateDirFor } from '../../src/lab/plan';
 import { runCommand } from '../../src/lab/run';
 import { shQuiet, skipUnlessNetAdmin } from '../helpers/system';
@@ -80,6 +80,8 @@ test('lab up refuses a lab that exists, and leaves it alone', async (t) => {
   await runCommand(['ip', 'netns', 'add', ns]);
   await assert.rejects(labUp({ name }), isLabError('ERR_LAB_EXISTS', ns, `gatehouse lab down --name ${name}`));
   assert.deepEqual(namespacesOf(name), [ns]);
+  // lab down --all would find it (by its namespace alone).
+  assert.ok((await findLabNames()).includes(name));
   await runCommand(['ip', 'netns', 'del', ns]);
 
   // Same with only a state directory left (e.g. another lab up still starting).
