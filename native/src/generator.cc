@@ -237,6 +237,16 @@ std::shared_ptr<Generator> Generator::Start(GeneratorOptions o, std::string* err
       return nullptr;
     }
     g->send_fds_.push_back(fd);
+    // Connected: the kernel keeps the route instead of looking it up per
+    // datagram. DF set, as GWLB sends. (A connected socket also hears ICMP
+    // errors: a target that is not listening shows up as send_errors.)
+    int pmtu = IP_PMTUDISC_DO;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0 ||
+        connect(fd, reinterpret_cast<const sockaddr*>(&g->target_), sizeof g->target_) < 0) {
+      *error = std::string("connecting a generator socket to ") + opts.target + ": " + strerror(errno);
+      g->CloseAll();
+      return nullptr;
+    }
     g->send_ports_.push_back(LocalPort(fd));
   }
   g->checker_ = std::make_unique<ReplyChecker>(&opts.good, &opts.malformed, &g->send_ports_,
@@ -286,7 +296,6 @@ void Generator::SendLoop() {
   std::vector<size_t> touched;
   std::vector<mmsghdr> msgs(batch);
   std::vector<int> kind(batch);  // malformed kind per queued packet, -1 = good
-  sockaddr_in to = target_;
 
   CounterBlock& c = *counters_;
   // Durations beyond a century are as good as none (and would overflow).
@@ -354,8 +363,6 @@ void Generator::SendLoop() {
       for (size_t i = head[s]; i != kNoOffset; i = next[i], m++) {
         msghdr& h = msgs[m].msg_hdr;
         h = {};
-        h.msg_name = &to;
-        h.msg_namelen = sizeof to;
         h.msg_iov = &iov[i];
         h.msg_iovlen = 1;
       }
@@ -385,6 +392,7 @@ void Generator::SendLoop() {
 
 void Generator::ReceiveLoop() {
   NameThread("gh-gen-recv");
+  TightenTimerSlack();
   // One byte more than the longest template: a longer reply shows as longer.
   UdpBatch rx(o_.batch, kMaxDatagram + 1);
   CounterBlock& c = *counters_;
@@ -419,6 +427,7 @@ void Generator::ReceiveLoop() {
         delta[k] = 0;
       }
     }
+    PaceReceive(size_t(n), o_.batch);
   }
 }
 

@@ -210,6 +210,7 @@ bool PacketDrops(msghdr* h, uint32_t* drops) {
 
 void Reflector::Run(Worker* w) {
   NameThread("gh-reflect");
+  TightenTimerSlack();
   const size_t batch = size_t(opts_.batch);
   for (size_t i = 0; i < batch; i++) {
     w->rx_iov[i] = {&w->slots[i * kSlot + kOuterHeaderLen], kMaxPayload};
@@ -295,6 +296,7 @@ void Reflector::Run(Worker* w) {
       for (int k = 0; k < kGeneveReasonCount; k++)
         if (malformed[k]) c.Add(kMalformedFirst + size_t(k), malformed[k]);
     }
+    PaceReceive(size_t(got), batch);
   }
 }
 
