@@ -31,7 +31,8 @@ test('every flag is validated with a message naming the flag and what is allowed
   const t = ['--target', '192.0.2.2'];
   rejects(['--rate', '100'], 'ERR_USAGE', /--target ADDR is required/);
   rejects(['--target', 'example.com'], 'ERR_INVALID_ARG', /Expected an IPv4 address for --target but received "example.com"/);
-  rejects([...t, '--rate', '-5'], 'ERR_INVALID_ARG', /for --rate/);
+  rejects([...t, '--rate=-5'], 'ERR_INVALID_ARG', /Expected an integer between 0 and 10000000 for --rate but received "-5"/);
+  rejects([...t, '--rate', '-5'], 'ERR_USAGE', /argument is ambiguous/);
   rejects([...t, '--rate', 'fast'], 'ERR_INVALID_ARG', /Expected an integer between 0 and 10000000 for --rate but received "fast"/);
   rejects([...t, '--port', '70000'], 'ERR_INVALID_ARG', /between 1 and 65535 for --port/);
   rejects([...t, '--duration', '0'], 'ERR_INVALID_ARG', /for --duration/);

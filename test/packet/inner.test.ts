@@ -7,7 +7,7 @@ import { bytesToIp, ipv4ToBytes, ipv6ToBytes } from '../../src/packet/address';
 function onesSum(parts: Uint8Array[]): number {
   let s = 0;
   for (const p of parts) {
-    for (let i = 0; i + 1 < p.length; i += 2) s += p.readUInt16BE ? (p as Buffer).readUInt16BE(i) : (p[i] << 8) | p[i + 1];
+    for (let i = 0; i + 1 < p.length; i += 2) s += (p[i] << 8) | p[i + 1];
     if (p.length & 1) s += p[p.length - 1] << 8;
   }
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
