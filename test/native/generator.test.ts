@@ -131,6 +131,13 @@ test('generator against the reflector: every packet comes back valid', async (t)
     assert.equal(gen.latency.length, LATENCY_BUCKETS);
     assert.equal(gen.latency.reduce((a, b) => a + b, 0n), 20_000n);
     assert.ok(gen.latencyMax[0] > 0n);
+    // The native bucketing agrees with the layout binding.ts describes: the
+    // largest sample sits in the highest bucket used.
+    const max = gen.latencyMax[0];
+    const e = max.toString(2).length - 1;
+    const maxBucket = max < 16n ? Number(max) : (e - 3) * 16 + Number((max >> BigInt(e - 4)) & 15n);
+    const used = [...gen.latency.keys()].filter((i) => gen.latency[i] > 0n);
+    assert.equal(used[used.length - 1], maxBucket);
   });
 });
 

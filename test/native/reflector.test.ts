@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { startReflector, type Reflector } from '../../src/native/reflector';
 import { readCounters, REFLECTOR_COUNTER_NAMES } from '../../src/native/counters';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
@@ -154,5 +156,34 @@ test('reflector options are validated with one message shape', () => {
   ];
   for (const [patch, message] of cases) {
     assert.throws(() => startReflector({ ...BASE, ...patch } as ReflectorOptions), { code: 'ERR_INVALID_ARG', message });
+  }
+});
+
+test('a reflector nobody references any more is stopped and its sockets closed by the garbage collector', async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const port = ((): number => startReflector({ ...BASE, threads: 2 }).port)();
+  const probe = dgram.createSocket('udp4');
+  probe.on('error', () => undefined);
+  try {
+    let bound = false;
+    for (let i = 0; i < 100 && !bound; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+      // The reflector's sockets use SO_REUSEPORT; this one does not, so it
+      // can bind only once they are closed.
+      bound = await new Promise<boolean>((resolve) => {
+        probe.once('error', () => resolve(false));
+        try {
+          probe.bind(port, '127.0.0.1', () => resolve(true));
+        } catch {
+          resolve(false);
+        }
+      });
+    }
+    assert.ok(bound, `port ${port} was released`);
+  } finally {
+    probe.close();
   }
 });
