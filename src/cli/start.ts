@@ -10,6 +10,7 @@ import { runGeneratorOnce } from '../emu/generate';
 import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
 import { formatReport } from '../emu/report';
 import { labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
+import type { GatewayFlowEvent } from '../native/binding';
 import { startReflector } from '../native/reflector';
 import { parseFlags } from './flags';
 
@@ -88,6 +89,8 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
     io.stdout(`  ${ok ? 'ok  ' : 'FAIL'} ${step.title}\n       $ gatehouse lab exec ${step.host} -- ${step.argv.join(' ')}\n       ${ok ? step.summary(r.stdout) : r.stderr.trim() || `exit ${r.code}`}`);
   }
 
+  // The gateway writes its stats file every second: wait for one that includes the last step.
+  await new Promise((r) => setTimeout(r, 1200));
   const status = await labStatus(labName);
   const gw = status.gateway;
   if (gw) {
@@ -100,7 +103,7 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
         `${Object.entries(c).filter(([k, v]) => (k.startsWith('drop_') || k.startsWith('malformed_')) && v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`,
     );
     for (const f of gw.flows.slice(0, 12)) {
-      io.stdout(`    ${protoName(f.protocol)} ${f.src}:${f.srcPort} <-> ${f.dst}:${f.dstPort}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
+      io.stdout(`    ${describeFlow(f)}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
     }
   }
   io.stdout(`
@@ -114,8 +117,12 @@ How to go on:
   return failures === 0 ? 0 : 1;
 }
 
-function protoName(p: number): string {
-  return p === 6 ? 'tcp ' : p === 17 ? 'udp ' : p === 1 ? 'icmp' : p === 58 ? 'icmp6' : String(p);
+function describeFlow(f: GatewayFlowEvent): string {
+  const v6 = f.src.includes(':');
+  const at = (addr: string, port: number): string => (v6 ? `[${addr}]:${port}` : `${addr}:${port}`);
+  if (f.protocol === 1 || f.protocol === 58) return `${f.protocol === 1 ? 'icmp ' : 'icmp6'} ${f.src} <-> ${f.dst} id ${f.srcPort}`;
+  const name = f.protocol === 6 ? 'tcp  ' : f.protocol === 17 ? 'udp  ' : `ip${f.protocol}`;
+  return `${name} ${at(f.src, f.srcPort)} <-> ${at(f.dst, f.dstPort)}`;
 }
 
 /** Without root: no namespaces, but emu against emu --echo on 127.0.0.1 still runs. */

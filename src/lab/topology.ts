@@ -57,6 +57,11 @@ export async function addTunPolicyRoutes(plan: LabPlan): Promise<void> {
   await ipIn(ns, ['link', 'set', 'dev', GATEWAY_TUN, 'up']);
   for (const family of ['-4', '-6'] as const) {
     await ipIn(ns, [family, 'route', 'add', 'default', 'dev', GATEWAY_TUN, 'table', table]);
+    // GWLB only ever sees routed traffic: link-local and multicast (IPv6
+    // neighbour discovery, MLD reports) fall through to the main table.
+    for (const prefix of family === '-4' ? ['169.254.0.0/16', '224.0.0.0/4'] : ['fe80::/10', 'ff00::/8']) {
+      await ipIn(ns, [family, 'route', 'add', 'throw', prefix, 'table', table]);
+    }
     for (const peer of ['app', 'internet'] as const) {
       await ipIn(ns, [family, 'rule', 'add', 'iif', vethName(peer), 'lookup', table, 'priority', table]);
     }
