@@ -141,14 +141,15 @@ inline size_t SendAll(int fd, mmsghdr* msgs, size_t n, const StopSignal& stop, u
 }
 
 // Receive loops call this after a batch of `got` datagrams (batch size
-// `batch`). A full batch means more are waiting: go on at once. A batch at
-// least a quarter full means heavy traffic: nap briefly, so datagrams gather
-// into fuller batches and whoever sends them need not wake this thread for
-// each one (on a VM a wakeup costs about as much as moving a packet). Under
-// light traffic return at once: the loop then sleeps in poll and answers the
-// next datagram without delay.
+// `batch`). A full batch means more are waiting: go on at once. Several
+// datagrams queued while the last batch was handled means heavy traffic: nap
+// briefly, so datagrams gather into fuller batches and whoever sends them
+// need not wake this thread for each one (on a VM a wakeup costs about as
+// much as moving a packet). Under light traffic (one or two at a time)
+// return at once: the loop then sleeps in poll and answers the next datagram
+// without delay.
 inline void PaceReceive(size_t got, size_t batch) {
-  if (got >= batch || got * 4 < batch) return;
+  if (got >= batch || got < 4) return;
   timespec nap{0, 30 * 1000};
   nanosleep(&nap, nullptr);
 }
