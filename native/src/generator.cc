@@ -292,8 +292,9 @@ void Generator::SendLoop() {
   // A batch is built in sequence order, then sent grouped by socket (one
   // sendmmsg per socket): per socket a linked list through `next`.
   std::vector<iovec> iov(batch);
-  std::vector<size_t> sock(batch), next(batch), head(send_fds_.size(), kNoOffset), tail(send_fds_.size());
+  std::vector<size_t> next(batch), head(send_fds_.size(), kNoOffset), tail(send_fds_.size());
   std::vector<size_t> touched;
+  touched.reserve(send_fds_.size());
   std::vector<mmsghdr> msgs(batch);
   std::vector<int> kind(batch);  // malformed kind per queued packet, -1 = good
 
@@ -344,7 +345,6 @@ void Generator::SendLoop() {
         kind[i] = -1;
         s = t.socket;
       }
-      sock[i] = s;
       next[i] = kNoOffset;
       if (head[s] == kNoOffset) {
         head[s] = i;
