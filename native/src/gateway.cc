@@ -296,6 +296,11 @@ class Gateway {
         for (size_t i = 0; i < n; i++) {
           counters_.Add(kTunRxPackets);
           counters_.Add(kTunRxBytes, lens[i]);
+          if (lens[i] > kMaxPacket - kHeadroom) {  // would not fit one outer IPv4 packet
+            counters_.Add(kTxErrors);
+            lens[i] = 0;
+            continue;
+          }
           ParsedFlow pf;
           if (ParseFlowKey(&buf[i * slot_size + kHeadroom], lens[i], tracker.get(), now, &pf) !=
               FlowKeyReason::kOk) {

@@ -17,7 +17,7 @@ export const GATEWAY_COUNTER_NAMES = [
   'tun_rx_bytes',
   'encap_tx_packets', // GENEVE datagrams sent to the target
   'encap_tx_bytes', // outer IPv4 packet bytes
-  'tx_errors', // datagrams the kernel refused, TUN writes that failed
+  'tx_errors', // datagrams the kernel refused, inner packets too big to encapsulate, TUN writes that failed
   'udp_rx_packets', // datagrams received on bind:port, valid or not
   'udp_rx_bytes',
   'tun_tx_packets', // inner packets of valid replies written back to the TUN

@@ -368,6 +368,19 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
     assert.equal(new Set(news.map((e) => e.cookie)).size, news.length, 'cookies are unique');
     assert.equal(gw.events().filter((e) => e.type === 'expired').length, 0);
 
+    // Echoes of 2000 bytes leave c (and s) in two IPv4 fragments, IPv6 in
+    // two fragments behind a fragment header; g forwards fragments as they
+    // are. Later fragments carry no ICMP header: they must find their flow
+    // through the fragment tracker, in both directions, or the echo (and
+    // a new id-0 flow) would show it.
+    const big4 = await inNs(topo.c, 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '5', '-s', '2000', S4]);
+    assert.match(big4, /2 packets transmitted, 2 received/);
+    const big6 = await inNs(topo.c, 'ping', ['-6', '-n', '-c', '2', '-i', '0.2', '-W', '5', '-s', '2000', S6]);
+    assert.match(big6, /2 packets transmitted, 2 received/);
+    const twoFlows = (m: HelperMessage): m is Extract<HelperMessage, { type: 'events' }> =>
+      m.type === 'events' && newFlows(1, C4, S4).length >= 2 && newFlows(58, C6, S6).length >= 2;
+    await gw.waitFor(twoFlows);
+
     // Datagrams that must not reach the TUN, one per check.
     const known = icmp4.cookie;
     const unknown = (Math.max(...news.map((e) => e.cookie)) % 0xffffffff) + 1;
@@ -402,12 +415,15 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
     assert.equal(counters.tx_errors, 0);
     assert.equal(counters.rx_overflow, 0);
 
-    // 3 ICMP + 3 ICMPv6 echo pairs and a TCP conversation, both directions.
-    assert.ok(counters.encap_tx_packets >= 12 + 6, `encap_tx_packets ${counters.encap_tx_packets}`);
+    // 3 + 3 small echo pairs, 2 + 2 fragmented ones and a TCP conversation.
+    assert.ok(counters.encap_tx_packets >= 12 + 16 + 6, `encap_tx_packets ${counters.encap_tx_packets}`);
     assert.equal(counters.tun_rx_packets, counters.encap_tx_packets, 'every packet from the TUN was sent');
     assert.equal(counters.udp_rx_packets, counters.encap_tx_packets + 6, 'the mirror returned each, plus our 6');
     assert.equal(counters.tun_tx_packets, counters.encap_tx_packets, 'every returned packet went back into the TUN');
     assert.equal(counters.tun_tx_bytes, counters.tun_rx_bytes);
+    // The fragmented echoes made one flow each, none keyed by id 0.
+    assert.deepEqual(newFlows(1, C4, S4).map((e) => e.srcPort === 0), [false, false], JSON.stringify(newFlows(1, C4, S4)));
+    assert.deepEqual(newFlows(58, C6, S6).map((e) => e.srcPort === 0), [false, false], JSON.stringify(newFlows(58, C6, S6)));
     // Outer bytes = inner + 68 (IPv4 20, UDP 8, GENEVE 40) per packet.
     assert.equal(counters.encap_tx_bytes, counters.tun_rx_bytes + 68 * counters.encap_tx_packets);
     // g's own stack may send into the TUN too (IPv6 MLD reports from the
