@@ -60,6 +60,7 @@ enum Counter : size_t {
   kDropUnknownFlow,
   kDropOptionMismatch,
   kDropTupleMismatch,
+  kDropNotRouted,
   kRxOverflow,
   kMalformedFirst,  // then one per GENEVE reason
 };
@@ -83,10 +84,22 @@ std::vector<std::string> CounterNames() {
       "drop_unknown_flow",
       "drop_option_mismatch",
       "drop_tuple_mismatch",
+      "drop_not_routed",
       "rx_overflow",
   };
   for (int i = 0; i < kGeneveReasonCount; i++) n.push_back(std::string("malformed_") + kGeneveReasonNames[i]);
   return n;
+}
+
+// Multicast destinations and unspecified sources never reach a GWLB endpoint.
+static bool IsRoutedUnicast(const ParsedFlow& pf) {
+  const bool v6 = pf.key.family == 6;
+  if (v6) {
+    static const uint8_t kUnspecified[16] = {};
+    return pf.dst[0] != 0xff && memcmp(pf.src, kUnspecified, 16) != 0;
+  }
+  return (pf.dst[0] & 0xf0) != 0xe0 &&
+         !(pf.dst[0] == 255 && pf.dst[1] == 255 && pf.dst[2] == 255 && pf.dst[3] == 255);
 }
 
 // GENEVE header as GWLB writes it: 8 fixed bytes, then class 0x0108 options
@@ -305,6 +318,14 @@ class Gateway {
           if (ParseFlowKey(&buf[i * slot_size + kHeadroom], lens[i], tracker.get(), now, &pf) !=
               FlowKeyReason::kOk) {
             counters_.Add(kDropUnparsableInner);
+            lens[i] = 0;
+            continue;
+          }
+          // A GWLB endpoint is a route target: it only ever carries routed
+          // unicast. The kernel's own multicast on the TUN (MLD reports from
+          // ::, sent even with multicast off) is not traffic to emulate.
+          if (!IsRoutedUnicast(pf)) {
+            counters_.Add(kDropNotRouted);
             lens[i] = 0;
             continue;
           }

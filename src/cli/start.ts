@@ -4,12 +4,14 @@
  * `app` to `internet` through it, show what crossed, and say how to go on.
  * Without root it explains what is needed and runs what it can on loopback.
  */
+import { spawnSync } from 'node:child_process';
 import { GatehouseError } from '../errors';
 import type { CommandIo } from '../emu/command';
 import { runGeneratorOnce } from '../emu/generate';
 import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
 import { formatReport } from '../emu/report';
 import { labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
+import { CLI_MAIN } from '../lab/programs';
 import type { GatewayFlowEvent } from '../native/binding';
 import { startReflector } from '../native/reflector';
 import { parseFlags } from './flags';
@@ -60,12 +62,21 @@ function isRoot(): boolean {
 }
 
 export async function runStart(argv: string[], io: CommandIo): Promise<number> {
-  const { values } = parseFlags(argv, { name: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'gatehouse start');
+  const { values } = parseFlags(
+    argv,
+    { name: { type: 'string' }, loopback: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    'gatehouse start',
+  );
   if (values.help) {
-    io.stdout('Usage: gatehouse start [--name NAME]   (npm start)\nBrings a lab up, sends curl and ping through the appliance, and shows what crossed it.');
+    io.stdout(
+      'Usage: gatehouse start [--name NAME] [--loopback]   (npm start)\n' +
+        'Brings a lab up, sends curl and ping through the appliance, and shows what crossed it.\n' +
+        '--loopback: only run the emulator against its reflector on 127.0.0.1 (what runs without root).',
+    );
     return 0;
   }
-  if (!isRoot()) return loopbackDemo(io);
+  if (values.loopback) return loopbackDemo(io);
+  if (!isRoot()) return unprivilegedDemo(io);
   const name = values.name === undefined ? undefined : String(values.name);
 
   io.stdout('gatehouse: bringing up a lab (app -> GWLB -> appliance -> internet) in network namespaces ...');
@@ -100,7 +111,8 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
         `  to the appliance:   ${c.encap_tx_packets} GENEVE packets (${c.encap_tx_bytes} bytes)\n` +
         `  from the appliance: ${c.udp_rx_packets} GENEVE packets, ${c.tun_tx_packets} delivered on\n` +
         `  flows: ${c.flows_created} created, ${c.flows_active} active; drops: ` +
-        `${Object.entries(c).filter(([k, v]) => (k.startsWith('drop_') || k.startsWith('malformed_')) && v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`,
+        `${Object.entries(c).filter(([k, v]) => (k.startsWith('drop_') || k.startsWith('malformed_')) && k !== 'drop_not_routed' && v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}` +
+        (c.drop_not_routed > 0 ? `\n  ignored: ${c.drop_not_routed} multicast packets the kernel sent into the TUN itself (no GWLB endpoint sees those)` : ''),
     );
     for (const f of gw.flows.slice(0, 12)) {
       io.stdout(`    ${describeFlow(f)}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
@@ -125,18 +137,42 @@ function describeFlow(f: GatewayFlowEvent): string {
   return `${name} ${at(f.src, f.srcPort)} <-> ${at(f.dst, f.dstPort)}`;
 }
 
-/** Without root: no namespaces, but emu against emu --echo on 127.0.0.1 still runs. */
-async function loopbackDemo(io: CommandIo): Promise<number> {
+/**
+ * Without root there is no lab (namespaces, veth pairs and TUN devices need
+ * CAP_NET_ADMIN in the host's namespace), but the reflector's raw socket only
+ * needs CAP_NET_RAW, which an unprivileged user namespace grants over its own
+ * network namespace: run the loopback demonstration in one.
+ */
+function unprivilegedDemo(io: CommandIo): number {
   io.stdout(
-    'gatehouse: the lab needs root (CAP_NET_ADMIN to create network namespaces, veth pairs and a TUN device,\n' +
-      'CAP_NET_RAW for raw sockets). Run `sudo npm start` for the full demonstration.\n\n' +
-      'Meanwhile, on loopback: the emulator against its own reflector (emu --echo on 127.0.0.1).',
+    'gatehouse: the lab needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces, veth pairs and a\n' +
+      'TUN device, CAP_NET_RAW for raw sockets. Run `sudo npm start` for the full demonstration.\n\n' +
+      'Meanwhile, on loopback in a private user + network namespace (unshare --user --map-root-user --net):\n' +
+      'the emulator against its own reflector (emu --echo on 127.0.0.1).\n',
   );
+  const r = spawnSync('unshare', ['--user', '--map-root-user', '--net', process.execPath, CLI_MAIN, 'start', '--loopback'], { stdio: 'inherit' });
+  if (r.status === 0) return 0;
+  io.stderr(
+    `gatehouse: could not run the loopback demonstration in a user namespace (${r.error?.message ?? `exit ${r.status}`}).\n` +
+      'It needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0) and unshare from util-linux.',
+  );
+  return 1;
+}
+
+/** emu against emu --echo on 127.0.0.1 (needs CAP_NET_RAW for the reflector's raw socket). */
+async function loopbackDemo(io: CommandIo): Promise<number> {
+  // In a fresh network namespace loopback starts down.
+  spawnSync('ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' });
   const reflector = startReflector({ bind: '127.0.0.1', port: 0, threads: 1, rcvbuf: 0, sndbuf: 0, batch: 64, validate: true });
   try {
     const opts = parseEmuOptions(['--target', '127.0.0.1', '--port', String(reflector.port), '--rate', '20000', '--duration', '2', '--enis', '4', '--flows', '1000', '--v6', '20', '--malformed', '1', '--quiet']) as GeneratorRunOptions;
+    io.stdout(
+      `$ gatehouse emu --echo --bind 127.0.0.1 --port ${reflector.port} --validate &\n` +
+        `$ gatehouse emu --target 127.0.0.1 --port ${reflector.port} --rate 20000 --duration 2 --enis 4 --flows 1000 --v6 20 --malformed 1`,
+    );
     const report = await runGeneratorOnce(opts, '127.0.0.2', { progress: () => undefined });
     io.stdout(formatReport(report));
+    io.stdout('\nA validating target, as a GWLB target must be, returns every good packet and no malformed one.');
   } finally {
     reflector.stop();
   }

@@ -114,7 +114,7 @@ export async function runGatewayCommand(argv: string[], write: (line: string) =>
     process.once('SIGTERM', () => resolve());
   });
   clearInterval(timer);
-  gateway.stop();
+  await gateway.stop();
   writeStats();
   return 0;
 }

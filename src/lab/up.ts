@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { GatehouseError } from '../errors';
 import { labDown } from './down';
 import { startInternetHost } from './internet-host';
-import { linkExists, listNamespaces, listeningPorts, setSysctls } from './netns';
+import { linkExists, listNamespaces, listeningPorts } from './netns';
 import {
   DEFAULT_LAB_NAME,
   GATEWAY_TUN,
@@ -160,10 +160,6 @@ class LabBuild {
     }
 
     this.step = 'starting the gateway';
-    // The gateway's TUN must carry only routed traffic, as a GWLB endpoint
-    // does: no IPv6 link-local address on it, so the kernel sends no MLD or
-    // router solicitations of its own into it.
-    await setSysctls(plan.namespaces.gwlb, ['net.ipv6.conf.default.addr_gen_mode=1']);
     const gateway = this.start('gateway', 'gwlb', gatewayArgv(plan));
     await waitForReady(gateway, `creating ${GATEWAY_TUN}`, () => linkExists(plan.namespaces.gwlb, GATEWAY_TUN));
 

@@ -174,7 +174,7 @@ export interface GatewayFlowEvent {
  * encap_tx_bytes, tx_errors, udp_rx_packets, udp_rx_bytes, tun_tx_packets,
  * tun_tx_bytes, flows_active, flows_created, flows_expired,
  * drop_unparsable_inner, drop_not_from_target, drop_unknown_flow,
- * drop_option_mismatch, drop_tuple_mismatch, rx_overflow, then
+ * drop_option_mismatch, drop_tuple_mismatch, drop_not_routed, rx_overflow, then
  * `malformed_<reason>` per GENEVE reason.
  */
 export interface NativeGateway {
