@@ -307,25 +307,23 @@ class Gateway {
       if (n > 0) {
         std::lock_guard<std::mutex> lock(mu_);
         for (size_t i = 0; i < n; i++) {
-          counters_.Add(kTunRxPackets);
-          counters_.Add(kTunRxBytes, lens[i]);
-          if (lens[i] > kMaxPacket - kHeadroom) {  // would not fit one outer IPv4 packet
-            counters_.Add(kTxErrors);
-            lens[i] = 0;
-            continue;
-          }
-          ParsedFlow pf;
-          if (ParseFlowKey(&buf[i * slot_size + kHeadroom], lens[i], tracker.get(), now, &pf) !=
-              FlowKeyReason::kOk) {
-            counters_.Add(kDropUnparsableInner);
-            lens[i] = 0;
-            continue;
-          }
           // A GWLB endpoint is a route target: it only ever carries routed
           // unicast. The kernel's own multicast on the TUN (MLD reports from
-          // ::, sent even with multicast off) is not traffic to emulate.
-          if (!IsRoutedUnicast(pf)) {
+          // ::, sent even with multicast off) is not traffic to emulate, and
+          // is counted only in drop_not_routed.
+          ParsedFlow pf;
+          const bool fits = lens[i] <= kMaxPacket - kHeadroom;  // fits one outer IPv4 packet
+          const bool parsed = fits && ParseFlowKey(&buf[i * slot_size + kHeadroom], lens[i], tracker.get(),
+                                                   now, &pf) == FlowKeyReason::kOk;
+          if (parsed && !IsRoutedUnicast(pf)) {
             counters_.Add(kDropNotRouted);
+            lens[i] = 0;
+            continue;
+          }
+          counters_.Add(kTunRxPackets);
+          counters_.Add(kTunRxBytes, lens[i]);
+          if (!fits || !parsed) {
+            counters_.Add(fits ? kDropUnparsableInner : kTxErrors);
             lens[i] = 0;
             continue;
           }
