@@ -118,14 +118,17 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
       io.stdout(`    ${describeFlow(f)}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
     }
   }
+  // From `npm start` in a checkout the command is `npx gatehouse`; installed, it is `gatehouse`.
+  const gh = process.env.npm_lifecycle_event === 'start' ? 'npx gatehouse' : 'gatehouse';
+  const lab = labName === 'lab' ? '' : ` --name ${labName}`;
   io.stdout(`
-How to go on:
-  gatehouse lab exec app -- curl -v http://www.example.com/      any command on the app host
-  gatehouse lab exec appliance -- tshark -i veth-gwlb -f 'udp port 6081' -V   watch GENEVE arrive
-  gatehouse lab exec gwlb -- gatehouse emu --bind ${LAB_ADDRESSES.gwlb.loadGenerator.v4} --target ${LAB_ADDRESSES.appliance.v4} --rate 20000 --enis 10 --flows 10000 --v6 20
-                                                                  load the appliance like GWLB would
-  gatehouse lab up --name two --appliance "/path/to/gwlbtun -c hook.sh"   try your own appliance
-  gatehouse lab status            gatehouse lab down`);
+How to go on (the lab stays up):
+  ${gh} lab exec${lab} app -- curl -v http://www.example.com/
+  ${gh} lab exec${lab} appliance -- tshark -i veth-gwlb -f 'udp port 6081' -V
+  ${gh} lab exec${lab} gwlb -- ${gh} emu --bind ${LAB_ADDRESSES.gwlb.loadGenerator.v4} --target ${LAB_ADDRESSES.appliance.v4} --rate 20000 --enis 10 --flows 10000 --v6 20
+  ${gh} lab status${lab}
+  ${gh} lab down${lab}
+  ${gh} lab up --name mine --appliance "/path/to/gwlbtun -c /path/to/create-hook.sh"   (your own appliance)`);
   return failures === 0 ? 0 : 1;
 }
 
