@@ -10,6 +10,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitGenerator(env, exports);
   InitTun(env, exports);
   InitGateway(env, exports);
+  InitTunnel(env, exports);
   return exports;
 }
 

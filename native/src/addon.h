@@ -10,4 +10,5 @@ void InitReflector(Napi::Env env, Napi::Object exports);      // reflector.cc
 void InitGenerator(Napi::Env env, Napi::Object exports);      // generator.cc
 void InitTun(Napi::Env env, Napi::Object exports);            // tun.cc
 void InitGateway(Napi::Env env, Napi::Object exports);        // gateway.cc
+void InitTunnel(Napi::Env env, Napi::Object exports);         // tunnel.cc
 }  // namespace gatehouse

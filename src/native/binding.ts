@@ -229,7 +229,7 @@ export interface NativeFragmentTracker {
 }
 
 /** The raw addon's exports. */
-export interface NativeAddon {
+export interface NativeAddon extends NativeTunnelAddon {
   decodeGeneve(datagram: Uint8Array): NativeGeneveResult;
   /** Builds outer IPv4+UDP in front of payload with both checksums, as the raw sender does (for tests). */
   buildIPv4Udp(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Buffer;
@@ -245,4 +245,122 @@ export interface NativeAddon {
   /** Never throws on packet bytes; later fragments use `tracker` when given. */
   parseFlowKey(packet: Uint8Array, tracker?: NativeFragmentTracker): NativeFlowKeyResult;
   newFragmentTracker(): NativeFragmentTracker;
+}
+
+// ---------------------------------------------------------------------------
+// gatehouse tunnel: the GWLB target (drop-in for gwlbtun)
+// ---------------------------------------------------------------------------
+
+/** An IPv4 prefix (for --gwlb-cidr). */
+export interface Ipv4Prefix {
+  address: string;
+  prefixLength: number;
+}
+
+/**
+ * The GWLB target's packet core.
+ *
+ * Inbound: `udpThreads` SO_REUSEPORT sockets on bind:port (recvmmsg). Each
+ * datagram: source checked against allowedSources (empty = any; else
+ * drop_source_not_allowed) -> DecodeGeneve (malformed counted by reason,
+ * dropped) -> endpoint by ENI id:
+ *  - unknown ENI: if fewer than maxEndpoints are known, the core records it
+ *    as pending, queues the packet (at most pendingQueue per endpoint, then
+ *    queue_dropped) and emits one 'endpoint' event; else drop_endpoint_limit.
+ *  - pending: queued (bounded) — TypeScript is creating its TUNs and running
+ *    the CREATE hook, then calls attachEndpoint or rejectEndpoint.
+ *  - rejected: dropped (drop_endpoint_rejected) until retryAfterMs has
+ *    passed, then treated as unknown again (new event).
+ *  - ready: the inner packet's symmetric flow key (ParseFlowKey: IPv4 IHL,
+ *    IPv6 extension headers, ICMP by id, fragments follow their first) finds
+ *    or creates the endpoint's flow entry, which stores the GENEVE header
+ *    exactly as received (all options, unknown ones too), GWLB's address and
+ *    UDP ports; then the inner packet is written to the endpoint's gwi TUN.
+ * Outbound: `tunThreads` threads read the gwo (and gwi, as gwlbtun allows)
+ * TUN queues of every ready endpoint (epoll), look up the flow by the inner
+ * packet's key (drop_no_flow if none), prepend the stored GENEVE header and
+ * an outer IPv4/UDP header mirrored from what GWLB sent (addresses swapped,
+ * ports kept: source = GWLB's port, destination = 6081), both checksums
+ * correct, and send in batches on a raw socket (sendmmsg).
+ * Flow entries idle longer than flowIdleMs are removed. Nothing calls
+ * JavaScript per packet; events are batched (at most one call per ~50 ms).
+ */
+export interface TunnelOptions {
+  bind: string; // IPv4 address for UDP 6081, '0.0.0.0' for any
+  port: number; // 6081
+  udpThreads: number; // 1..64
+  udpAffinity: number[]; // CPU for UDP thread i (i-th entry); empty = no pinning
+  tunThreads: number; // 1..64
+  tunAffinity: number[];
+  rcvbuf: number; // bytes, 0 = default
+  sndbuf: number;
+  batch: number; // 1..1024
+  flowIdleMs: number; // -i (default 350 s)
+  maxEndpoints: number; // endpoints known at once (pending + ready + rejected)
+  pendingQueue: number; // packets held per pending endpoint
+  allowedSources: Ipv4Prefix[]; // --gwlb-cidr; empty = any source
+  hexdump: boolean; // -x: hex dump every packet to stderr (debugging only; slow)
+  onEvents: (events: TunnelEvent[]) => void;
+}
+
+export interface TunnelEndpointEvent {
+  type: 'endpoint';
+  eni: bigint; // option 1
+  attachment: bigint; // option 2 of the first packet
+  source: string; // GWLB's address that sent it
+}
+export type TunnelEvent = TunnelEndpointEvent;
+
+/** A snapshot of one endpoint, for idle timers and health. */
+export interface TunnelEndpointInfo {
+  eni: bigint;
+  state: 'pending' | 'ready' | 'rejected';
+  /** CLOCK_MONOTONIC ms (see monotonicMs) of the last packet in from GWLB, 0 if none. */
+  lastInMs: number;
+  /** ... of the last packet sent back to GWLB (read from its TUNs), 0 if none. */
+  lastOutMs: number;
+  flows: number;
+  queued: number;
+}
+
+/**
+ * Global counter names, in order: rx_packets, rx_bytes, tx_packets,
+ * tx_bytes, tx_errors, rx_overflow, drop_source_not_allowed,
+ * drop_endpoint_limit, drop_endpoint_rejected, queue_dropped,
+ * drop_unparsable_inner, drop_no_flow, tun_write_errors, flows_active,
+ * flows_created, flows_expired, endpoints_seen, dropped_malformed, then
+ * `malformed_<reason>` per GENEVE reason.
+ */
+export interface NativeTunnel {
+  readonly counters: NativeCounters;
+  /**
+   * Per worker thread, in order udp0..udp(N-1) then tun0..tun(M-1), each with
+   * `<worker>_heartbeat_ms` (monotonicMs of its last loop turn; a live worker
+   * turns at least every 100 ms) and `<worker>_packets`.
+   */
+  readonly workers: NativeCounters;
+  /**
+   * The endpoint's TUNs are ready (CREATE hook done): flush its queue into
+   * gwi and start serving it. gwi/gwo: one fd per queue (tunThreads queues
+   * each). Returns that endpoint's counters: rx_packets, rx_bytes,
+   * tx_packets, tx_bytes, drop_no_flow, tun_write_errors, queue_dropped.
+   */
+  attachEndpoint(eni: bigint, gwi: number[], gwo: number[]): NativeCounters;
+  /** Drop the endpoint's queue; drop its packets until retryAfterMs from now. */
+  rejectEndpoint(eni: bigint, retryAfterMs: number): void;
+  /**
+   * Stop serving the endpoint: its fds leave every thread (when this
+   * returns, no thread touches them, so the caller may close them), its
+   * flows are forgotten; a later packet makes it unknown again (new event).
+   */
+  detachEndpoint(eni: bigint): void;
+  endpoints(): TunnelEndpointInfo[];
+  /** Stops and joins all threads, closes the sockets (not the TUN fds). Idempotent. */
+  stop(): void;
+}
+
+export interface NativeTunnelAddon {
+  startTunnel(opts: TunnelOptions): NativeTunnel;
+  /** CLOCK_MONOTONIC in ms, the clock of heartbeats and lastIn/OutMs. */
+  monotonicMs(): number;
 }
