@@ -1,0 +1,269 @@
+/**
+ * The life of each GWLB endpoint on this appliance, off the packet path:
+ *
+ *   first packet (native 'endpoint' event, packets held in a bounded queue)
+ *     -> rate limit -> create gwi-<X> and gwo-<X> (MTU 8500, up)
+ *     -> CREATE hook (timeout) -> attach: the core flushes the queue and serves it
+ *   no packet in either direction for -t seconds, SIGTERM/SIGINT, or exit
+ *     -> detach (the core lets go of the fds) -> DESTROY hook -> TUNs removed
+ *
+ * A failure (TUN not creatable, hook failed or timed out) rejects the
+ * endpoint for a while: its packets are dropped and counted, the next one
+ * after the back-off tries again, and health reports the failure until a try
+ * succeeds.
+ */
+import { eniIdToString, eniIdToEndpointId } from '../geneve';
+import type { NativeCounters, TunnelEndpointEvent, TunnelEndpointInfo } from '../native/binding';
+import { createTun, type Tun } from '../native/tun';
+import { runHook, type HookResult } from './hooks';
+import { interfaceNames } from './interface-names';
+
+/** GWLB's endpoint MTU; the TUNs carry inner packets of up to this size. */
+export const ENDPOINT_MTU = 8500;
+
+export interface EndpointCore {
+  attachEndpoint(eni: bigint, gwi: number[], gwo: number[]): NativeCounters;
+  rejectEndpoint(eni: bigint, retryAfterMs: number): void;
+  detachEndpoint(eni: bigint): void;
+  endpoints(): TunnelEndpointInfo[];
+}
+
+export interface EndpointLog {
+  info(section: string, msg: string, fields?: Record<string, unknown>): void;
+  warning(section: string, msg: string, fields?: Record<string, unknown>): void;
+  error(section: string, msg: string, fields?: Record<string, unknown>): void;
+  debug(section: string, msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface EndpointSettings {
+  createScript?: string;
+  destroyScript?: string;
+  hookTimeoutMs: number;
+  /** -t: destroy an endpoint after this long without a packet either way; 0 = never. */
+  idleTimeoutMs: number;
+  tunQueues: number;
+  /** New endpoints allowed per minute (token bucket, burst of the same size). */
+  createPerMinute: number;
+  /** How long a failed or rate-limited endpoint is refused before the next try. */
+  retryAfterMs: number;
+}
+
+export interface EndpointState {
+  eni: bigint;
+  endpointId: string;
+  gwi: string;
+  gwo: string;
+  since: Date;
+  counters: NativeCounters;
+}
+
+export interface EndpointFailure {
+  eni: bigint;
+  stage: 'tun' | 'create-hook' | 'rate-limit';
+  reason: string;
+  at: Date;
+}
+
+interface Live extends EndpointState {
+  gwiTun: Tun;
+  gwoTun: Tun;
+  attachedAtMs: number;
+}
+
+export interface EndpointRegistryHealth {
+  healthy: boolean;
+  reasons: string[];
+  endpoints: number;
+  hookFailures: number;
+  tunFailures: number;
+  rateLimited: number;
+}
+
+export class EndpointRegistry {
+  private readonly live = new Map<bigint, Live>();
+  /** Endpoints whose last try failed, until a try succeeds. */
+  private readonly failing = new Map<bigint, EndpointFailure>();
+  private readonly busy = new Map<bigint, Promise<void>>();
+  private readonly retries = new Map<bigint, NodeJS.Timeout>();
+  private tokens: number;
+  private lastRefill: number;
+  private closing = false;
+  hookFailures = 0;
+  tunFailures = 0;
+  rateLimited = 0;
+
+  constructor(
+    private readonly core: EndpointCore,
+    private readonly settings: EndpointSettings,
+    private readonly log: EndpointLog,
+    private readonly nowMs: () => number,
+  ) {
+    this.tokens = settings.createPerMinute;
+    this.lastRefill = nowMs();
+  }
+
+  /** The core saw a new endpoint: bring it up (one at a time per endpoint). */
+  onEndpointSeen(event: TunnelEndpointEvent): void {
+    if (this.closing || this.busy.has(event.eni) || this.live.has(event.eni)) return;
+    clearTimeout(this.retries.get(event.eni));
+    this.retries.delete(event.eni);
+    const job = this.bringUp(event).finally(() => this.busy.delete(event.eni));
+    this.busy.set(event.eni, job);
+  }
+
+  private takeToken(): boolean {
+    const now = this.nowMs();
+    const perMs = this.settings.createPerMinute / 60_000;
+    this.tokens = Math.min(this.settings.createPerMinute, this.tokens + (now - this.lastRefill) * perMs);
+    this.lastRefill = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private fail(event: TunnelEndpointEvent, stage: EndpointFailure['stage'], reason: string): void {
+    const eni = event.eni;
+    this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
+    if (stage === 'rate-limit') return; // the endpoint's next packet after the back-off tries again
+    this.failing.set(eni, { eni, stage, reason, at: new Date() });
+    // Try again after the back-off even if no packet comes: GWLB sends no new
+    // flows to an unhealthy target, so waiting for traffic could wait forever.
+    const timer = setTimeout(() => {
+      this.retries.delete(eni);
+      this.onEndpointSeen(event);
+    }, this.settings.retryAfterMs);
+    timer.unref();
+    this.retries.set(eni, timer);
+  }
+
+  private async bringUp(event: TunnelEndpointEvent): Promise<void> {
+    const eni = event.eni;
+    const { gwi, gwo } = interfaceNames(eni);
+    const fields = { eni: eniIdToString(eni), endpoint: eniIdToEndpointId(eni), gwi, gwo, gwlb: event.source };
+    if (!this.takeToken()) {
+      this.rateLimited++;
+      this.log.warning('endpoint', 'new endpoint refused: creation rate limit', { ...fields, per_minute: this.settings.createPerMinute });
+      this.fail(event, 'rate-limit', `more than ${this.settings.createPerMinute} new endpoints per minute`);
+      return;
+    }
+    let gwiTun: Tun | undefined;
+    let gwoTun: Tun | undefined;
+    try {
+      gwiTun = createTun({ name: gwi, queues: this.settings.tunQueues, mtu: ENDPOINT_MTU });
+      gwoTun = createTun({ name: gwo, queues: this.settings.tunQueues, mtu: ENDPOINT_MTU });
+    } catch (err) {
+      gwiTun?.close();
+      this.tunFailures++;
+      const reason = `could not create ${gwiTun ? gwo : gwi}: ${(err as Error).message}`;
+      this.log.error('endpoint', 'TUN creation failed', { ...fields, reason });
+      this.fail(event, 'tun', reason);
+      return;
+    }
+    if (this.settings.createScript) {
+      const r = await this.hook('CREATE', this.settings.createScript, eni, gwi, gwo);
+      if (!r.ok || this.closing) {
+        gwiTun.close();
+        gwoTun.close();
+        if (!r.ok) {
+          this.hookFailures++;
+          this.fail(event, 'create-hook', describeHookFailure(r));
+        } else this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
+        return;
+      }
+    }
+    const counters = this.core.attachEndpoint(eni, [...gwiTun.fds], [...gwoTun.fds]);
+    this.failing.delete(eni);
+    this.live.set(eni, {
+      eni,
+      endpointId: fields.endpoint,
+      gwi,
+      gwo,
+      since: new Date(),
+      counters,
+      gwiTun,
+      gwoTun,
+      attachedAtMs: this.nowMs(),
+    });
+    this.log.info('endpoint', 'created', fields);
+  }
+
+  private async hook(action: 'CREATE' | 'DESTROY', script: string, eni: bigint, gwi: string, gwo: string): Promise<HookResult> {
+    const r = await runHook({ script, action, gwi, gwo, eni, timeoutMs: this.settings.hookTimeoutMs });
+    const fields = {
+      action,
+      script,
+      eni: eniIdToString(eni),
+      exit: r.code,
+      signal: r.signal,
+      timed_out: r.timedOut,
+      duration_ms: r.durationMs,
+      stdout: r.stdout.trimEnd(),
+      stderr: r.stderr.trimEnd(),
+    };
+    if (r.ok) this.log.info('hook', `${action} hook done`, fields);
+    else this.log.error('hook', `${action} hook failed: ${describeHookFailure(r)}`, fields);
+    return r;
+  }
+
+  /** Destroys endpoints idle (no packet in either direction) for longer than -t. Call about once a second. */
+  async sweepIdle(): Promise<void> {
+    if (this.settings.idleTimeoutMs <= 0 || this.closing) return;
+    const now = this.nowMs();
+    const infos = new Map(this.core.endpoints().map((e) => [e.eni, e]));
+    for (const ep of [...this.live.values()]) {
+      const info = infos.get(ep.eni);
+      const last = Math.max(ep.attachedAtMs, info?.lastInMs ?? 0, info?.lastOutMs ?? 0);
+      if (now - last > this.settings.idleTimeoutMs) {
+        this.log.info('endpoint', 'idle: destroying', { eni: eniIdToString(ep.eni), idle_ms: now - last });
+        await this.destroy(ep);
+      }
+    }
+  }
+
+  private async destroy(ep: Live): Promise<void> {
+    this.live.delete(ep.eni);
+    this.core.detachEndpoint(ep.eni);
+    if (this.settings.destroyScript) await this.hook('DESTROY', this.settings.destroyScript, ep.eni, ep.gwi, ep.gwo);
+    ep.gwiTun.close();
+    ep.gwoTun.close();
+    this.log.info('endpoint', 'destroyed', { eni: eniIdToString(ep.eni), gwi: ep.gwi, gwo: ep.gwo });
+  }
+
+  /** SIGTERM / SIGINT / exit: wait for endpoints being created, then destroy all (DESTROY hooks run). */
+  async shutdown(): Promise<void> {
+    this.closing = true;
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
+    await Promise.allSettled([...this.busy.values()]);
+    for (const ep of [...this.live.values()]) await this.destroy(ep);
+  }
+
+  list(): EndpointState[] {
+    return [...this.live.values()].map(({ eni, endpointId, gwi, gwo, since, counters }) => ({ eni, endpointId, gwi, gwo, since, counters }));
+  }
+
+  failures(): EndpointFailure[] {
+    return [...this.failing.values()];
+  }
+
+  /** Unhealthy while any endpoint's last try failed to create a TUN or run its CREATE hook. */
+  health(): EndpointRegistryHealth {
+    const reasons = this.failures()
+      .filter((f) => f.stage !== 'rate-limit')
+      .map((f) => `endpoint ${eniIdToString(f.eni)}: ${f.stage === 'tun' ? 'TUN' : 'CREATE hook'} failed on the last try: ${f.reason}`);
+    return {
+      healthy: reasons.length === 0,
+      reasons,
+      endpoints: this.live.size,
+      hookFailures: this.hookFailures,
+      tunFailures: this.tunFailures,
+      rateLimited: this.rateLimited,
+    };
+  }
+}
+
+export function describeHookFailure(r: HookResult): string {
+  if (r.timedOut) return `timed out after ${r.durationMs} ms and was killed`;
+  if (r.signal) return `killed by ${r.signal}`;
+  return `exit code ${r.code}`;
+}
