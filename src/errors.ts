@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   ERR_LAB: 'a lab step failed',
   ERR_LAB_EXISTS: 'a lab with this name is already up',
   ERR_LAB_MISSING: 'no lab with this name is up',
+  ERR_LISTEN: 'a server could not listen on its address and port (in use, or not allowed)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
