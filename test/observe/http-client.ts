@@ -15,9 +15,11 @@ export function request(
   port: number,
   opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<HttpAnswer> {
+  // Node sends a GET body without framing unless told its length.
+  const headers = opts.body === undefined ? opts.headers : { 'content-length': String(Buffer.byteLength(opts.body)), ...opts.headers };
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false },
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
