@@ -314,3 +314,30 @@ test('options are validated; a port in use is ERR_LISTEN', async (t) => {
   t.after(() => first.close());
   await rejects({ ...base, port: first.port }, 'ERR_LISTEN', new RegExp(`^Expected a free port for the health server but received 127\\.0\\.0\\.1:${first.port} \\(EADDRINUSE\\)$`));
 });
+
+test('connections beyond maxConnections are refused, and probes work again once they go', async (t) => {
+  const server = await start(t, { checks: [new Switch('tunnel')], format: 'status', maxConnections: 2 });
+  // Two kept-alive connections, each answered once so the server has surely accepted them.
+  const held = await Promise.all(
+    [0, 1].map(
+      () =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(server.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+          s.once('data', () => resolve(s));
+          s.once('error', reject);
+        }),
+    ),
+  );
+  t.after(() => held.forEach((s) => s.destroy()));
+  await assert.rejects(request(server.port), (err: NodeJS.ErrnoException) => ['ECONNRESET', 'EPIPE'].includes(err.code ?? '') || /socket hang up/.test(err.message));
+  held.forEach((s) => s.destroy());
+  // The server learns of the closes asynchronously: retry, bounded.
+  let status = 0;
+  for (let i = 0; i < 100 && status !== 200; i++) {
+    status = await request(server.port).then(
+      (r) => r.status,
+      () => new Promise<number>((r) => setTimeout(() => r(0), 20)),
+    );
+  }
+  assert.equal(status, 200);
+});
