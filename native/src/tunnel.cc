@@ -1,6 +1,1109 @@
-// Placeholder until the tunnel engine is written; keeps the addon building.
+// gatehouse tunnel's packet core: the GWLB target (see TunnelOptions and
+// NativeTunnel in src/native/binding.ts for the contract).
+//
+//   GWLB ─UDP 6081─> udp thread i (recvmmsg, SO_REUSEPORT socket i)
+//          source allowed? -> DecodeGeneve -> endpoint by ENI
+//          -> flow table: key -> GENEVE header, GWLB address and port
+//          -> write(gwi queue i % queues)            (pending: queued, bounded)
+//   gwo/gwi queue j ─read─> tun thread j (epoll over queue j of every ready endpoint)
+//          -> flow table lookup -> [IPv4|UDP mirrored][GENEVE as received][inner]
+//          -> raw socket j (sendmmsg) ─> GWLB
+//   housekeeping thread: expires idle flows, hands endpoint events to
+//   JavaScript in batches (a thread-safe function, at most one call per 50 ms).
+//
+// The endpoint table is read on every batch and changed only when an
+// endpoint appears, is attached, rejected or detached: UDP threads hold its
+// read lock for a whole batch (so a detached endpoint's gwi is never written
+// after detachEndpoint returns), changes take the write lock. TUN threads
+// reach endpoints only through their epoll registrations; detachEndpoint
+// removes those and then waits until every TUN thread has begun a new loop
+// turn, after which none can still hold the endpoint.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <napi.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
 #include "addon.h"
+#include "counters.h"
+#include "flow_key.h"
+#include "geneve.h"
+#include "raw_sender.h"
+#include "reflector_support.h"
+#include "tunnel_flow_table.h"
+#include "tunnel_support.h"
+#include "udp_socket.h"
 
 namespace gatehouse {
-void InitTunnel(Napi::Env, Napi::Object) {}
+
+namespace {
+
+// Largest GENEVE datagram taken in: the endpoint MTU (8500) plus the
+// largest GENEVE header (260) fit with room to spare. Longer ones arrive
+// truncated and are counted in tun_write_errors, never written cut short.
+constexpr size_t kMaxDatagram = 9216;
+// A TUN thread reads each inner packet this far into its slot, so the
+// stored GENEVE header (up to 260 bytes) and the outer IPv4 + UDP header
+// are written in front of it and the slot goes out as one datagram.
+constexpr size_t kHeadroom = kOuterHeaderLen + TunnelFlowTable::kMaxHeader;
+constexpr size_t kMaxInner = 9216;
+constexpr size_t kTunSlot = kHeadroom + kMaxInner;
+static_assert(kTunSlot % 8 == 0, "keep slots 8-byte aligned");
+
+constexpr int kTurnMs = 100;  // every worker turns at least this often (heartbeats)
+constexpr int kTickMs = 20;   // housekeeping period
+constexpr uint64_t kEventEveryMs = 50;
+constexpr size_t kEventsPerCall = 256;
+constexpr size_t kMaxEpollEvents = 64;
+
+enum class EndpointState : uint8_t { kPending, kReady, kRejected };
+
+const char* StateName(EndpointState s) {
+  switch (s) {
+    case EndpointState::kPending:
+      return "pending";
+    case EndpointState::kReady:
+      return "ready";
+    case EndpointState::kRejected:
+      return "rejected";
+  }
+  return "pending";
+}
+
+struct Endpoint;
+
+// What a TUN thread's epoll hands back: which endpoint a ready fd serves.
+struct TunFd {
+  Endpoint* endpoint;
+  int fd;
+};
+
+struct Endpoint {
+  explicit Endpoint(uint64_t e) : eni(e), counters(std::make_shared<CounterBlock>(EndpointCounterNames())) {}
+
+  const uint64_t eni;
+  // Guarded by Tunnel::endpoints_mu_: written under its write lock, read under either.
+  EndpointState state = EndpointState::kPending;
+  uint64_t retry_at_ms = 0;
+  std::vector<int> gwi, gwo;         // one fd per queue once ready
+  std::unique_ptr<TunFd[]> tun_fds;  // [2j] = gwo[j], [2j+1] = gwi[j]
+
+  // Inner packets that arrived while pending, in order (read lock + queue_mu).
+  std::mutex queue_mu;
+  std::deque<std::vector<uint8_t>> queue;
+
+  TunnelFlowTable flows;
+  // Fragments are rare: one tracker per endpoint, made on first use, shared
+  // by both directions so a later fragment finds the ports its first
+  // fragment carried whichever thread saw that one.
+  std::mutex fragments_mu;
+  std::unique_ptr<FragmentTracker> fragments;
+
+  std::shared_ptr<CounterBlock> counters;
+  std::atomic<uint64_t> last_in_ms{0}, last_out_ms{0};
+};
+
+// The inner packet's flow key; fragments go through the endpoint's tracker.
+bool InnerFlowKey(Endpoint* ep, const uint8_t* p, size_t len, uint64_t now_ms, ParsedFlow* pf) {
+  if (ParseFlowKey(p, len, nullptr, now_ms, pf) != FlowKeyReason::kOk) return false;
+  if (pf->fragment == FragmentKind::kNone) return true;
+  std::lock_guard<std::mutex> lock(ep->fragments_mu);
+  if (!ep->fragments) ep->fragments = std::make_unique<FragmentTracker>();
+  return ParseFlowKey(p, len, ep->fragments.get(), now_ms, pf) == FlowKeyReason::kOk;
+}
+
+// Per-endpoint counts gathered over one batch, added once at its end: the
+// counters are shared with the other direction's threads, and an atomic add
+// per packet on a line two cores write costs more than the packet's lookup.
+class EndpointTally {
+ public:
+  uint64_t* For(Endpoint* ep, uint64_t now_ms, bool inbound) {
+    for (size_t i = 0; i < n_; i++)
+      if (rows_[i].ep == ep) return rows_[i].v;
+    if (n_ == kRows) Flush(now_ms, inbound);
+    Row& r = rows_[n_++];
+    r.ep = ep;
+    std::fill(std::begin(r.v), std::end(r.v), 0);
+    return r.v;
+  }
+
+  // Must run while the endpoints are still held (read lock / loop turn).
+  void Flush(uint64_t now_ms, bool inbound) {
+    for (size_t i = 0; i < n_; i++) {
+      Row& r = rows_[i];
+      for (size_t k = 0; k < kEpCounterCount; k++)
+        if (r.v[k]) r.ep->counters->Add(k, r.v[k]);
+      std::atomic<uint64_t>& last = inbound ? r.ep->last_in_ms : r.ep->last_out_ms;
+      const bool moved = inbound ? r.v[kEpRxPackets] > 0 : r.v[kEpTxPackets] > 0;
+      if (moved && last.load(std::memory_order_relaxed) != now_ms)
+        last.store(now_ms, std::memory_order_relaxed);
+    }
+    n_ = 0;
+  }
+
+ private:
+  static constexpr size_t kRows = 8;
+  struct Row {
+    Endpoint* ep;
+    uint64_t v[kEpCounterCount];
+  };
+  Row rows_[kRows];
+  size_t n_ = 0;
+};
+
+struct EndpointEvent {
+  uint64_t eni;
+  uint64_t attachment;
+  uint32_t source;  // host order
+};
+
+struct EndpointInfo {
+  uint64_t eni;
+  EndpointState state;
+  uint64_t last_in_ms, last_out_ms;
+  size_t flows, queued;
+};
+
+class Tunnel {
+ public:
+  explicit Tunnel(TunnelConfig cfg)
+      : cfg_(std::move(cfg)),
+        counters_(std::make_shared<CounterBlock>(TunnelCounterNames())),
+        workers_(std::make_shared<CounterBlock>(WorkerCounterNames(cfg_.udp_threads, cfg_.tun_threads))) {}
+
+  // Covers an environment torn down without stop() (process exit), where a
+  // joinable std::thread would abort.
+  ~Tunnel() {
+    StopThreads();
+    CloseFds();
+  }
+
+  // Opens every socket, epoll and eventfd; false with `*error` on failure.
+  bool Open(std::string* error);
+  // Starts the threads (pinned where asked); throws std::runtime_error.
+  void Start(Napi::ThreadSafeFunction tsfn);
+  // Joins the threads (the last events are queued to JavaScript first),
+  // closes the sockets, releases the thread-safe function. Idempotent;
+  // JavaScript thread only.
+  void Stop();
+
+  std::shared_ptr<CounterBlock> Attach(uint64_t eni, const std::vector<int>& gwi, const std::vector<int>& gwo,
+                                       std::string* error);
+  bool Reject(uint64_t eni, uint64_t retry_after_ms, std::string* error);
+  bool Detach(uint64_t eni, std::string* error);
+  std::vector<EndpointInfo> Endpoints();
+
+  const std::shared_ptr<CounterBlock>& counters() const { return counters_; }
+  const std::shared_ptr<CounterBlock>& workers() const { return workers_; }
+  static Napi::Array EventsToJs(Napi::Env env, const std::vector<EndpointEvent>& events);
+
+ private:
+  struct UdpWorker {
+    int index = 0;
+    int fd = -1;
+    std::thread thread;
+  };
+  struct TunWorker {
+    int index = 0;
+    int epoll_fd = -1;
+    int wake_fd = -1;
+    int raw_fd = -1;
+    std::atomic<uint64_t> turn{0};  // loop turns begun (detach waits for the next)
+    std::thread thread;
+  };
+
+  void UdpLoop(UdpWorker* w);
+  void TunLoop(TunWorker* w);
+  void Housekeeping();
+
+  Endpoint* FindLocked(uint64_t eni) {
+    auto it = endpoints_.find(eni);
+    return it == endpoints_.end() ? nullptr : it->second.get();
+  }
+  void Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64_t now_ms);
+  void SendEvents(std::vector<EndpointEvent>* batch);
+  void WakeTunThreads();
+  void WaitTunTurns();
+  void RemoveFromEpolls(Endpoint* ep);
+  void StopThreads();
+  void CloseFds();
+
+  const TunnelConfig cfg_;
+  std::shared_ptr<CounterBlock> counters_;
+  std::shared_ptr<CounterBlock> workers_;
+  uint32_t local_addr_ = 0;  // host order; 0 = bound to any: IP_PKTINFO per datagram
+  StopSignal stop_;
+  std::vector<std::unique_ptr<UdpWorker>> udp_;
+  std::vector<std::unique_ptr<TunWorker>> tun_;
+  std::thread housekeeper_;
+  bool threads_running_ = false;  // JavaScript thread only
+  bool released_ = false;         // Stop() ran (JavaScript thread only)
+  Napi::ThreadSafeFunction tsfn_;
+
+  WriterFirstLock endpoints_mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<Endpoint>> endpoints_;
+
+  std::mutex events_mu_;
+  std::vector<EndpointEvent> events_;
+};
+
+bool Tunnel::Open(std::string* error) {
+  if (!stop_.ok()) {
+    *error = std::string("eventfd: ") + strerror(errno);
+    return false;
+  }
+  in_addr bind_addr{};
+  if (!ParseIPv4(cfg_.bind, &bind_addr)) {
+    *error = "not an IPv4 address: " + cfg_.bind;
+    return false;
+  }
+  local_addr_ = ntohl(bind_addr.s_addr);
+  for (int i = 0; i < cfg_.udp_threads; i++) {
+    udp_.push_back(std::make_unique<UdpWorker>());
+    UdpWorker* w = udp_.back().get();
+    w->index = i;
+    UdpSocketOptions so;
+    so.bind_address = cfg_.bind;
+    so.port = cfg_.port;
+    so.reuse_port = true;
+    so.rcvbuf = cfg_.rcvbuf;
+    so.sndbuf = cfg_.sndbuf;
+    w->fd = OpenUdpSocket(so, error);
+    if (w->fd < 0) return false;
+    int one = 1;
+    if (local_addr_ == 0 && setsockopt(w->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
+      *error = std::string("setsockopt(IP_PKTINFO): ") + strerror(errno);
+      return false;
+    }
+  }
+  for (int j = 0; j < cfg_.tun_threads; j++) {
+    tun_.push_back(std::make_unique<TunWorker>());
+    TunWorker* w = tun_.back().get();
+    w->index = j;
+    w->raw_fd = OpenRawIPv4Socket(cfg_.sndbuf, error);
+    if (w->raw_fd < 0) return false;
+    w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->epoll_fd < 0 || w->wake_fd < 0) {
+      *error = std::string("epoll/eventfd: ") + strerror(errno);
+      return false;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the wake eventfd
+    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0) {
+      *error = std::string("epoll_ctl: ") + strerror(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Tunnel::Start(Napi::ThreadSafeFunction tsfn) {
+  tsfn_ = tsfn;
+  threads_running_ = true;
+  std::string error;
+  auto pin = [&error](std::thread& t, const std::vector<int>& cpus, size_t i, const char* what) {
+    if (cpus.empty() || i >= cpus.size()) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpus[i], &set);
+    const int r = pthread_setaffinity_np(t.native_handle(), sizeof set, &set);
+    if (r != 0 && error.empty())
+      error = std::string("pinning ") + what + std::to_string(i) + " to CPU " + std::to_string(cpus[i]) +
+              ": " + strerror(r);
+  };
+  for (auto& w : udp_) {
+    UdpWorker* wp = w.get();
+    w->thread = std::thread([this, wp] { UdpLoop(wp); });
+    pin(w->thread, cfg_.udp_affinity, size_t(w->index), "udp");
+  }
+  for (auto& w : tun_) {
+    TunWorker* wp = w.get();
+    w->thread = std::thread([this, wp] { TunLoop(wp); });
+    pin(w->thread, cfg_.tun_affinity, size_t(w->index), "tun");
+  }
+  housekeeper_ = std::thread([this] { Housekeeping(); });
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
+void Tunnel::WakeTunThreads() {
+  const uint64_t one = 1;
+  for (auto& w : tun_)
+    if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof one) < 0) {
+      // Only fails when the counter would overflow: it is readable already.
+    }
+}
+
+void Tunnel::StopThreads() {
+  stop_.Raise();
+  WakeTunThreads();
+  for (auto& w : udp_)
+    if (w->thread.joinable()) w->thread.join();
+  for (auto& w : tun_)
+    if (w->thread.joinable()) w->thread.join();
+  if (housekeeper_.joinable()) housekeeper_.join();  // after the workers: it sends the last events
+  threads_running_ = false;
+}
+
+void Tunnel::CloseFds() {
+  for (auto& w : udp_) {
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+  }
+  for (auto& w : tun_) {
+    for (int* fd : {&w->raw_fd, &w->epoll_fd, &w->wake_fd}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
+  }
+}
+
+void Tunnel::Stop() {
+  if (released_) return;
+  released_ = true;
+  StopThreads();
+  CloseFds();
+  tsfn_.Release();
+}
+
+// ---- endpoint lifecycle (JavaScript thread) ----
+
+void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64_t now_ms) {
+  std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
+  auto it = endpoints_.find(eni);
+  if (it == endpoints_.end()) {
+    if (endpoints_.size() >= cfg_.max_endpoints) return;  // the caller finds none: drop_endpoint_limit
+    endpoints_.emplace(eni, std::make_unique<Endpoint>(eni));
+  } else if (it->second->state == EndpointState::kRejected && now_ms >= it->second->retry_at_ms) {
+    it->second->state = EndpointState::kPending;  // its retry time has come: announce it again
+  } else {
+    return;  // another UDP thread announced it meanwhile
+  }
+  counters_->Add(kTnEndpointsSeen);
+  std::lock_guard<std::mutex> events(events_mu_);
+  events_.push_back({eni, attachment, source});
+}
+
+std::shared_ptr<CounterBlock> Tunnel::Attach(uint64_t eni, const std::vector<int>& gwi,
+                                             const std::vector<int>& gwo, std::string* error) {
+  if (released_) {
+    *error = "the tunnel is stopped";
+    return nullptr;
+  }
+  if (gwi.size() != size_t(cfg_.tun_threads) || gwo.size() != size_t(cfg_.tun_threads)) {
+    *error = "expected " + std::to_string(cfg_.tun_threads) + " gwi and gwo fds (one per TUN thread)";
+    return nullptr;
+  }
+  std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
+  Endpoint* ep = FindLocked(eni);
+  if (!ep || ep->state != EndpointState::kPending) {
+    *error = std::string("endpoint is ") + (ep ? StateName(ep->state) : "unknown") + ", not pending";
+    return nullptr;
+  }
+  const size_t queues = gwi.size();
+  ep->gwi = gwi;
+  ep->gwo = gwo;
+  ep->tun_fds.reset(new TunFd[queues * 2]);
+  for (size_t j = 0; j < queues; j++) {
+    ep->tun_fds[2 * j] = {ep, gwo[j]};
+    ep->tun_fds[2 * j + 1] = {ep, gwi[j]};
+  }
+  // Thread j serves queue j of both TUNs: gwo carries what goes back to
+  // GWLB, and gwi may too (gwlbtun reads both).
+  for (size_t k = 0; k < queues * 2; k++) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &ep->tun_fds[k];
+    if (epoll_ctl(tun_[k / 2]->epoll_fd, EPOLL_CTL_ADD, ep->tun_fds[k].fd, &ev) < 0) {
+      *error =
+          std::string("epoll_ctl(ADD, fd ") + std::to_string(ep->tun_fds[k].fd) + "): " + strerror(errno);
+      for (size_t u = 0; u < k; u++)
+        epoll_ctl(tun_[u / 2]->epoll_fd, EPOLL_CTL_DEL, ep->tun_fds[u].fd, nullptr);
+      ep->gwi.clear();
+      ep->gwo.clear();
+      return nullptr;
+    }
+  }
+  // No UDP thread is inside a batch (we hold the write lock): the queue goes
+  // out first, in order, then later packets follow it.
+  uint64_t written = 0, write_errors = 0;
+  {
+    std::lock_guard<std::mutex> q(ep->queue_mu);
+    for (const std::vector<uint8_t>& p : ep->queue) {
+      if (write(gwi[0], p.data(), p.size()) == ssize_t(p.size()))
+        written++;
+      else
+        write_errors++;
+    }
+    ep->queue.clear();
+  }
+  if (write_errors) {
+    counters_->Add(kTnTunWriteErrors, write_errors);
+    ep->counters->Add(kEpTunWriteErrors, write_errors);
+  }
+  ep->state = EndpointState::kReady;
+  return ep->counters;
+}
+
+bool Tunnel::Reject(uint64_t eni, uint64_t retry_after_ms, std::string* error) {
+  std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
+  Endpoint* ep = FindLocked(eni);
+  if (!ep || ep->state != EndpointState::kPending) {
+    *error = std::string("endpoint is ") + (ep ? StateName(ep->state) : "unknown") + ", not pending";
+    return false;
+  }
+  ep->state = EndpointState::kRejected;
+  ep->retry_at_ms = MonotonicMs() + retry_after_ms;
+  std::lock_guard<std::mutex> q(ep->queue_mu);
+  if (!ep->queue.empty()) {
+    counters_->Add(kTnQueueDropped, ep->queue.size());
+    ep->counters->Add(kEpQueueDropped, ep->queue.size());
+    ep->queue.clear();
+  }
+  return true;
+}
+
+void Tunnel::RemoveFromEpolls(Endpoint* ep) {
+  if (!ep->tun_fds) return;
+  for (size_t k = 0; k < ep->gwi.size() * 2; k++) {
+    // ENOENT: the thread dropped an fd that failed; EBADF: closed early. Either way it is out.
+    epoll_ctl(tun_[k / 2]->epoll_fd, EPOLL_CTL_DEL, ep->tun_fds[k].fd, nullptr);
+  }
+}
+
+void Tunnel::WaitTunTurns() {
+  if (!threads_running_) return;
+  std::vector<uint64_t> seen;
+  for (auto& w : tun_) seen.push_back(w->turn.load(std::memory_order_acquire));
+  WakeTunThreads();
+  for (size_t j = 0; j < tun_.size(); j++) {
+    while (tun_[j]->turn.load(std::memory_order_acquire) == seen[j]) {
+      timespec nap{0, 50 * 1000};
+      nanosleep(&nap, nullptr);
+    }
+  }
+}
+
+bool Tunnel::Detach(uint64_t eni, std::string* error) {
+  std::unique_ptr<Endpoint> ep;
+  {
+    std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
+    auto it = endpoints_.find(eni);
+    if (it == endpoints_.end()) {
+      *error = "endpoint is unknown";
+      return false;
+    }
+    ep = std::move(it->second);
+    endpoints_.erase(it);
+  }
+  // From here no UDP thread can find it; TUN threads may still hold it from
+  // an epoll_wait that returned before the removal: wait them out.
+  RemoveFromEpolls(ep.get());
+  WaitTunTurns();
+  if (!ep->queue.empty()) {
+    counters_->Add(kTnQueueDropped, ep->queue.size());
+    ep->counters->Add(kEpQueueDropped, ep->queue.size());
+  }
+  counters_->Add(kTnFlowsActive, uint64_t(0) - ep->flows.size());
+  return true;  // `ep` and its flows go now
+}
+
+std::vector<EndpointInfo> Tunnel::Endpoints() {
+  std::vector<EndpointInfo> out;
+  std::shared_lock<WriterFirstLock> lock(endpoints_mu_);
+  for (auto& kv : endpoints_) {
+    Endpoint* ep = kv.second.get();
+    size_t queued;
+    {
+      std::lock_guard<std::mutex> q(ep->queue_mu);
+      queued = ep->queue.size();
+    }
+    out.push_back({ep->eni, ep->state, ep->last_in_ms.load(std::memory_order_relaxed),
+                   ep->last_out_ms.load(std::memory_order_relaxed), ep->flows.size(), queued});
+  }
+  return out;
+}
+
+// ---- UDP threads: GWLB -> gwi ----
+
+// Global counts of one batch, added once at its end.
+struct UdpBatchCounts {
+  uint64_t rx_packets = 0, rx_bytes = 0, not_allowed = 0, endpoint_limit = 0, rejected = 0, queue_dropped = 0,
+           unparsable = 0, write_errors = 0, flows_created = 0, malformed = 0;
+  uint64_t by_reason[kGeneveReasonCount] = {};
+};
+
+void Tunnel::UdpLoop(UdpWorker* w) {
+  NameThread("gh-tun-udp" + std::to_string(w->index));
+  TightenTimerSlack();
+  const size_t batch = size_t(cfg_.batch);
+  std::vector<uint8_t> slots(batch * kMaxDatagram);
+  std::vector<mmsghdr> rx(batch);
+  std::vector<iovec> iov(batch);
+  std::vector<sockaddr_in> from(batch);
+  std::vector<uint8_t> control(batch * kTunnelControl);
+  for (size_t i = 0; i < batch; i++) iov[i] = {&slots[i * kMaxDatagram], kMaxDatagram};
+  CounterBlock& c = *counters_;
+  CounterBlock& wc = *workers_;
+  const size_t wbase = size_t(w->index) * kWorkerCounters;
+  uint32_t drops_seen = 0;
+  EndpointTally tally;
+
+  while (!stop_.raised()) {
+    const uint64_t now = MonotonicMs();
+    wc.Set(wbase + kWorkerHeartbeat, now);
+    // recvmmsg rewrites the name and control lengths: reset them every time.
+    for (size_t i = 0; i < batch; i++) {
+      msghdr& h = rx[i].msg_hdr;
+      h = {};
+      h.msg_name = &from[i];
+      h.msg_namelen = sizeof(sockaddr_in);
+      h.msg_iov = &iov[i];
+      h.msg_iovlen = 1;
+      h.msg_control = &control[i * kTunnelControl];
+      h.msg_controllen = kTunnelControl;
+    }
+    const int got = recvmmsg(w->fd, rx.data(), unsigned(batch), MSG_DONTWAIT, nullptr);
+    if (got <= 0) {
+      stop_.WaitReadable(w->fd, kTurnMs);  // idle (or ENOMEM): sleep until data, stop or the next turn
+      continue;
+    }
+    uint32_t drops = drops_seen;
+    const uint32_t last_dst = ReadControl(&rx[size_t(got) - 1].msg_hdr, &drops);
+    if (drops != drops_seen) {
+      c.Add(kTnRxOverflow, uint32_t(drops - drops_seen));  // unsigned: survives wrap-around
+      drops_seen = drops;
+    }
+
+    UdpBatchCounts bc;
+    endpoints_mu_.lock_shared();
+    Endpoint* cached = nullptr;
+    for (int i = 0; i < got; i++) {
+      msghdr& h = rx[size_t(i)].msg_hdr;
+      uint8_t* d = &slots[size_t(i) * kMaxDatagram];
+      const size_t len = rx[size_t(i)].msg_len;
+      bc.rx_packets++;
+      bc.rx_bytes += len;
+      if (h.msg_flags & MSG_TRUNC) {
+        bc.write_errors++;  // bigger than any endpoint MTU allows: it could not go to gwi whole
+        continue;
+      }
+      const uint32_t source = ntohl(from[size_t(i)].sin_addr.s_addr);
+      if (!SourceAllowed(cfg_.allowed_sources, source)) {
+        bc.not_allowed++;
+        continue;
+      }
+      GeneveInfo g;
+      const GeneveReason reason = DecodeGeneve(d, len, &g);
+      if (reason != GeneveReason::kOk) {
+        bc.malformed++;
+        bc.by_reason[int(reason)]++;
+        continue;
+      }
+      Endpoint* ep = cached && cached->eni == g.eni ? cached : FindLocked(g.eni);
+      if (!ep || (ep->state == EndpointState::kRejected && now >= ep->retry_at_ms)) {
+        // A new endpoint (or one whose retry time came): rare, so the read
+        // lock is let go for the write lock rather than held by both paths.
+        tally.Flush(now, true);
+        endpoints_mu_.unlock_shared();
+        Announce(g.eni, g.attachment, source, now);
+        endpoints_mu_.lock_shared();
+        ep = FindLocked(g.eni);
+        if (!ep) {
+          cached = nullptr;
+          bc.endpoint_limit++;
+          continue;
+        }
+      }
+      cached = ep;
+      if (ep->state == EndpointState::kRejected) {
+        bc.rejected++;
+        continue;
+      }
+      const uint8_t* inner = d + g.header_len;
+      const size_t inner_len = len - g.header_len;
+      ParsedFlow pf;
+      if (!InnerFlowKey(ep, inner, inner_len, now, &pf)) {
+        bc.unparsable++;
+        continue;
+      }
+      uint32_t ignored;
+      const uint32_t local =
+          local_addr_ ? local_addr_ : (i == got - 1 ? last_dst : ReadControl(&h, &ignored));
+      const TunnelFlowSource fs{d, g.header_len, source, local, ntohs(from[size_t(i)].sin_port)};
+      if (ep->flows.Upsert(pf.key, HashFlowKey(pf.key), fs, uint32_t(now))) bc.flows_created++;
+      uint64_t* t = tally.For(ep, now, true);
+      t[kEpRxPackets]++;
+      t[kEpRxBytes] += len;
+      if (cfg_.hexdump) HexDump("in", ep->eni, d, len);
+      if (ep->state == EndpointState::kPending) {
+        std::lock_guard<std::mutex> q(ep->queue_mu);
+        if (ep->queue.size() < cfg_.pending_queue) {
+          ep->queue.emplace_back(inner, inner + inner_len);
+        } else {
+          bc.queue_dropped++;
+          t[kEpQueueDropped]++;
+        }
+        continue;
+      }
+      const int fd = ep->gwi[size_t(w->index) % ep->gwi.size()];
+      if (write(fd, inner, inner_len) != ssize_t(inner_len)) {
+        bc.write_errors++;
+        t[kEpTunWriteErrors]++;
+      }
+    }
+    tally.Flush(now, true);
+    endpoints_mu_.unlock_shared();
+
+    c.Add(kTnRxPackets, bc.rx_packets);
+    c.Add(kTnRxBytes, bc.rx_bytes);
+    wc.Add(wbase + kWorkerPackets, bc.rx_packets);
+    if (bc.not_allowed) c.Add(kTnDropSourceNotAllowed, bc.not_allowed);
+    if (bc.endpoint_limit) c.Add(kTnDropEndpointLimit, bc.endpoint_limit);
+    if (bc.rejected) c.Add(kTnDropEndpointRejected, bc.rejected);
+    if (bc.queue_dropped) c.Add(kTnQueueDropped, bc.queue_dropped);
+    if (bc.unparsable) c.Add(kTnDropUnparsableInner, bc.unparsable);
+    if (bc.write_errors) c.Add(kTnTunWriteErrors, bc.write_errors);
+    if (bc.flows_created) {
+      c.Add(kTnFlowsCreated, bc.flows_created);
+      c.Add(kTnFlowsActive, bc.flows_created);
+    }
+    if (bc.malformed) {
+      c.Add(kTnDroppedMalformed, bc.malformed);
+      for (int k = 0; k < kGeneveReasonCount; k++)
+        if (bc.by_reason[k]) c.Add(kTnMalformedFirst + size_t(k), bc.by_reason[k]);
+    }
+    PaceReceive(size_t(got), batch);
+  }
+}
+
+// ---- TUN threads: gwo/gwi -> GWLB ----
+
+void Tunnel::TunLoop(TunWorker* w) {
+  NameThread("gh-tun-tun" + std::to_string(w->index));
+  TightenTimerSlack();
+  const size_t batch = size_t(cfg_.batch);
+  std::vector<uint8_t> slots(batch * kTunSlot);
+  std::vector<TunFd*> src(batch);
+  std::vector<size_t> lens(batch);
+  std::vector<mmsghdr> msgs(batch);
+  std::vector<iovec> iov(batch);
+  std::vector<sockaddr_in> to(batch);
+  std::vector<Endpoint*> owner(batch);
+  for (auto& a : to) {
+    a = {};
+    a.sin_family = AF_INET;
+  }
+  epoll_event events[kMaxEpollEvents];
+  CounterBlock& c = *counters_;
+  CounterBlock& wc = *workers_;
+  const size_t wbase = (size_t(cfg_.udp_threads) + size_t(w->index)) * kWorkerCounters;
+  EndpointTally tally;
+  uint16_t ip_id = 0;
+  bool more = false;  // a batch filled up last turn: do not sleep
+
+  // Sends slots [0, n) back to GWLB; returns how many were read.
+  auto send_back = [&](size_t n, uint64_t now) {
+    uint64_t no_flow = 0, unparsable = 0;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+      Endpoint* ep = src[i]->endpoint;
+      uint8_t* inner = &slots[i * kTunSlot + kHeadroom];
+      ParsedFlow pf;
+      if (!InnerFlowKey(ep, inner, lens[i], now, &pf)) {
+        unparsable++;
+        continue;
+      }
+      TunnelFlowReturn r;
+      if (!ep->flows.Lookup(pf.key, HashFlowKey(pf.key), inner, uint32_t(now), &r)) {
+        no_flow++;
+        tally.For(ep, now, false)[kEpDropNoFlow]++;
+        continue;
+      }
+      uint8_t* start = inner - r.header_len - kOuterHeaderLen;
+      const size_t payload = r.header_len + lens[i];
+      // Mirrored as gwlbtun does: addresses swapped, ports as GWLB sent them.
+      WriteIPv4UdpHeader(start, r.local_addr, r.gwlb_addr, r.gwlb_port, cfg_.port, payload, ip_id++);
+      if (cfg_.hexdump) HexDump("out", ep->eni, start + kOuterHeaderLen, payload);
+      to[out].sin_addr.s_addr = htonl(r.gwlb_addr);
+      iov[out] = {start, kOuterHeaderLen + payload};
+      msghdr& h = msgs[out].msg_hdr;
+      h = {};
+      h.msg_name = &to[out];
+      h.msg_namelen = sizeof(sockaddr_in);
+      h.msg_iov = &iov[out];
+      h.msg_iovlen = 1;
+      owner[out] = ep;
+      out++;
+    }
+    uint64_t bytes = 0, errors = 0;
+    const size_t sent = out ? SendAll(w->raw_fd, msgs.data(), out, stop_, &bytes, &errors) : 0;
+    for (size_t k = 0; k < out && sent; k++) {
+      if (msgs[k].msg_len == kNotSent) continue;
+      uint64_t* t = tally.For(owner[k], now, false);
+      t[kEpTxPackets]++;
+      t[kEpTxBytes] += msgs[k].msg_len - kOuterHeaderLen;
+    }
+    if (sent) {
+      c.Add(kTnTxPackets, sent);
+      c.Add(kTnTxBytes, bytes - sent * kOuterHeaderLen);  // GENEVE bytes, comparable with rx_bytes
+    }
+    if (errors) c.Add(kTnTxErrors, errors);
+    if (no_flow) c.Add(kTnDropNoFlow, no_flow);
+    if (unparsable) c.Add(kTnDropUnparsableInner, unparsable);
+    wc.Add(wbase + kWorkerPackets, n);
+  };
+
+  while (!stop_.raised()) {
+    w->turn.fetch_add(1, std::memory_order_acq_rel);
+    const int ready = epoll_wait(w->epoll_fd, events, int(kMaxEpollEvents), more ? 0 : kTurnMs);
+    const uint64_t now = MonotonicMs();
+    wc.Set(wbase + kWorkerHeartbeat, now);
+    more = false;
+    size_t n = 0, total = 0;
+    for (int e = 0; e < ready; e++) {
+      TunFd* tf = static_cast<TunFd*>(events[e].data.ptr);
+      if (!tf) {
+        uint64_t v;
+        if (read(w->wake_fd, &v, sizeof v) < 0) {
+          // EAGAIN: another wake already drained it.
+        }
+        continue;
+      }
+      // Read what is queued, a batch at a time; a queue still not empty
+      // after a full batch is left to the next turn (level-triggered), so
+      // one busy endpoint cannot starve the others.
+      size_t from_this = 0;
+      for (;;) {
+        if (n == batch) {
+          send_back(n, now);
+          total += n;
+          n = 0;
+        }
+        if (from_this == batch) {
+          more = true;
+          break;
+        }
+        const ssize_t got = read(tf->fd, &slots[n * kTunSlot + kHeadroom], kMaxInner);
+        if (got <= 0) {
+          if (got < 0 && errno != EAGAIN && errno != EINTR) {
+            // A TUN gone bad (its interface deleted...) would be reported
+            // ready for ever: take it out of this thread's epoll.
+            epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, tf->fd, nullptr);
+          }
+          break;
+        }
+        src[n] = tf;
+        lens[n] = size_t(got);
+        n++;
+        from_this++;
+      }
+    }
+    if (n) {
+      send_back(n, now);
+      total += n;
+    }
+    tally.Flush(now, false);
+    PaceReceive(total, batch);
+  }
+}
+
+// ---- housekeeping: events to JavaScript, flow expiry ----
+
+void Tunnel::SendEvents(std::vector<EndpointEvent>* all) {
+  for (size_t off = 0; off < all->size(); off += kEventsPerCall) {
+    const size_t end = std::min(all->size(), off + kEventsPerCall);
+    auto* batch = new std::vector<EndpointEvent>(all->begin() + long(off), all->begin() + long(end));
+    const napi_status st = tsfn_.NonBlockingCall(
+        batch, [](Napi::Env env, Napi::Function fn, std::vector<EndpointEvent>* events) {
+          std::unique_ptr<std::vector<EndpointEvent>> owned(events);
+          if (env == nullptr || fn.IsEmpty()) return;  // environment shutting down
+          fn.Call({EventsToJs(env, *owned)});
+        });
+    if (st != napi_ok) delete batch;  // closing: nobody is listening any more
+  }
+  all->clear();
+}
+
+Napi::Array Tunnel::EventsToJs(Napi::Env env, const std::vector<EndpointEvent>& events) {
+  Napi::Array arr = Napi::Array::New(env, events.size());
+  for (size_t i = 0; i < events.size(); i++) {
+    in_addr a{htonl(events[i].source)};
+    char source[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a, source, sizeof source);
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("type", "endpoint");
+    e.Set("eni", Napi::BigInt::New(env, events[i].eni));
+    e.Set("attachment", Napi::BigInt::New(env, events[i].attachment));
+    e.Set("source", source);
+    arr.Set(uint32_t(i), e);
+  }
+  return arr;
+}
+
+void Tunnel::Housekeeping() {
+  NameThread("gh-tun-house");
+  // A full expiry sweep every quarter of the idle time (at most every
+  // second), spread over the ticks a few shards at a time so no lock is held
+  // long.
+  const uint64_t sweep_ms = std::max<uint64_t>(kTickMs, std::min<uint64_t>(1000, cfg_.flow_idle_ms / 4));
+  const size_t shards_per_tick = std::min<size_t>(
+      TunnelFlowTable::kShards, (TunnelFlowTable::kShards * kTickMs + sweep_ms - 1) / sweep_ms);
+  size_t next_shard = 0;
+  uint64_t last_events = 0;
+  std::vector<EndpointEvent> batch;
+  for (;;) {
+    const bool stopping = !stop_.WaitReadable(-1, kTickMs);
+    const uint64_t now = MonotonicMs();
+    if (stopping || now - last_events >= kEventEveryMs) {
+      {
+        std::lock_guard<std::mutex> lock(events_mu_);
+        batch.swap(events_);
+      }
+      if (!batch.empty()) SendEvents(&batch);
+      last_events = now;
+    }
+    if (stopping) {
+      // The workers have stopped (Stop joins them first): these are the last events.
+      std::lock_guard<std::mutex> lock(events_mu_);
+      batch.swap(events_);
+      if (!batch.empty()) SendEvents(&batch);
+      return;
+    }
+    uint64_t expired = 0;
+    {
+      std::shared_lock<WriterFirstLock> lock(endpoints_mu_);
+      for (auto& kv : endpoints_)
+        for (size_t k = 0; k < shards_per_tick; k++)
+          expired += kv.second->flows.ExpireShard(next_shard + k, uint32_t(now), cfg_.flow_idle_ms);
+    }
+    next_shard = (next_shard + shards_per_tick) % TunnelFlowTable::kShards;
+    if (expired) {
+      counters_->Add(kTnFlowsExpired, expired);
+      counters_->Add(kTnFlowsActive, uint64_t(0) - expired);
+    }
+  }
+}
+
+// ---- JavaScript binding ----
+
+std::vector<int> OptionIntArray(const Napi::Object& o, const char* key, int lo, int hi) {
+  Napi::Value v = OptionValue(o, key);
+  if (!v.IsArray()) throw OptionError{std::string("option ") + key + " must be an array"};
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) throw OptionError{std::string("option ") + key + " must hold numbers"};
+    const double d = x.As<Napi::Number>().DoubleValue();
+    if (!(d >= lo && d <= hi) || double(int64_t(d)) != d)
+      throw OptionError{std::string("option ") + key + " holds a value out of range"};
+    out.push_back(int(d));
+  }
+  return out;
+}
+
+std::vector<Ipv4Prefix> OptionPrefixes(const Napi::Object& o, const char* key) {
+  Napi::Value v = OptionValue(o, key);
+  if (!v.IsArray()) throw OptionError{std::string("option ") + key + " must be an array"};
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<Ipv4Prefix> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsObject()) throw OptionError{std::string("option ") + key + " must hold prefixes"};
+    Napi::Object p = x.As<Napi::Object>();
+    in_addr addr{};
+    if (!ParseIPv4(OptionString(p, "address"), &addr))
+      throw OptionError{std::string("option ") + key + " holds an address that is not IPv4"};
+    const int len = int(OptionNumber(p, "prefixLength", 0, 32));
+    const uint32_t mask = len == 0 ? 0 : ~uint32_t(0) << (32 - len);
+    out.push_back({ntohl(addr.s_addr) & mask, mask});
+  }
+  return out;
+}
+
+TunnelConfig ParseConfig(const Napi::Object& js) {
+  TunnelConfig c;
+  c.bind = OptionString(js, "bind");
+  c.port = uint16_t(OptionNumber(js, "port", 1, 65535));
+  c.udp_threads = int(OptionNumber(js, "udpThreads", 1, 64));
+  c.udp_affinity = OptionIntArray(js, "udpAffinity", 0, CPU_SETSIZE - 1);
+  c.tun_threads = int(OptionNumber(js, "tunThreads", 1, 64));
+  c.tun_affinity = OptionIntArray(js, "tunAffinity", 0, CPU_SETSIZE - 1);
+  c.rcvbuf = int(OptionNumber(js, "rcvbuf", 0, INT32_MAX));
+  c.sndbuf = int(OptionNumber(js, "sndbuf", 0, INT32_MAX));
+  c.batch = int(OptionNumber(js, "batch", 1, 1024));
+  // 32-bit millisecond flow times: idle times up to 24 days.
+  c.flow_idle_ms = uint32_t(OptionNumber(js, "flowIdleMs", 1, 0x7fffffff));
+  c.max_endpoints = size_t(OptionNumber(js, "maxEndpoints", 1, 1 << 20));
+  c.pending_queue = size_t(OptionNumber(js, "pendingQueue", 0, 1 << 20));
+  c.allowed_sources = OptionPrefixes(js, "allowedSources");
+  c.hexdump = OptionBool(js, "hexdump");
+  return c;
+}
+
+// What the thread-safe function keeps alive until it is released.
+struct TsfnData {
+  std::shared_ptr<Tunnel> tunnel;
+};
+
+std::vector<int> FdArray(const Napi::Value& v, const char* what) {
+  if (!v.IsArray())
+    throw Napi::TypeError::New(v.Env(), std::string("attachEndpoint: ") + what + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= INT32_MAX) || double(int64_t(d)) != d)
+      throw Napi::TypeError::New(v.Env(), std::string("attachEndpoint: ") + what + " must hold fds");
+    out.push_back(int(d));
+  }
+  return out;
+}
+
+uint64_t EniArg(const Napi::CallbackInfo& info, const char* fn) {
+  bool lossless = false;
+  uint64_t eni = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
+  if (!lossless) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": eni must be a 64-bit bigint");
+  return eni;
+}
+
+std::shared_ptr<Tunnel> Live(const std::weak_ptr<Tunnel>& weak, Napi::Env env, const char* fn) {
+  std::shared_ptr<Tunnel> t = weak.lock();
+  if (!t) throw Napi::Error::New(env, std::string(fn) + ": the tunnel is stopped");
+  return t;
+}
+
+Napi::Value StartTunnelJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TunnelConfig cfg;
+  try {
+    if (!info[0].IsObject()) throw OptionError{"startTunnel expects an options object"};
+    cfg = ParseConfig(info[0].As<Napi::Object>());
+  } catch (const OptionError& e) {
+    throw Napi::TypeError::New(env, "startTunnel: " + e.message);
+  }
+  Napi::Value cb = info[0].As<Napi::Object>().Get("onEvents");
+  if (!cb.IsFunction()) throw Napi::TypeError::New(env, "startTunnel: onEvents must be a function");
+
+  auto tunnel = std::make_shared<Tunnel>(std::move(cfg));
+  std::string error;
+  if (!tunnel->Open(&error)) throw Napi::Error::New(env, "tunnel: " + error);
+
+  auto* data = new TsfnData{tunnel};
+  Napi::ThreadSafeFunction tsfn = Napi::ThreadSafeFunction::New(
+      env, cb.As<Napi::Function>(), "gatehouse.tunnel.events", 0, 1, data,
+      [](Napi::Env, TsfnData* d, TsfnData*) { delete d; }, data);
+  try {
+    tunnel->Start(tsfn);
+  } catch (const std::exception& e) {  // a thread could not start or be pinned
+    tunnel->Stop();
+    throw Napi::Error::New(env, std::string("tunnel: starting threads: ") + e.what());
+  }
+
+  std::weak_ptr<Tunnel> weak = tunnel;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("counters", ExportCounters(env, tunnel->counters().get(), tunnel->counters()));
+  out.Set("workers", ExportCounters(env, tunnel->workers().get(), tunnel->workers()));
+  out.Set("attachEndpoint", Napi::Function::New(
+                                env,
+                                [weak](const Napi::CallbackInfo& ci) -> Napi::Value {
+                                  const uint64_t eni = EniArg(ci, "attachEndpoint");
+                                  const std::vector<int> gwi = FdArray(ci[1], "gwi"),
+                                                         gwo = FdArray(ci[2], "gwo");
+                                  std::string err;
+                                  std::shared_ptr<CounterBlock> block =
+                                      Live(weak, ci.Env(), "attachEndpoint")->Attach(eni, gwi, gwo, &err);
+                                  if (!block) throw Napi::Error::New(ci.Env(), "attachEndpoint: " + err);
+                                  return ExportCounters(ci.Env(), block.get(), block);
+                                },
+                                "attachEndpoint"));
+  out.Set("rejectEndpoint",
+          Napi::Function::New(
+              env,
+              [weak](const Napi::CallbackInfo& ci) -> Napi::Value {
+                const uint64_t eni = EniArg(ci, "rejectEndpoint");
+                const double ms = ci[1].IsNumber() ? ci[1].As<Napi::Number>().DoubleValue() : -1;
+                if (!(ms >= 0 && ms <= 1e12))
+                  throw Napi::TypeError::New(ci.Env(), "rejectEndpoint: retryAfterMs out of range");
+                std::string err;
+                if (!Live(weak, ci.Env(), "rejectEndpoint")->Reject(eni, uint64_t(ms), &err))
+                  throw Napi::Error::New(ci.Env(), "rejectEndpoint: " + err);
+                return ci.Env().Undefined();
+              },
+              "rejectEndpoint"));
+  out.Set("detachEndpoint", Napi::Function::New(
+                                env,
+                                [weak](const Napi::CallbackInfo& ci) -> Napi::Value {
+                                  const uint64_t eni = EniArg(ci, "detachEndpoint");
+                                  std::string err;
+                                  if (!Live(weak, ci.Env(), "detachEndpoint")->Detach(eni, &err))
+                                    throw Napi::Error::New(ci.Env(), "detachEndpoint: " + err);
+                                  return ci.Env().Undefined();
+                                },
+                                "detachEndpoint"));
+  out.Set("endpoints", Napi::Function::New(
+                           env,
+                           [weak](const Napi::CallbackInfo& ci) -> Napi::Value {
+                             Napi::Env e = ci.Env();
+                             std::shared_ptr<Tunnel> t = weak.lock();
+                             std::vector<EndpointInfo> list =
+                                 t ? t->Endpoints() : std::vector<EndpointInfo>{};
+                             Napi::Array arr = Napi::Array::New(e, list.size());
+                             for (size_t i = 0; i < list.size(); i++) {
+                               Napi::Object o = Napi::Object::New(e);
+                               o.Set("eni", Napi::BigInt::New(e, list[i].eni));
+                               o.Set("state", StateName(list[i].state));
+                               o.Set("lastInMs", double(list[i].last_in_ms));
+                               o.Set("lastOutMs", double(list[i].last_out_ms));
+                               o.Set("flows", double(list[i].flows));
+                               o.Set("queued", double(list[i].queued));
+                               arr.Set(uint32_t(i), o);
+                             }
+                             return arr;
+                           },
+                           "endpoints"));
+  out.Set("stop", Napi::Function::New(
+                      env,
+                      [weak](const Napi::CallbackInfo& ci) -> Napi::Value {
+                        if (auto t = weak.lock()) t->Stop();
+                        return ci.Env().Undefined();
+                      },
+                      "stop"));
+  return out;
+}
+
+Napi::Value MonotonicMsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(MonotonicMs()));
+}
+
+}  // namespace
+
+void InitTunnel(Napi::Env env, Napi::Object exports) {
+  exports.Set("startTunnel", Napi::Function::New(env, StartTunnelJs, "startTunnel"));
+  exports.Set("monotonicMs", Napi::Function::New(env, MonotonicMsJs, "monotonicMs"));
+}
+
 }  // namespace gatehouse

@@ -1,0 +1,199 @@
+// Pieces of the tunnel engine (tunnel.cc) that are not its threads: counter
+// tables, options, the source-prefix check, a writer-preferring lock, the
+// per-datagram control messages, and the debugging hex dump.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "geneve.h"
+
+namespace gatehouse {
+
+// Global counters: same names, same order as TUNNEL_COUNTER_NAMES in
+// src/native/tunnel.ts (the contract in binding.ts, NativeTunnel).
+enum TunnelCounter : size_t {
+  kTnRxPackets,
+  kTnRxBytes,
+  kTnTxPackets,
+  kTnTxBytes,
+  kTnTxErrors,
+  kTnRxOverflow,
+  kTnDropSourceNotAllowed,
+  kTnDropEndpointLimit,
+  kTnDropEndpointRejected,
+  kTnQueueDropped,
+  kTnDropUnparsableInner,
+  kTnDropNoFlow,
+  kTnTunWriteErrors,
+  kTnFlowsActive,
+  kTnFlowsCreated,
+  kTnFlowsExpired,
+  kTnEndpointsSeen,
+  kTnDroppedMalformed,
+  kTnMalformedFirst,  // then one per GENEVE reason
+};
+
+inline std::vector<std::string> TunnelCounterNames() {
+  std::vector<std::string> n = {
+      "rx_packets",
+      "rx_bytes",
+      "tx_packets",
+      "tx_bytes",
+      "tx_errors",
+      "rx_overflow",
+      "drop_source_not_allowed",
+      "drop_endpoint_limit",
+      "drop_endpoint_rejected",
+      "queue_dropped",
+      "drop_unparsable_inner",
+      "drop_no_flow",
+      "tun_write_errors",
+      "flows_active",
+      "flows_created",
+      "flows_expired",
+      "endpoints_seen",
+      "dropped_malformed",
+  };
+  for (int i = 0; i < kGeneveReasonCount; i++) n.push_back(std::string("malformed_") + kGeneveReasonNames[i]);
+  return n;
+}
+
+// Per-endpoint counters (TUNNEL_ENDPOINT_COUNTER_NAMES).
+enum EndpointCounter : size_t {
+  kEpRxPackets,
+  kEpRxBytes,
+  kEpTxPackets,
+  kEpTxBytes,
+  kEpDropNoFlow,
+  kEpTunWriteErrors,
+  kEpQueueDropped,
+  kEpCounterCount,
+};
+
+inline std::vector<std::string> EndpointCounterNames() {
+  return {"rx_packets",   "rx_bytes",         "tx_packets",   "tx_bytes",
+          "drop_no_flow", "tun_write_errors", "queue_dropped"};
+}
+
+// Worker counters: udp0..udpN-1 then tun0..tunM-1, two each.
+constexpr size_t kWorkerHeartbeat = 0;
+constexpr size_t kWorkerPackets = 1;
+constexpr size_t kWorkerCounters = 2;
+
+inline std::vector<std::string> WorkerCounterNames(int udp_threads, int tun_threads) {
+  std::vector<std::string> n;
+  auto add = [&n](const std::string& w) {
+    n.push_back(w + "_heartbeat_ms");
+    n.push_back(w + "_packets");
+  };
+  for (int i = 0; i < udp_threads; i++) add("udp" + std::to_string(i));
+  for (int i = 0; i < tun_threads; i++) add("tun" + std::to_string(i));
+  return n;
+}
+
+struct Ipv4Prefix {
+  uint32_t network;  // host order, host bits cleared
+  uint32_t mask;     // host order
+};
+
+struct TunnelConfig {
+  std::string bind;
+  uint16_t port = 6081;
+  int udp_threads = 1;
+  std::vector<int> udp_affinity;  // empty or one CPU per thread
+  int tun_threads = 1;
+  std::vector<int> tun_affinity;
+  int rcvbuf = 0, sndbuf = 0;
+  int batch = 64;
+  uint32_t flow_idle_ms = 350000;
+  size_t max_endpoints = 1024;
+  size_t pending_queue = 256;
+  std::vector<Ipv4Prefix> allowed_sources;  // empty = any
+  bool hexdump = false;
+};
+
+inline bool SourceAllowed(const std::vector<Ipv4Prefix>& allowed, uint32_t addr) {
+  if (allowed.empty()) return true;
+  for (const Ipv4Prefix& p : allowed)
+    if ((addr & p.mask) == p.network) return true;
+  return false;
+}
+
+// A reader/writer lock that lets a waiting writer in: glibc's default
+// rwlock prefers readers, and UDP threads under load hold the read lock
+// nearly all the time, so attach/detach (the JavaScript thread) could wait
+// for ever.
+class WriterFirstLock {
+ public:
+  WriterFirstLock() {
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&lock_, &a);
+    pthread_rwlockattr_destroy(&a);
+  }
+  ~WriterFirstLock() { pthread_rwlock_destroy(&lock_); }
+  WriterFirstLock(const WriterFirstLock&) = delete;
+  WriterFirstLock& operator=(const WriterFirstLock&) = delete;
+
+  void lock() { pthread_rwlock_wrlock(&lock_); }
+  void unlock() { pthread_rwlock_unlock(&lock_); }
+  void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+  void unlock_shared() { pthread_rwlock_unlock(&lock_); }
+
+ private:
+  pthread_rwlock_t lock_;
+};
+
+// Control space per datagram: the socket's drop count and, when bound to
+// any address, the address the datagram was sent to.
+constexpr size_t kTunnelControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(in_pktinfo));
+
+// Reads a datagram's IP_PKTINFO destination (host order; 0 if absent) and
+// SO_RXQ_OVFL drop count (`*drops` untouched if absent).
+inline uint32_t ReadControl(msghdr* h, uint32_t* drops) {
+  uint32_t dst = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      dst = ntohl(pi.ipi_addr.s_addr);
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+      memcpy(drops, CMSG_DATA(c), sizeof *drops);
+    }
+  }
+  return dst;
+}
+
+// -x: one packet to stderr as "tunnel <dir> eni <17 hex> <len> bytes" and
+// 16-byte hex lines. Debugging only: slow, and serialised so lines from
+// several threads do not interleave.
+inline void HexDump(const char* direction, uint64_t eni, const uint8_t* p, size_t len) {
+  static std::mutex mu;
+  std::string out;
+  out.reserve(64 + len * 3 + len / 16 * 8);
+  char line[96];
+  snprintf(line, sizeof line, "tunnel %s eni %017llx %zu bytes\n", direction, (unsigned long long)eni, len);
+  out += line;
+  for (size_t off = 0; off < len; off += 16) {
+    int n = snprintf(line, sizeof line, "  %04zx ", off);
+    for (size_t i = off; i < off + 16 && i < len; i++)
+      n += snprintf(line + n, sizeof line - size_t(n), " %02x", p[i]);
+    line[n++] = '\n';
+    out.append(line, size_t(n));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  fwrite(out.data(), 1, out.size(), stderr);
+}
+
+}  // namespace gatehouse
