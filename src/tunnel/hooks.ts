@@ -65,6 +65,11 @@ export function hookArguments(action: HookAction, gwi: string, gwo: string, eni:
   return [action, gwi, gwo, eniIdToString(eni)];
 }
 
+/**
+ * Runs the hook and resolves when it has finished (or been killed). Resolves
+ * for every outcome of the script itself; throws (synchronously,
+ * ERR_INVALID_ARG) only when `request` is malformed.
+ */
 export function runHook(request: HookRequest): Promise<HookResult> {
   checkRequest(request);
   const { script, action, gwi, gwo, eni, timeoutMs } = request;

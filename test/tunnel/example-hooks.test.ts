@@ -10,13 +10,17 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { interfaceNames } from '../../src/tunnel/interface-names';
+import { TUNNEL_DEFAULTS, parseTunnelOptions } from '../../src/tunnel/options';
 import { createNamespaces, sh, skipUnlessNetAdmin, uniqueSuffix } from '../helpers/system';
 
-const HOOKS = join(__dirname, '..', '..', '..', 'examples', 'hooks');
+const ROOT = join(__dirname, '..', '..', '..');
+const HOOKS = join(ROOT, 'examples', 'hooks');
+const UNIT = join(ROOT, 'packaging', 'gatehouse-tunnel.service');
 const SCRIPTS = ['passthrough.sh', 'route.sh', 'nat.sh', 'overlapping-cidrs.sh'] as const;
 type Script = (typeof SCRIPTS)[number];
 
@@ -392,4 +396,43 @@ test('nat.sh: out of eth1 masqueraded, the answer comes back through gwo transla
     assert.ok(p.payload?.startsWith('reply:gh-'), 'it is the server\'s answer');
   }
   hook(ns, 'nat.sh', 'DESTROY', a);
+});
+
+test('the systemd unit: its ExecStart is a valid command line, its stop timeout outlasts a DESTROY hook', (t) => {
+  const unit = readFileSync(UNIT, 'utf8');
+  const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '';
+  const words = exec.split(/\s+/).filter((w) => w !== '$GATEHOUSE_TUNNEL_ARGS');
+  assert.deepEqual(words.slice(0, 3), ['/usr/bin/env', 'gatehouse', 'tunnel']);
+  // The hook paths the unit names, replaced by real executables so the parser's file checks pass.
+  const dir = mkdtempSync(join(tmpdir(), 'gh-unit-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const argv = words.slice(3).map((w) => {
+    const m = /^\/etc\/gatehouse\/hooks\/(create|destroy)\.sh$/.exec(w);
+    if (!m) return w;
+    const path = join(dir, `${m[1]}.sh`);
+    writeFileSync(path, '#!/bin/sh\n');
+    chmodSync(path, 0o755);
+    return path;
+  });
+  const o = parseTunnelOptions(argv);
+  assert.ok(!('help' in o));
+  if ('help' in o) return;
+  assert.equal(o.createScript, join(dir, 'create.sh'));
+  assert.equal(o.destroyScript, join(dir, 'destroy.sh'));
+  assert.equal(o.healthPort, 8080);
+  const stopS = Number(/^TimeoutStopSec=(\d+)$/m.exec(unit)?.[1]);
+  assert.ok(stopS > TUNNEL_DEFAULTS.hookTimeoutS, `TimeoutStopSec ${stopS} > --hook-timeout ${TUNNEL_DEFAULTS.hookTimeoutS}`);
+  assert.match(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW$/m);
+  assert.match(unit, /^KillMode=mixed$/m);
+});
+
+test('the systemd unit passes systemd-analyze verify', (t) => {
+  const which = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { encoding: 'utf8' });
+  if (which.status !== 0) {
+    t.skip('systemd-analyze is not installed');
+    return;
+  }
+  const r = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '', 'no warnings');
 });
