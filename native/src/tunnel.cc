@@ -1,27 +1,40 @@
 // gatehouse tunnel's packet core: the GWLB target (see TunnelOptions and
 // NativeTunnel in src/native/binding.ts for the contract).
 //
-//   GWLB ─UDP 6081─> udp thread i (recvmmsg, SO_REUSEPORT socket i)
+//   GWLB ─UDP 6081─> udp thread i (recvmmsg on SO_REUSEPORT socket i)
 //          source allowed? -> DecodeGeneve -> endpoint by ENI
 //          -> flow table: key -> GENEVE header, GWLB address and port
-//          -> write(gwi queue i % queues)            (pending: queued, bounded)
-//   gwo/gwi queue j ─read─> tun thread j (epoll over queue j of every ready endpoint)
-//          -> flow table lookup -> [IPv4|UDP mirrored][GENEVE as received][inner]
-//          -> raw socket j (sendmmsg) ─> GWLB
+//          -> write(gwi queue i % queues)        (pending endpoint: queued, bounded)
+//   gwo/gwi queues ─read─> ReturnPath: flow lookup -> [IPv4|UDP][GENEVE][inner]
+//          -> raw socket (sendmmsg) ─> GWLB
 //   housekeeping thread: expires idle flows, hands endpoint events to
 //   JavaScript in batches (a thread-safe function, at most one call per 50 ms).
 //
+// Who drains gwo, and why. A TUN write runs the kernel's whole receive path
+// in the writer's context: with the passthrough setup (tc mirred gwi -> gwo)
+// or plain routing, the packet is already queued on gwo when write()
+// returns. On a VM, waking another thread for it costs more CPU than
+// everything else done for the packet (measured: a cross-CPU wakeup ~9 us,
+// a TUN write or read ~1 us), so after its writes a UDP thread asks its own
+// epoll (every gwo queue, never slept on) which gwo queues have packets and
+// sends them back itself. TUN thread j watches queue j of every gwo and gwi
+// for what comes later (a userspace appliance, packets the kernel routes
+// out): in epoll while the UDP threads are idle, and while they are busy by
+// a sweep every millisecond instead, since sleeping in epoll on gwo would
+// mean being woken for each packet the UDP threads are about to drain.
+//
 // The endpoint table is read on every batch and changed only when an
 // endpoint appears, is attached, rejected or detached: UDP threads hold its
-// read lock for a whole batch (so a detached endpoint's gwi is never written
-// after detachEndpoint returns), changes take the write lock. TUN threads
-// reach endpoints only through their epoll registrations; detachEndpoint
-// removes those and then waits until every TUN thread has begun a new loop
-// turn, after which none can still hold the endpoint.
+// read lock for a whole batch (so a detached endpoint's TUNs are never
+// touched by them after detachEndpoint), changes take the write lock. TUN
+// threads reach endpoints only through their epoll registrations;
+// detachEndpoint removes those and then waits until every TUN thread has
+// begun a new loop turn, after which none can still hold the endpoint.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <napi.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -33,7 +46,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -50,7 +62,9 @@
 #include "geneve.h"
 #include "raw_sender.h"
 #include "reflector_support.h"
+#include "tunnel_endpoint.h"
 #include "tunnel_flow_table.h"
+#include "tunnel_return_path.h"
 #include "tunnel_support.h"
 #include "udp_socket.h"
 
@@ -62,114 +76,17 @@ namespace {
 // largest GENEVE header (260) fit with room to spare. Longer ones arrive
 // truncated and are counted in tun_write_errors, never written cut short.
 constexpr size_t kMaxDatagram = 9216;
-// A TUN thread reads each inner packet this far into its slot, so the
-// stored GENEVE header (up to 260 bytes) and the outer IPv4 + UDP header
-// are written in front of it and the slot goes out as one datagram.
-constexpr size_t kHeadroom = kOuterHeaderLen + TunnelFlowTable::kMaxHeader;
-constexpr size_t kMaxInner = 9216;
-constexpr size_t kTunSlot = kHeadroom + kMaxInner;
-static_assert(kTunSlot % 8 == 0, "keep slots 8-byte aligned");
 
-constexpr int kTurnMs = 100;  // every worker turns at least this often (heartbeats)
-constexpr int kTickMs = 20;   // housekeeping period
+constexpr int kTurnMs = 100;     // every worker turns at least this often (heartbeats)
+constexpr int kSweepMs = 1;      // TUN threads' sweep period while the UDP threads are busy
+constexpr uint64_t kBusyMs = 2;  // UDP threads count as busy this long after a batch
+constexpr int kTickMs = 20;      // housekeeping period
 constexpr uint64_t kEventEveryMs = 50;
 constexpr size_t kEventsPerCall = 256;
 constexpr size_t kMaxEpollEvents = 64;
-
-enum class EndpointState : uint8_t { kPending, kReady, kRejected };
-
-const char* StateName(EndpointState s) {
-  switch (s) {
-    case EndpointState::kPending:
-      return "pending";
-    case EndpointState::kReady:
-      return "ready";
-    case EndpointState::kRejected:
-      return "rejected";
-  }
-  return "pending";
-}
-
-struct Endpoint;
-
-// What a TUN thread's epoll hands back: which endpoint a ready fd serves.
-struct TunFd {
-  Endpoint* endpoint;
-  int fd;
-};
-
-struct Endpoint {
-  explicit Endpoint(uint64_t e) : eni(e), counters(std::make_shared<CounterBlock>(EndpointCounterNames())) {}
-
-  const uint64_t eni;
-  // Guarded by Tunnel::endpoints_mu_: written under its write lock, read under either.
-  EndpointState state = EndpointState::kPending;
-  uint64_t retry_at_ms = 0;
-  std::vector<int> gwi, gwo;         // one fd per queue once ready
-  std::unique_ptr<TunFd[]> tun_fds;  // [2j] = gwo[j], [2j+1] = gwi[j]
-
-  // Inner packets that arrived while pending, in order (read lock + queue_mu).
-  std::mutex queue_mu;
-  std::deque<std::vector<uint8_t>> queue;
-
-  TunnelFlowTable flows;
-  // Fragments are rare: one tracker per endpoint, made on first use, shared
-  // by both directions so a later fragment finds the ports its first
-  // fragment carried whichever thread saw that one.
-  std::mutex fragments_mu;
-  std::unique_ptr<FragmentTracker> fragments;
-
-  std::shared_ptr<CounterBlock> counters;
-  std::atomic<uint64_t> last_in_ms{0}, last_out_ms{0};
-};
-
-// The inner packet's flow key; fragments go through the endpoint's tracker.
-bool InnerFlowKey(Endpoint* ep, const uint8_t* p, size_t len, uint64_t now_ms, ParsedFlow* pf) {
-  if (ParseFlowKey(p, len, nullptr, now_ms, pf) != FlowKeyReason::kOk) return false;
-  if (pf->fragment == FragmentKind::kNone) return true;
-  std::lock_guard<std::mutex> lock(ep->fragments_mu);
-  if (!ep->fragments) ep->fragments = std::make_unique<FragmentTracker>();
-  return ParseFlowKey(p, len, ep->fragments.get(), now_ms, pf) == FlowKeyReason::kOk;
-}
-
-// Per-endpoint counts gathered over one batch, added once at its end: the
-// counters are shared with the other direction's threads, and an atomic add
-// per packet on a line two cores write costs more than the packet's lookup.
-class EndpointTally {
- public:
-  uint64_t* For(Endpoint* ep, uint64_t now_ms, bool inbound) {
-    for (size_t i = 0; i < n_; i++)
-      if (rows_[i].ep == ep) return rows_[i].v;
-    if (n_ == kRows) Flush(now_ms, inbound);
-    Row& r = rows_[n_++];
-    r.ep = ep;
-    std::fill(std::begin(r.v), std::end(r.v), 0);
-    return r.v;
-  }
-
-  // Must run while the endpoints are still held (read lock / loop turn).
-  void Flush(uint64_t now_ms, bool inbound) {
-    for (size_t i = 0; i < n_; i++) {
-      Row& r = rows_[i];
-      for (size_t k = 0; k < kEpCounterCount; k++)
-        if (r.v[k]) r.ep->counters->Add(k, r.v[k]);
-      std::atomic<uint64_t>& last = inbound ? r.ep->last_in_ms : r.ep->last_out_ms;
-      const bool moved = inbound ? r.v[kEpRxPackets] > 0 : r.v[kEpTxPackets] > 0;
-      if (moved && last.load(std::memory_order_relaxed) != now_ms)
-        last.store(now_ms, std::memory_order_relaxed);
-    }
-    n_ = 0;
-  }
-
- private:
-  static constexpr size_t kRows = 8;
-  struct Row {
-    Endpoint* ep;
-    uint64_t v[kEpCounterCount];
-  };
-  Row rows_[kRows];
-  size_t n_ = 0;
-};
+// Smallest ring (txqueuelen) a TUN gets at attach: a few ms of a busy
+// endpoint, so a TUN thread held off the CPU briefly loses nothing.
+constexpr size_t kMinTunRing = 4096;
 
 struct EndpointEvent {
   uint64_t eni;
@@ -221,11 +138,13 @@ class Tunnel {
   struct UdpWorker {
     int index = 0;
     int fd = -1;
+    int epoll_fd = -1;  // every gwo queue of every ready endpoint; polled, never slept on
+    int raw_fd = -1;
     std::thread thread;
   };
   struct TunWorker {
     int index = 0;
-    int epoll_fd = -1;
+    int epoll_fd = -1;  // queue `index` of every ready endpoint's gwo and gwi, and wake_fd
     int wake_fd = -1;
     int raw_fd = -1;
     std::atomic<uint64_t> turn{0};  // loop turns begun (detach waits for the next)
@@ -244,15 +163,16 @@ class Tunnel {
   void SendEvents(std::vector<EndpointEvent>* batch);
   void WakeTunThreads();
   void WaitTunTurns();
-  void RemoveFromEpolls(Endpoint* ep);
   void StopThreads();
   void CloseFds();
 
   const TunnelConfig cfg_;
   std::shared_ptr<CounterBlock> counters_;
   std::shared_ptr<CounterBlock> workers_;
-  uint32_t local_addr_ = 0;  // host order; 0 = bound to any: IP_PKTINFO per datagram
-  StopSignal stop_;
+  uint32_t local_addr_ = 0;               // host order; 0 = bound to any: IP_PKTINFO per datagram
+  StopSignal stop_;                       // workers
+  StopSignal house_stop_;                 // the housekeeper, raised once the workers are joined
+  std::atomic<uint64_t> udp_busy_ms_{0};  // when a UDP thread last wrote a batch to gwi
   std::vector<std::unique_ptr<UdpWorker>> udp_;
   std::vector<std::unique_ptr<TunWorker>> tun_;
   std::thread housekeeper_;
@@ -268,7 +188,7 @@ class Tunnel {
 };
 
 bool Tunnel::Open(std::string* error) {
-  if (!stop_.ok()) {
+  if (!stop_.ok() || !house_stop_.ok()) {
     *error = std::string("eventfd: ") + strerror(errno);
     return false;
   }
@@ -293,6 +213,13 @@ bool Tunnel::Open(std::string* error) {
     int one = 1;
     if (local_addr_ == 0 && setsockopt(w->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
       *error = std::string("setsockopt(IP_PKTINFO): ") + strerror(errno);
+      return false;
+    }
+    w->raw_fd = OpenRawIPv4Socket(cfg_.sndbuf, error);
+    if (w->raw_fd < 0) return false;
+    w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epoll_fd < 0) {
+      *error = std::string("epoll_create1: ") + strerror(errno);
       return false;
     }
   }
@@ -324,7 +251,7 @@ void Tunnel::Start(Napi::ThreadSafeFunction tsfn) {
   threads_running_ = true;
   std::string error;
   auto pin = [&error](std::thread& t, const std::vector<int>& cpus, size_t i, const char* what) {
-    if (cpus.empty() || i >= cpus.size()) return;
+    if (i >= cpus.size()) return;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpus[i], &set);
@@ -362,14 +289,17 @@ void Tunnel::StopThreads() {
     if (w->thread.joinable()) w->thread.join();
   for (auto& w : tun_)
     if (w->thread.joinable()) w->thread.join();
-  if (housekeeper_.joinable()) housekeeper_.join();  // after the workers: it sends the last events
+  house_stop_.Raise();  // after the workers: it sends the events they queued last
+  if (housekeeper_.joinable()) housekeeper_.join();
   threads_running_ = false;
 }
 
 void Tunnel::CloseFds() {
   for (auto& w : udp_) {
-    if (w->fd >= 0) close(w->fd);
-    w->fd = -1;
+    for (int* fd : {&w->fd, &w->epoll_fd, &w->raw_fd}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
   }
   for (auto& w : tun_) {
     for (int* fd : {&w->raw_fd, &w->epoll_fd, &w->wake_fd}) {
@@ -387,8 +317,10 @@ void Tunnel::Stop() {
   tsfn_.Release();
 }
 
-// ---- endpoint lifecycle (JavaScript thread) ----
+// ---- endpoint lifecycle ----
 
+// UDP thread, without the endpoint lock: records a new endpoint as pending
+// (or a rejected one whose retry time came) and queues its event.
 void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64_t now_ms) {
   std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
   auto it = endpoints_.find(eni);
@@ -396,7 +328,7 @@ void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64
     if (endpoints_.size() >= cfg_.max_endpoints) return;  // the caller finds none: drop_endpoint_limit
     endpoints_.emplace(eni, std::make_unique<Endpoint>(eni));
   } else if (it->second->state == EndpointState::kRejected && now_ms >= it->second->retry_at_ms) {
-    it->second->state = EndpointState::kPending;  // its retry time has come: announce it again
+    it->second->state = EndpointState::kPending;
   } else {
     return;  // another UDP thread announced it meanwhile
   }
@@ -405,57 +337,75 @@ void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64
   events_.push_back({eni, attachment, source});
 }
 
+// Registers queue `q` in `epoll_fd`; false with `*error` set on failure.
+bool Watch(int epoll_fd, TunQueue* q, std::string* error) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = q;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, q->fd, &ev) == 0) return true;
+  *error = std::string("epoll_ctl(ADD, fd ") + std::to_string(q->fd) + "): " + strerror(errno);
+  return false;
+}
+
+void Unwatch(int epoll_fd, TunQueue* q) {
+  // ENOENT: a thread already dropped an fd that failed; EBADF: closed early. Either way it is out.
+  epoll_ctl(epoll_fd, EPOLL_CTL_DEL, q->fd, nullptr);
+}
+
 std::shared_ptr<CounterBlock> Tunnel::Attach(uint64_t eni, const std::vector<int>& gwi,
                                              const std::vector<int>& gwo, std::string* error) {
   if (released_) {
     *error = "the tunnel is stopped";
     return nullptr;
   }
-  if (gwi.size() != size_t(cfg_.tun_threads) || gwo.size() != size_t(cfg_.tun_threads)) {
-    *error = "expected " + std::to_string(cfg_.tun_threads) + " gwi and gwo fds (one per TUN thread)";
+  const size_t queues = size_t(cfg_.tun_threads);
+  if (gwi.size() != queues || gwo.size() != queues) {
+    *error = "expected " + std::to_string(queues) + " gwi and gwo fds (one per TUN thread)";
     return nullptr;
   }
   std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
   Endpoint* ep = FindLocked(eni);
   if (!ep || ep->state != EndpointState::kPending) {
-    *error = std::string("endpoint is ") + (ep ? StateName(ep->state) : "unknown") + ", not pending";
+    *error = std::string("endpoint is ") + (ep ? EndpointStateName(ep->state) : "unknown") + ", not pending";
     return nullptr;
   }
-  const size_t queues = gwi.size();
-  ep->gwi = gwi;
-  ep->gwo = gwo;
-  ep->tun_fds.reset(new TunFd[queues * 2]);
+  // Room for the pending queue, which goes into gwi below in one go, and for
+  // packets arriving meanwhile.
+  const int ring = int(std::max<size_t>(kMinTunRing, cfg_.pending_queue + 2 * size_t(cfg_.batch)));
+  if (!EnsureTunTxQueueLen(gwi[0], ring, error) || !EnsureTunTxQueueLen(gwo[0], ring, error)) return nullptr;
+  std::unique_ptr<TunQueue[]> in(new TunQueue[queues]), out(new TunQueue[queues]);
   for (size_t j = 0; j < queues; j++) {
-    ep->tun_fds[2 * j] = {ep, gwo[j]};
-    ep->tun_fds[2 * j + 1] = {ep, gwi[j]};
+    in[j].endpoint = out[j].endpoint = ep;
+    in[j].fd = gwi[j];
+    out[j].fd = gwo[j];
   }
-  // Thread j serves queue j of both TUNs: gwo carries what goes back to
-  // GWLB, and gwi may too (gwlbtun reads both).
-  for (size_t k = 0; k < queues * 2; k++) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = &ep->tun_fds[k];
-    if (epoll_ctl(tun_[k / 2]->epoll_fd, EPOLL_CTL_ADD, ep->tun_fds[k].fd, &ev) < 0) {
-      *error =
-          std::string("epoll_ctl(ADD, fd ") + std::to_string(ep->tun_fds[k].fd) + "): " + strerror(errno);
-      for (size_t u = 0; u < k; u++)
-        epoll_ctl(tun_[u / 2]->epoll_fd, EPOLL_CTL_DEL, ep->tun_fds[u].fd, nullptr);
-      ep->gwi.clear();
-      ep->gwo.clear();
-      return nullptr;
-    }
+  // Every UDP thread watches every gwo queue (the kernel picks a flow's gwo
+  // queue by its hash); TUN thread j watches queue j of both TUNs (gwlbtun
+  // returns what the kernel routes out of gwi too).
+  std::vector<std::pair<int, TunQueue*>> done;
+  bool ok = true;
+  for (auto& w : udp_)
+    for (size_t j = 0; j < queues && ok; j++)
+      if ((ok = Watch(w->epoll_fd, &out[j], error))) done.push_back({w->epoll_fd, &out[j]});
+  for (size_t j = 0; j < queues && ok; j++) {
+    if ((ok = Watch(tun_[j]->epoll_fd, &out[j], error))) done.push_back({tun_[j]->epoll_fd, &out[j]});
+    if (ok && (ok = Watch(tun_[j]->epoll_fd, &in[j], error))) done.push_back({tun_[j]->epoll_fd, &in[j]});
   }
+  if (!ok) {
+    for (auto& d : done) Unwatch(d.first, d.second);
+    WaitTunTurns();  // a TUN thread may have seen a registration already
+    return nullptr;
+  }
+  ep->queues = queues;
+  ep->gwi = std::move(in);
+  ep->gwo = std::move(out);
   // No UDP thread is inside a batch (we hold the write lock): the queue goes
-  // out first, in order, then later packets follow it.
-  uint64_t written = 0, write_errors = 0;
+  // out first, in order, and later packets follow it.
+  uint64_t write_errors = 0;
   {
     std::lock_guard<std::mutex> q(ep->queue_mu);
-    for (const std::vector<uint8_t>& p : ep->queue) {
-      if (write(gwi[0], p.data(), p.size()) == ssize_t(p.size()))
-        written++;
-      else
-        write_errors++;
-    }
+    for (const std::vector<uint8_t>& p : ep->queue)
+      if (write(gwi[0], p.data(), p.size()) != ssize_t(p.size())) write_errors++;
     ep->queue.clear();
   }
   if (write_errors) {
@@ -470,7 +420,7 @@ bool Tunnel::Reject(uint64_t eni, uint64_t retry_after_ms, std::string* error) {
   std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
   Endpoint* ep = FindLocked(eni);
   if (!ep || ep->state != EndpointState::kPending) {
-    *error = std::string("endpoint is ") + (ep ? StateName(ep->state) : "unknown") + ", not pending";
+    *error = std::string("endpoint is ") + (ep ? EndpointStateName(ep->state) : "unknown") + ", not pending";
     return false;
   }
   ep->state = EndpointState::kRejected;
@@ -482,14 +432,6 @@ bool Tunnel::Reject(uint64_t eni, uint64_t retry_after_ms, std::string* error) {
     ep->queue.clear();
   }
   return true;
-}
-
-void Tunnel::RemoveFromEpolls(Endpoint* ep) {
-  if (!ep->tun_fds) return;
-  for (size_t k = 0; k < ep->gwi.size() * 2; k++) {
-    // ENOENT: the thread dropped an fd that failed; EBADF: closed early. Either way it is out.
-    epoll_ctl(tun_[k / 2]->epoll_fd, EPOLL_CTL_DEL, ep->tun_fds[k].fd, nullptr);
-  }
 }
 
 void Tunnel::WaitTunTurns() {
@@ -516,10 +458,16 @@ bool Tunnel::Detach(uint64_t eni, std::string* error) {
     }
     ep = std::move(it->second);
     endpoints_.erase(it);
+    // UDP threads reach TUN queues only inside a batch, under the read lock.
+    for (auto& w : udp_)
+      for (size_t j = 0; j < ep->queues; j++) Unwatch(w->epoll_fd, &ep->gwo[j]);
   }
-  // From here no UDP thread can find it; TUN threads may still hold it from
-  // an epoll_wait that returned before the removal: wait them out.
-  RemoveFromEpolls(ep.get());
+  // TUN threads may still hold it from an epoll_wait that returned before
+  // the removal: wait them out.
+  for (size_t j = 0; j < ep->queues; j++) {
+    Unwatch(tun_[j]->epoll_fd, &ep->gwo[j]);
+    Unwatch(tun_[j]->epoll_fd, &ep->gwi[j]);
+  }
   WaitTunTurns();
   if (!ep->queue.empty()) {
     counters_->Add(kTnQueueDropped, ep->queue.size());
@@ -545,7 +493,7 @@ std::vector<EndpointInfo> Tunnel::Endpoints() {
   return out;
 }
 
-// ---- UDP threads: GWLB -> gwi ----
+// ---- UDP threads: GWLB -> gwi (and what comes straight back out of gwo) ----
 
 // Global counts of one batch, added once at its end.
 struct UdpBatchCounts {
@@ -564,6 +512,8 @@ void Tunnel::UdpLoop(UdpWorker* w) {
   std::vector<sockaddr_in> from(batch);
   std::vector<uint8_t> control(batch * kTunnelControl);
   for (size_t i = 0; i < batch; i++) iov[i] = {&slots[i * kMaxDatagram], kMaxDatagram};
+  ReturnPath back(batch, w->raw_fd, cfg_.port, cfg_.hexdump, counters_.get(), &stop_);
+  epoll_event ready[kMaxEpollEvents];
   CounterBlock& c = *counters_;
   CounterBlock& wc = *workers_;
   const size_t wbase = size_t(w->index) * kWorkerCounters;
@@ -597,6 +547,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
     }
 
     UdpBatchCounts bc;
+    size_t written = 0, returned = 0;
     endpoints_mu_.lock_shared();
     Endpoint* cached = nullptr;
     for (int i = 0; i < got; i++) {
@@ -625,7 +576,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       if (!ep || (ep->state == EndpointState::kRejected && now >= ep->retry_at_ms)) {
         // A new endpoint (or one whose retry time came): rare, so the read
         // lock is let go for the write lock rather than held by both paths.
-        tally.Flush(now, true);
+        tally.Flush(now);
         endpoints_mu_.unlock_shared();
         Announce(g.eni, g.attachment, source, now);
         endpoints_mu_.lock_shared();
@@ -653,7 +604,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
           local_addr_ ? local_addr_ : (i == got - 1 ? last_dst : ReadControl(&h, &ignored));
       const TunnelFlowSource fs{d, g.header_len, source, local, ntohs(from[size_t(i)].sin_port)};
       if (ep->flows.Upsert(pf.key, HashFlowKey(pf.key), fs, uint32_t(now))) bc.flows_created++;
-      uint64_t* t = tally.For(ep, now, true);
+      uint64_t* t = tally.For(ep, now);
       t[kEpRxPackets]++;
       t[kEpRxBytes] += len;
       if (cfg_.hexdump) HexDump("in", ep->eni, d, len);
@@ -667,18 +618,30 @@ void Tunnel::UdpLoop(UdpWorker* w) {
         }
         continue;
       }
-      const int fd = ep->gwi[size_t(w->index) % ep->gwi.size()];
-      if (write(fd, inner, inner_len) != ssize_t(inner_len)) {
+      if (write(ep->gwi[size_t(w->index) % ep->queues].fd, inner, inner_len) == ssize_t(inner_len)) {
+        written++;
+      } else {
         bc.write_errors++;
         t[kEpTunWriteErrors]++;
       }
     }
-    tally.Flush(now, true);
+    if (written) {
+      // What the kernel handed straight back (see the top of this file).
+      const int n = epoll_wait(w->epoll_fd, ready, int(kMaxEpollEvents), 0);
+      for (int e = 0; e < n; e++) {
+        TunQueue* q = static_cast<TunQueue*>(ready[e].data.ptr);
+        if (back.Drain(q, SIZE_MAX, now, &tally, &returned) == ReturnPath::Drained::kBroken)
+          epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, q->fd, nullptr);  // its interface is gone
+      }
+      if (udp_busy_ms_.load(std::memory_order_relaxed) != now)
+        udp_busy_ms_.store(now, std::memory_order_relaxed);
+    }
+    tally.Flush(now);
     endpoints_mu_.unlock_shared();
 
     c.Add(kTnRxPackets, bc.rx_packets);
     c.Add(kTnRxBytes, bc.rx_bytes);
-    wc.Add(wbase + kWorkerPackets, bc.rx_packets);
+    wc.Add(wbase + kWorkerPackets, bc.rx_packets + returned);
     if (bc.not_allowed) c.Add(kTnDropSourceNotAllowed, bc.not_allowed);
     if (bc.endpoint_limit) c.Add(kTnDropEndpointLimit, bc.endpoint_limit);
     if (bc.rejected) c.Add(kTnDropEndpointRejected, bc.rejected);
@@ -698,134 +661,60 @@ void Tunnel::UdpLoop(UdpWorker* w) {
   }
 }
 
-// ---- TUN threads: gwo/gwi -> GWLB ----
+// ---- TUN threads: what comes back later, from gwo and gwi ----
 
 void Tunnel::TunLoop(TunWorker* w) {
   NameThread("gh-tun-tun" + std::to_string(w->index));
   TightenTimerSlack();
   const size_t batch = size_t(cfg_.batch);
-  std::vector<uint8_t> slots(batch * kTunSlot);
-  std::vector<TunFd*> src(batch);
-  std::vector<size_t> lens(batch);
-  std::vector<mmsghdr> msgs(batch);
-  std::vector<iovec> iov(batch);
-  std::vector<sockaddr_in> to(batch);
-  std::vector<Endpoint*> owner(batch);
-  for (auto& a : to) {
-    a = {};
-    a.sin_family = AF_INET;
-  }
+  ReturnPath back(batch, w->raw_fd, cfg_.port, cfg_.hexdump, counters_.get(), &stop_);
   epoll_event events[kMaxEpollEvents];
-  CounterBlock& c = *counters_;
   CounterBlock& wc = *workers_;
   const size_t wbase = (size_t(cfg_.udp_threads) + size_t(w->index)) * kWorkerCounters;
   EndpointTally tally;
-  uint16_t ip_id = 0;
-  bool more = false;  // a batch filled up last turn: do not sleep
-
-  // Sends slots [0, n) back to GWLB; returns how many were read.
-  auto send_back = [&](size_t n, uint64_t now) {
-    uint64_t no_flow = 0, unparsable = 0;
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-      Endpoint* ep = src[i]->endpoint;
-      uint8_t* inner = &slots[i * kTunSlot + kHeadroom];
-      ParsedFlow pf;
-      if (!InnerFlowKey(ep, inner, lens[i], now, &pf)) {
-        unparsable++;
-        continue;
-      }
-      TunnelFlowReturn r;
-      if (!ep->flows.Lookup(pf.key, HashFlowKey(pf.key), inner, uint32_t(now), &r)) {
-        no_flow++;
-        tally.For(ep, now, false)[kEpDropNoFlow]++;
-        continue;
-      }
-      uint8_t* start = inner - r.header_len - kOuterHeaderLen;
-      const size_t payload = r.header_len + lens[i];
-      // Mirrored as gwlbtun does: addresses swapped, ports as GWLB sent them.
-      WriteIPv4UdpHeader(start, r.local_addr, r.gwlb_addr, r.gwlb_port, cfg_.port, payload, ip_id++);
-      if (cfg_.hexdump) HexDump("out", ep->eni, start + kOuterHeaderLen, payload);
-      to[out].sin_addr.s_addr = htonl(r.gwlb_addr);
-      iov[out] = {start, kOuterHeaderLen + payload};
-      msghdr& h = msgs[out].msg_hdr;
-      h = {};
-      h.msg_name = &to[out];
-      h.msg_namelen = sizeof(sockaddr_in);
-      h.msg_iov = &iov[out];
-      h.msg_iovlen = 1;
-      owner[out] = ep;
-      out++;
-    }
-    uint64_t bytes = 0, errors = 0;
-    const size_t sent = out ? SendAll(w->raw_fd, msgs.data(), out, stop_, &bytes, &errors) : 0;
-    for (size_t k = 0; k < out && sent; k++) {
-      if (msgs[k].msg_len == kNotSent) continue;
-      uint64_t* t = tally.For(owner[k], now, false);
-      t[kEpTxPackets]++;
-      t[kEpTxBytes] += msgs[k].msg_len - kOuterHeaderLen;
-    }
-    if (sent) {
-      c.Add(kTnTxPackets, sent);
-      c.Add(kTnTxBytes, bytes - sent * kOuterHeaderLen);  // GENEVE bytes, comparable with rx_bytes
-    }
-    if (errors) c.Add(kTnTxErrors, errors);
-    if (no_flow) c.Add(kTnDropNoFlow, no_flow);
-    if (unparsable) c.Add(kTnDropUnparsableInner, unparsable);
-    wc.Add(wbase + kWorkerPackets, n);
-  };
+  bool more = false;  // a queue still had packets after a batch: do not sleep
+  uint64_t now = MonotonicMs();
 
   while (!stop_.raised()) {
     w->turn.fetch_add(1, std::memory_order_acq_rel);
-    const int ready = epoll_wait(w->epoll_fd, events, int(kMaxEpollEvents), more ? 0 : kTurnMs);
-    const uint64_t now = MonotonicMs();
+    int timeout = more ? 0 : kTurnMs;
+    if (!more && now - udp_busy_ms_.load(std::memory_order_relaxed) <= kBusyMs) {
+      // UDP threads are busy draining gwo: sleep on the wake fd alone, then sweep.
+      pollfd p{w->wake_fd, POLLIN, 0};
+      poll(&p, 1, kSweepMs);
+      timeout = 0;
+    }
+    const int ready = epoll_wait(w->epoll_fd, events, int(kMaxEpollEvents), timeout);
+    now = MonotonicMs();
     wc.Set(wbase + kWorkerHeartbeat, now);
     more = false;
-    size_t n = 0, total = 0;
+    size_t read_total = 0;
     for (int e = 0; e < ready; e++) {
-      TunFd* tf = static_cast<TunFd*>(events[e].data.ptr);
-      if (!tf) {
+      TunQueue* q = static_cast<TunQueue*>(events[e].data.ptr);
+      if (!q) {
         uint64_t v;
         if (read(w->wake_fd, &v, sizeof v) < 0) {
           // EAGAIN: another wake already drained it.
         }
         continue;
       }
-      // Read what is queued, a batch at a time; a queue still not empty
-      // after a full batch is left to the next turn (level-triggered), so
-      // one busy endpoint cannot starve the others.
-      size_t from_this = 0;
-      for (;;) {
-        if (n == batch) {
-          send_back(n, now);
-          total += n;
-          n = 0;
-        }
-        if (from_this == batch) {
+      // At most a batch per queue and turn, so one busy endpoint cannot
+      // starve the others; what is left is reported again (level-triggered).
+      switch (back.Drain(q, batch, now, &tally, &read_total)) {
+        case ReturnPath::Drained::kMore:
           more = true;
           break;
-        }
-        const ssize_t got = read(tf->fd, &slots[n * kTunSlot + kHeadroom], kMaxInner);
-        if (got <= 0) {
-          if (got < 0 && errno != EAGAIN && errno != EINTR) {
-            // A TUN gone bad (its interface deleted...) would be reported
-            // ready for ever: take it out of this thread's epoll.
-            epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, tf->fd, nullptr);
-          }
+        case ReturnPath::Drained::kBroken:
+          // A TUN gone bad (its interface deleted...) would be reported
+          // ready for ever: stop watching it.
+          epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, q->fd, nullptr);
           break;
-        }
-        src[n] = tf;
-        lens[n] = size_t(got);
-        n++;
-        from_this++;
+        case ReturnPath::Drained::kEmpty:
+          break;
       }
     }
-    if (n) {
-      send_back(n, now);
-      total += n;
-    }
-    tally.Flush(now, false);
-    PaceReceive(total, batch);
+    tally.Flush(now);
+    if (read_total) wc.Add(wbase + kWorkerPackets, read_total);
   }
 }
 
@@ -874,9 +763,10 @@ void Tunnel::Housekeeping() {
   uint64_t last_events = 0;
   std::vector<EndpointEvent> batch;
   for (;;) {
-    const bool stopping = !stop_.WaitReadable(-1, kTickMs);
+    const bool stopping = !house_stop_.WaitReadable(-1, kTickMs);
     const uint64_t now = MonotonicMs();
     if (stopping || now - last_events >= kEventEveryMs) {
+      // When stopping, the workers have been joined: these are the last events.
       {
         std::lock_guard<std::mutex> lock(events_mu_);
         batch.swap(events_);
@@ -884,13 +774,7 @@ void Tunnel::Housekeeping() {
       if (!batch.empty()) SendEvents(&batch);
       last_events = now;
     }
-    if (stopping) {
-      // The workers have stopped (Stop joins them first): these are the last events.
-      std::lock_guard<std::mutex> lock(events_mu_);
-      batch.swap(events_);
-      if (!batch.empty()) SendEvents(&batch);
-      return;
-    }
+    if (stopping) return;
     uint64_t expired = 0;
     {
       std::shared_lock<WriterFirstLock> lock(endpoints_mu_);
@@ -1075,7 +959,7 @@ Napi::Value StartTunnelJs(const Napi::CallbackInfo& info) {
                              for (size_t i = 0; i < list.size(); i++) {
                                Napi::Object o = Napi::Object::New(e);
                                o.Set("eni", Napi::BigInt::New(e, list[i].eni));
-                               o.Set("state", StateName(list[i].state));
+                               o.Set("state", EndpointStateName(list[i].state));
                                o.Set("lastInMs", double(list[i].last_in_ms));
                                o.Set("lastOutMs", double(list[i].last_out_ms));
                                o.Set("flows", double(list[i].flows));

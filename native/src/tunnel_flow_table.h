@@ -102,8 +102,8 @@ class TunnelFlowTable {
     return true;
   }
 
-  // Removes the flows of shard `shard` idle for longer than `idle_ms`;
-  // returns how many.
+  // Removes the flows of shard `shard` idle for longer than `idle_ms`
+  // (< 2^31); returns how many.
   size_t ExpireShard(size_t shard, uint32_t now_ms, uint32_t idle_ms) {
     Shard& s = shards_[shard % kShards];
     std::lock_guard<std::mutex> lock(s.mu);
@@ -117,7 +117,8 @@ class TunnelFlowTable {
         continue;
       }
       Entry* e = s.At(uint32_t(v) - 1);
-      if (uint32_t(now_ms - e->last_seen_ms) > idle_ms) {
+      // Signed: another thread may have stamped the flow after `now_ms` was read.
+      if (int32_t(now_ms - e->last_seen_ms) > int32_t(idle_ms)) {
         s.EraseSlot(i);
         removed++;
         // A slot shifted back across the end of the table wraps to the

@@ -4,10 +4,15 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -173,6 +178,34 @@ inline uint32_t ReadControl(msghdr* h, uint32_t* drops) {
     }
   }
   return dst;
+}
+
+// Makes the TUN behind `fd` queue at least `len` packets per queue on its
+// way out (the kernel sizes each queue's ring by txqueuelen: 500 for a new
+// TUN). What does not fit is dropped by the kernel, counted only in the
+// interface's tx_dropped; attachEndpoint writes a whole pending queue into
+// gwi at once, and all of it comes out of gwo before anyone reads.
+inline bool EnsureTunTxQueueLen(int fd, int len, std::string* error) {
+  ifreq ifr{};
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+    *error = std::string("ioctl(TUNGETIFF) on fd ") + std::to_string(fd) + ": " + strerror(errno);
+    return false;
+  }
+  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    *error = std::string("socket: ") + strerror(errno);
+    return false;
+  }
+  bool ok = true;
+  if (ioctl(s, SIOCGIFTXQLEN, &ifr) < 0 || ifr.ifr_qlen < len) {
+    ifr.ifr_qlen = len;
+    if (ioctl(s, SIOCSIFTXQLEN, &ifr) < 0) {
+      *error = std::string("setting the txqueuelen of ") + ifr.ifr_name + ": " + strerror(errno);
+      ok = false;
+    }
+  }
+  close(s);
+  return ok;
 }
 
 // -x: one packet to stderr as "tunnel <dir> eni <17 hex> <len> bytes" and

@@ -1,0 +1,157 @@
+// The tunnel's way back to GWLB, used by every thread that drains a TUN
+// queue:
+//
+//   read(TUN queue) -> slot + kHeadroom
+//   flow lookup: the stored GENEVE header is copied right in front of the
+//   inner packet, the outer IPv4 + UDP header (mirrored: addresses swapped,
+//   ports as GWLB sent them, both checksums) in front of that
+//   -> the slot goes out as one datagram on a raw socket (sendmmsg)
+//
+// One ReturnPath per thread: its buffers and raw socket are that thread's.
+#pragma once
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "counters.h"
+#include "flow_key.h"
+#include "raw_sender.h"
+#include "reflector_support.h"
+#include "tunnel_endpoint.h"
+#include "tunnel_flow_table.h"
+#include "tunnel_support.h"
+
+namespace gatehouse {
+
+// Headroom in front of each inner packet: the largest GENEVE header (260)
+// and the outer IPv4 + UDP header (28).
+constexpr size_t kReturnHeadroom = kOuterHeaderLen + TunnelFlowTable::kMaxHeader;
+// Largest inner packet read from a TUN (the endpoint MTU is 8500).
+constexpr size_t kReturnMaxInner = 9216;
+constexpr size_t kReturnSlot = kReturnHeadroom + kReturnMaxInner;
+static_assert(kReturnSlot % 8 == 0, "keep slots 8-byte aligned");
+
+class ReturnPath {
+ public:
+  enum class Drained { kEmpty, kMore, kBroken };
+
+  ReturnPath(size_t batch, int raw_fd, uint16_t port, bool hexdump, CounterBlock* counters,
+             const StopSignal* stop)
+      : batch_(batch),
+        raw_fd_(raw_fd),
+        port_(port),
+        hexdump_(hexdump),
+        counters_(counters),
+        stop_(stop),
+        slots_(batch * kReturnSlot),
+        lens_(batch),
+        msgs_(batch),
+        iov_(batch),
+        to_(batch) {
+    for (sockaddr_in& a : to_) {
+      a = {};
+      a.sin_family = AF_INET;
+    }
+  }
+
+  // Reads what is queued on `q` (up to `max` packets) and sends it back,
+  // holding q->drain throughout. kMore: `max` was reached with more queued;
+  // kBroken: the fd fails with something other than EAGAIN (its interface
+  // is gone), so the caller should stop watching it. Adds packets read to
+  // `*packets`.
+  Drained Drain(TunQueue* q, size_t max, uint64_t now_ms, EndpointTally* tally, size_t* packets) {
+    std::lock_guard<std::mutex> lock(q->drain);
+    size_t total = 0;
+    for (;;) {
+      size_t n = 0;
+      bool empty = false, broken = false;
+      while (n < batch_ && total + n < max) {
+        const ssize_t got = read(q->fd, &slots_[n * kReturnSlot + kReturnHeadroom], kReturnMaxInner);
+        if (got > 0) {
+          lens_[n++] = size_t(got);
+          continue;
+        }
+        empty = true;
+        broken = got == 0 || (errno != EAGAIN && errno != EINTR);
+        break;
+      }
+      if (n) Send(q->endpoint, n, now_ms, tally);
+      total += n;
+      if (broken || empty || total >= max) {
+        *packets += total;
+        return broken ? Drained::kBroken : empty ? Drained::kEmpty : Drained::kMore;
+      }
+    }
+  }
+
+ private:
+  void Send(Endpoint* ep, size_t n, uint64_t now_ms, EndpointTally* tally) {
+    uint64_t no_flow = 0, unparsable = 0;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint8_t* inner = &slots_[i * kReturnSlot + kReturnHeadroom];
+      ParsedFlow pf;
+      if (!InnerFlowKey(ep, inner, lens_[i], now_ms, &pf)) {
+        unparsable++;
+        continue;
+      }
+      TunnelFlowReturn r;
+      if (!ep->flows.Lookup(pf.key, HashFlowKey(pf.key), inner, uint32_t(now_ms), &r)) {
+        no_flow++;
+        continue;
+      }
+      uint8_t* start = inner - r.header_len - kOuterHeaderLen;
+      const size_t payload = r.header_len + lens_[i];
+      // Mirrored as gwlbtun does: addresses swapped, ports as GWLB sent them.
+      WriteIPv4UdpHeader(start, r.local_addr, r.gwlb_addr, r.gwlb_port, port_, payload, ip_id_++);
+      if (hexdump_) HexDump("out", ep->eni, start + kOuterHeaderLen, payload);
+      to_[out].sin_addr.s_addr = htonl(r.gwlb_addr);
+      iov_[out] = {start, kOuterHeaderLen + payload};
+      msghdr& h = msgs_[out].msg_hdr;
+      h = {};
+      h.msg_name = &to_[out];
+      h.msg_namelen = sizeof(sockaddr_in);
+      h.msg_iov = &iov_[out];
+      h.msg_iovlen = 1;
+      out++;
+    }
+    uint64_t bytes = 0, errors = 0;
+    const size_t sent = out ? SendAll(raw_fd_, msgs_.data(), out, *stop_, &bytes, &errors) : 0;
+    uint64_t* t = tally->For(ep, now_ms);
+    if (sent) {
+      const uint64_t geneve_bytes = bytes - sent * kOuterHeaderLen;  // comparable with rx_bytes
+      t[kEpTxPackets] += sent;
+      t[kEpTxBytes] += geneve_bytes;
+      counters_->Add(kTnTxPackets, sent);
+      counters_->Add(kTnTxBytes, geneve_bytes);
+    }
+    if (errors) counters_->Add(kTnTxErrors, errors);
+    if (no_flow) {
+      t[kEpDropNoFlow] += no_flow;
+      counters_->Add(kTnDropNoFlow, no_flow);
+    }
+    if (unparsable) counters_->Add(kTnDropUnparsableInner, unparsable);
+  }
+
+  const size_t batch_;
+  const int raw_fd_;
+  const uint16_t port_;
+  const bool hexdump_;
+  CounterBlock* counters_;
+  const StopSignal* stop_;
+  std::vector<uint8_t> slots_;
+  std::vector<size_t> lens_;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<sockaddr_in> to_;
+  uint16_t ip_id_ = 0;
+};
+
+}  // namespace gatehouse
