@@ -6,17 +6,19 @@ import { GatehouseError } from '../errors';
 import { runEmuCommand, type CommandIo } from '../emu/command';
 import { runLabCommand } from './lab-command';
 import { runStart } from './start';
+import { runTunnelCommand } from '../tunnel/command';
 
 const HELP = `Usage: gatehouse <command> [options]
 
 Commands:
   emu       a local Gateway Load Balancer: load generator and checker,
             reflector (--echo), and the lab's GWLB (emu gateway)
+  tunnel    GWLB target: GENEVE <-> per-endpoint TUN pairs + hook scripts (gwlbtun drop-in)
   lab       a local AWS network in namespaces: lab up | exec | status | down
   start     bring a lab up, send traffic through it and explain (npm start)
   version   print the version
 
-Planned (see the issues): tunnel (gwlbtun drop-in), inspect, proxy, ingress.
+Planned (see the issues): inspect, proxy, ingress.
 Run 'gatehouse <command> --help' for a command's options.
 `;
 
@@ -63,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       io.stdout(HELP);
       return 0;
     case 'tunnel':
+      return runTunnelCommand(rest, io);
     case 'inspect':
     case 'proxy':
     case 'ingress':

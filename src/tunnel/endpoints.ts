@@ -64,9 +64,12 @@ export interface EndpointFailure {
   at: Date;
 }
 
-interface Live extends EndpointState {
+interface Prepared {
   gwiTun: Tun;
   gwoTun: Tun;
+}
+
+interface Live extends EndpointState, Prepared {
   attachedAtMs: number;
 }
 
@@ -85,6 +88,9 @@ export class EndpointRegistry {
   private readonly failing = new Map<bigint, EndpointFailure>();
   private readonly busy = new Map<bigint, Promise<void>>();
   private readonly retries = new Map<bigint, NodeJS.Timeout>();
+  /** TUNs made and CREATE hook run by a retry, waiting for the endpoint's next packet. */
+  private readonly prepared = new Map<bigint, Prepared>();
+  private readonly wanted = new Set<bigint>();
   private tokens: number;
   private lastRefill: number;
   private closing = false;
@@ -104,10 +110,22 @@ export class EndpointRegistry {
 
   /** The core saw a new endpoint: bring it up (one at a time per endpoint). */
   onEndpointSeen(event: TunnelEndpointEvent): void {
-    if (this.closing || this.busy.has(event.eni) || this.live.has(event.eni)) return;
+    if (this.closing || this.live.has(event.eni)) return;
+    if (this.busy.has(event.eni)) {
+      // A retry is preparing it right now: attach when that is done.
+      this.wanted.add(event.eni);
+      return;
+    }
+    this.start(event, true);
+  }
+
+  private start(event: TunnelEndpointEvent, attach: boolean): void {
     clearTimeout(this.retries.get(event.eni));
     this.retries.delete(event.eni);
-    const job = this.bringUp(event).finally(() => this.busy.delete(event.eni));
+    const job = this.bringUp(event, attach).finally(() => {
+      this.busy.delete(event.eni);
+      if (this.wanted.delete(event.eni)) this.onEndpointSeen(event);
+    });
     this.busy.set(event.eni, job);
   }
 
@@ -130,22 +148,58 @@ export class EndpointRegistry {
     // flows to an unhealthy target, so waiting for traffic could wait forever.
     const timer = setTimeout(() => {
       this.retries.delete(eni);
-      this.onEndpointSeen(event);
+      if (!this.closing && !this.busy.has(eni) && !this.live.has(eni)) this.start(event, false);
     }, this.settings.retryAfterMs);
     timer.unref();
     this.retries.set(eni, timer);
   }
 
-  private async bringUp(event: TunnelEndpointEvent): Promise<void> {
+  /**
+   * Makes the endpoint's TUNs and runs its CREATE hook, then attaches it to
+   * the core (a packet is waiting) or keeps it prepared (a retry after a
+   * failure, so health recovers without waiting for GWLB to send again).
+   */
+  private async bringUp(event: TunnelEndpointEvent, attach: boolean): Promise<void> {
     const eni = event.eni;
     const { gwi, gwo } = interfaceNames(eni);
     const fields = { eni: eniIdToString(eni), endpoint: eniIdToEndpointId(eni), gwi, gwo, gwlb: event.source };
-    if (!this.takeToken()) {
-      this.rateLimited++;
-      this.log.warning('endpoint', 'new endpoint refused: creation rate limit', { ...fields, per_minute: this.settings.createPerMinute });
-      this.fail(event, 'rate-limit', `more than ${this.settings.createPerMinute} new endpoints per minute`);
+    let tuns = this.prepared.get(eni);
+    this.prepared.delete(eni);
+    if (!tuns) {
+      if (attach && !this.takeToken()) {
+        this.rateLimited++;
+        this.log.warning('endpoint', 'new endpoint refused: creation rate limit', { ...fields, per_minute: this.settings.createPerMinute });
+        this.fail(event, 'rate-limit', `more than ${this.settings.createPerMinute} new endpoints per minute`);
+        return;
+      }
+      const made = await this.prepare(event, fields);
+      if (!made) return;
+      tuns = made;
+    }
+    if (!attach) {
+      this.prepared.set(eni, tuns);
+      this.log.info('endpoint', 'prepared after a failed try; waiting for its traffic', fields);
       return;
     }
+    const counters = this.core.attachEndpoint(eni, [...tuns.gwiTun.fds], [...tuns.gwoTun.fds]);
+    this.live.set(eni, {
+      eni,
+      endpointId: fields.endpoint,
+      gwi,
+      gwo,
+      since: new Date(),
+      counters,
+      gwiTun: tuns.gwiTun,
+      gwoTun: tuns.gwoTun,
+      attachedAtMs: this.nowMs(),
+    });
+    this.log.info('endpoint', 'created', fields);
+  }
+
+  /** TUNs + CREATE hook; on failure everything made is undone, the endpoint rejected, and undefined returned. */
+  private async prepare(event: TunnelEndpointEvent, fields: Record<string, string>): Promise<Prepared | undefined> {
+    const eni = event.eni;
+    const { gwi, gwo } = interfaceNames(eni);
     let gwiTun: Tun | undefined;
     let gwoTun: Tun | undefined;
     try {
@@ -157,7 +211,7 @@ export class EndpointRegistry {
       const reason = `could not create ${gwiTun ? gwo : gwi}: ${(err as Error).message}`;
       this.log.error('endpoint', 'TUN creation failed', { ...fields, reason });
       this.fail(event, 'tun', reason);
-      return;
+      return undefined;
     }
     if (this.settings.createScript) {
       const r = await this.hook('CREATE', this.settings.createScript, eni, gwi, gwo);
@@ -168,23 +222,11 @@ export class EndpointRegistry {
           this.hookFailures++;
           this.fail(event, 'create-hook', describeHookFailure(r));
         } else this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
-        return;
+        return undefined;
       }
     }
-    const counters = this.core.attachEndpoint(eni, [...gwiTun.fds], [...gwoTun.fds]);
     this.failing.delete(eni);
-    this.live.set(eni, {
-      eni,
-      endpointId: fields.endpoint,
-      gwi,
-      gwo,
-      since: new Date(),
-      counters,
-      gwiTun,
-      gwoTun,
-      attachedAtMs: this.nowMs(),
-    });
-    this.log.info('endpoint', 'created', fields);
+    return { gwiTun, gwoTun };
   }
 
   private async hook(action: 'CREATE' | 'DESTROY', script: string, eni: bigint, gwi: string, gwo: string): Promise<HookResult> {
@@ -236,6 +278,13 @@ export class EndpointRegistry {
     this.retries.clear();
     await Promise.allSettled([...this.busy.values()]);
     for (const ep of [...this.live.values()]) await this.destroy(ep);
+    for (const [eni, tuns] of [...this.prepared]) {
+      this.prepared.delete(eni);
+      const { gwi, gwo } = interfaceNames(eni);
+      if (this.settings.destroyScript) await this.hook('DESTROY', this.settings.destroyScript, eni, gwi, gwo);
+      tuns.gwiTun.close();
+      tuns.gwoTun.close();
+    }
   }
 
   list(): EndpointState[] {
@@ -263,7 +312,5 @@ export class EndpointRegistry {
 }
 
 export function describeHookFailure(r: HookResult): string {
-  if (r.timedOut) return `timed out after ${r.durationMs} ms and was killed`;
-  if (r.signal) return `killed by ${r.signal}`;
-  return `exit code ${r.code}`;
+  return r.reason ?? (r.timedOut ? `timed out after ${r.durationMs} ms and was killed` : r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`);
 }
