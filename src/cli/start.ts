@@ -11,7 +11,8 @@ import { runGeneratorOnce } from '../emu/generate';
 import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
 import { formatReport } from '../emu/report';
 import { labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
-import { CLI_MAIN } from '../lab/programs';
+import { join } from 'node:path';
+import { CLI_MAIN, PACKAGE_ROOT } from '../lab/programs';
 import type { GatewayFlowEvent } from '../native/binding';
 import { startReflector } from '../native/reflector';
 import { parseFlags } from './flags';
@@ -79,10 +80,13 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
   if (!isRoot()) return unprivilegedDemo(io);
   const name = values.name === undefined ? undefined : String(values.name);
 
-  io.stdout('gatehouse: bringing up a lab (app -> GWLB -> appliance -> internet) in network namespaces ...');
+  io.stdout(
+    'gatehouse: bringing up a lab (app -> GWLB -> appliance -> internet) in network namespaces;\n' +
+      'the appliance is `gatehouse tunnel` with the passthrough hook (examples/hooks/passthrough.sh) ...',
+  );
   let info;
   try {
-    info = await labUp({ name, log: (l) => io.stdout(`  ${l}`) });
+    info = await labUp({ name, appliance: DEMO_APPLIANCE, log: (l) => io.stdout(`  ${l}`) });
   } catch (err) {
     if (err instanceof GatehouseError && err.code === 'ERR_LAB_EXISTS') {
       io.stdout('  a lab with this name is already up: using it (gatehouse lab down to start afresh)');
@@ -118,18 +122,37 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
       io.stdout(`    ${describeFlow(f)}  cookie ${f.cookie.toString(16).padStart(8, '0')}  outer sport ${f.sourcePort}`);
     }
   }
+  const health = await labExecCapture(labName, 'appliance', ['curl', '-s', '-m', '3', 'http://127.0.0.1:8080/'], 10_000);
+  if (health.code === 0) {
+    io.stdout(`\nThe appliance's own view (its health endpoint, what GWLB's health check reads):\n${indent(health.stdout.trim().split('\n').slice(0, 40).join('\n'))}`);
+  }
   // From `npm start` in a checkout the command is `npx gatehouse`; installed, it is `gatehouse`.
   const gh = process.env.npm_lifecycle_event === 'start' ? 'npx gatehouse' : 'gatehouse';
   const lab = labName === 'lab' ? '' : ` --name ${labName}`;
   io.stdout(`
 How to go on (the lab stays up):
   ${gh} lab exec${lab} app -- curl -v http://www.example.com/
-  ${gh} lab exec${lab} appliance -- tshark -i veth-gwlb -f 'udp port 6081' -V
+  ${gh} lab exec${lab} appliance -- tshark -i veth-gwlb -f 'udp port 6081' -O geneve
+  ${gh} lab exec${lab} appliance -- curl -s http://127.0.0.1:8080/metrics
   ${gh} lab exec${lab} gwlb -- ${gh} emu --bind ${LAB_ADDRESSES.gwlb.loadGenerator.v4} --target ${LAB_ADDRESSES.appliance.v4} --rate 20000 --enis 10 --flows 10000 --v6 20
   ${gh} lab status${lab}
   ${gh} lab down${lab}
   ${gh} lab up --name mine --appliance "/path/to/gwlbtun -c /path/to/create-hook.sh"   (your own appliance)`);
   return failures === 0 ? 0 : 1;
+}
+
+/** The best appliance so far: the tunnel, every packet straight back through gwo (tc mirred). */
+const PASSTHROUGH_HOOK = join(PACKAGE_ROOT, 'examples', 'hooks', 'passthrough.sh');
+const DEMO_APPLIANCE = `exec ${[process.execPath, CLI_MAIN, 'tunnel', '-c', PASSTHROUGH_HOOK, '-r', PASSTHROUGH_HOOK, '-p', '8080']
+  .map(shellQuote)
+  .join(' ')}`;
+
+function indent(text: string): string {
+  return text.replace(/^/gm, '  ');
+}
+
+function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 function describeFlow(f: GatewayFlowEvent): string {
