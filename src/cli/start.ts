@@ -104,9 +104,13 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
     io.stdout(`  ${ok ? 'ok  ' : 'FAIL'} ${step.title}\n       $ gatehouse lab exec ${step.host} -- ${step.argv.join(' ')}\n       ${ok ? step.summary(r.stdout) : r.stderr.trim() || `exit ${r.code}`}`);
   }
 
-  // The gateway writes its stats file every second: wait for one that includes the last step.
-  await new Promise((r) => setTimeout(r, 1200));
-  const status = await labStatus(labName);
+  // The gateway writes its stats file every second: wait for one written after the last step.
+  const stepsDone = Date.now();
+  let status = await labStatus(labName);
+  for (let i = 0; i < 30 && !(status.gateway && Date.parse(status.gateway.updated) > stepsDone); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = await labStatus(labName);
+  }
   const gw = status.gateway;
   if (gw) {
     const c = gw.counters;
