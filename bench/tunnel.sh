@@ -31,22 +31,8 @@ done
 [ -f dist/src/cli/main.js ] || npm run build >/dev/null
 
 GH="node $ROOT/dist/src/cli/main.js"
-SUF=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-NS_G=ghb-$SUF-g NS_A=ghb-$SUF-a
-APID=""
-cleanup() {
-  [ -n "$APID" ] && kill -TERM "$APID" 2>/dev/null && sleep 1
-  for ns in $NS_G $NS_A; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-ip netns add "$NS_G"; ip netns add "$NS_A"
-ip -n "$NS_G" link set lo up; ip -n "$NS_A" link set lo up
-ip -n "$NS_G" link add veth-a type veth peer name veth-g netns "$NS_A"
-ip -n "$NS_G" link set veth-a mtu 9001 up; ip -n "$NS_A" link set veth-g mtu 9001 up
-ip -n "$NS_G" addr add 192.0.2.1/24 dev veth-a; ip -n "$NS_A" addr add 192.0.2.2/24 dev veth-g
+# shellcheck source=bench/lib/two-hosts.sh
+source "$ROOT/bench/lib/two-hosts.sh"
 
 declare -A CMDS=(
   [echo]="$GH emu --echo --bind 192.0.2.2 --quiet"
@@ -55,26 +41,7 @@ declare -A CMDS=(
 ORDER=(echo gatehouse)
 if [ -n "$PEER" ]; then CMDS[peer]=$PEER; ORDER+=(peer); fi
 
-start_appliance() {
-  ip netns exec "$NS_A" bash -c "exec $1" >"/tmp/bench-tunnel-$2.log" 2>&1 &
-  APID=$!
-  for _ in $(seq 50); do
-    ip netns exec "$NS_A" ss -Hlun 'sport = :6081' | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "bench/tunnel.sh: $2 did not bind UDP 6081; log:" >&2; cat "/tmp/bench-tunnel-$2.log" >&2; exit 1
-}
-stop_appliance() {
-  kill -TERM "$APID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$APID" 2>/dev/null || true
-  wait "$APID" 2>/dev/null || true
-  APID=""
-}
-# CPU ticks of the appliance: the bash -c exec'd into the command, so APID is it.
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 emu() { ip netns exec "$NS_G" $GH emu --bind 192.0.2.1 --target 192.0.2.2 --enis 4 --flows 1000 --v6 20 --json --quiet "$@" | tail -n 1; }
-field() { node -e 'const r=JSON.parse(process.argv[1]); console.log(r[process.argv[2]])' "$1" "$2"; }
 HZ=$(getconf CLK_TCK)
 
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); fixed rate $RATE pps for $DURATION s, $ROUNDS rounds alternating"
@@ -85,20 +52,20 @@ for SIZE in $SIZES; do
     for name in "${ORDER[@]}"; do
       start_appliance "${CMDS[$name]}" "$name"
       emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null # endpoints created, hooks run
-      t0=$(ticks "$APID")
+      t0=$(cpu_ticks "$APID")
       out=$(emu --rate "$RATE" --duration "$DURATION" --size "$SIZE")
-      t1=$(ticks "$APID")
+      t1=$(cpu_ticks "$APID")
       stop_appliance
       CPU_SUM[$name]=$((CPU_SUM[$name] + t1 - t0))
-      PK_SUM[$name]=$((PK_SUM[$name] + $(field "$out" sent_good)))
-      LOSS[$name]="${LOSS[$name]} $(field "$out" loss_pct)%"
+      PK_SUM[$name]=$((PK_SUM[$name] + $(json_field "$out" sent_good)))
+      LOSS[$name]="${LOSS[$name]} $(json_field "$out" loss_pct)%"
     done
   done
   if [ -n "$SEARCH" ]; then
     for name in "${ORDER[@]}"; do
       start_appliance "${CMDS[$name]}" "$name"
       emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null
-      BEST[$name]=$(field "$(emu --search "$SEARCH" --duration "$SEARCH_S" --size "$SIZE")" best_pps)
+      BEST[$name]=$(json_field "$(emu --search "$SEARCH" --duration "$SEARCH_S" --size "$SIZE")" best_pps)
       stop_appliance
     done
   fi
