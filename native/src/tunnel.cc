@@ -17,11 +17,13 @@
 // everything else done for the packet (measured: a cross-CPU wakeup ~9 us,
 // a TUN write or read ~1 us), so after its writes a UDP thread asks its own
 // epoll (every gwo queue, never slept on) which gwo queues have packets and
-// sends them back itself. TUN thread j watches queue j of every gwo and gwi
-// for what comes later (a userspace appliance, packets the kernel routes
-// out): in epoll while the UDP threads are idle, and while they are busy by
-// a sweep every millisecond instead, since sleeping in epoll on gwo would
-// mean being woken for each packet the UDP threads are about to drain.
+// sends them back itself; that epoll holds every endpoint's gwo queues, so
+// under load what an appliance returns later (NFQUEUE, a proxy) is also
+// picked up within a batch. TUN thread j watches queue j of every gwo and
+// gwi (gwlbtun also returns what the kernel routes out of gwi): in epoll
+// while the UDP threads are idle, and while they are busy by sweeps every 1
+// to 8 ms instead, since sleeping in epoll on gwo would mean being woken for
+// each packet the UDP threads are about to drain.
 //
 // The endpoint table is read on every batch and changed only when an
 // endpoint appears, is attached, rejected or detached: UDP threads hold its
@@ -77,8 +79,12 @@ namespace {
 // truncated and are counted in tun_write_errors, never written cut short.
 constexpr size_t kMaxDatagram = 9216;
 
-constexpr int kTurnMs = 100;     // every worker turns at least this often (heartbeats)
-constexpr int kSweepMs = 1;      // TUN threads' sweep period while the UDP threads are busy
+constexpr int kTurnMs = 100;  // every worker turns at least this often (heartbeats)
+// TUN threads' sweeps while the UDP threads are busy: every kSweepMinMs
+// after a sweep that found packets, doubling up to kSweepMaxMs while they
+// find none (a passthrough or routing appliance: everything returns at once).
+constexpr int kSweepMinMs = 1;
+constexpr int kSweepMaxMs = 8;
 constexpr uint64_t kBusyMs = 2;  // UDP threads count as busy this long after a batch
 constexpr int kTickMs = 20;      // housekeeping period
 constexpr uint64_t kEventEveryMs = 50;
@@ -520,11 +526,10 @@ void Tunnel::UdpLoop(UdpWorker* w) {
   uint32_t drops_seen = 0;
   EndpointTally tally;
 
-  while (!stop_.raised()) {
-    const uint64_t now = MonotonicMs();
-    wc.Set(wbase + kWorkerHeartbeat, now);
-    // recvmmsg rewrites the name and control lengths: reset them every time.
-    for (size_t i = 0; i < batch; i++) {
+  // recvmmsg rewrites the name and control lengths and the flags of the
+  // entries it fills: those are reset after each batch, not all of them.
+  auto reset = [&](size_t n) {
+    for (size_t i = 0; i < n; i++) {
       msghdr& h = rx[i].msg_hdr;
       h = {};
       h.msg_name = &from[i];
@@ -534,11 +539,22 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       h.msg_control = &control[i * kTunnelControl];
       h.msg_controllen = kTunnelControl;
     }
+  };
+  reset(batch);
+  bool wait_first = false;
+
+  while (!stop_.raised()) {
+    // After a part-full batch the socket is most likely empty: poll (which
+    // returns at once if it is not) instead of a recvmmsg that finds nothing.
+    if (wait_first) stop_.WaitReadable(w->fd, kTurnMs);
+    const uint64_t now = MonotonicMs();
+    wc.Set(wbase + kWorkerHeartbeat, now);
     const int got = recvmmsg(w->fd, rx.data(), unsigned(batch), MSG_DONTWAIT, nullptr);
     if (got <= 0) {
-      stop_.WaitReadable(w->fd, kTurnMs);  // idle (or ENOMEM): sleep until data, stop or the next turn
+      wait_first = true;  // idle (or ENOMEM): sleep until data, stop or the next turn
       continue;
     }
+    wait_first = size_t(got) < batch;
     uint32_t drops = drops_seen;
     const uint32_t last_dst = ReadControl(&rx[size_t(got) - 1].msg_hdr, &drops);
     if (drops != drops_seen) {
@@ -603,7 +619,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       const uint32_t local =
           local_addr_ ? local_addr_ : (i == got - 1 ? last_dst : ReadControl(&h, &ignored));
       const TunnelFlowSource fs{d, g.header_len, source, local, ntohs(from[size_t(i)].sin_port)};
-      if (ep->flows.Upsert(pf.key, HashFlowKey(pf.key), fs, uint32_t(now))) bc.flows_created++;
+      if (ep->flows.Upsert(pf.key, fs, uint32_t(now))) bc.flows_created++;
       uint64_t* t = tally.For(ep, now);
       t[kEpRxPackets]++;
       t[kEpRxBytes] += len;
@@ -657,6 +673,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       for (int k = 0; k < kGeneveReasonCount; k++)
         if (bc.by_reason[k]) c.Add(kTnMalformedFirst + size_t(k), bc.by_reason[k]);
     }
+    reset(size_t(got));
     PaceReceive(size_t(got), batch);
   }
 }
@@ -674,14 +691,16 @@ void Tunnel::TunLoop(TunWorker* w) {
   EndpointTally tally;
   bool more = false;  // a queue still had packets after a batch: do not sleep
   uint64_t now = MonotonicMs();
+  int sweep_ms = kSweepMinMs;
 
   while (!stop_.raised()) {
     w->turn.fetch_add(1, std::memory_order_acq_rel);
     int timeout = more ? 0 : kTurnMs;
-    if (!more && now - udp_busy_ms_.load(std::memory_order_relaxed) <= kBusyMs) {
+    const bool sweep = !more && now - udp_busy_ms_.load(std::memory_order_relaxed) <= kBusyMs;
+    if (sweep) {
       // UDP threads are busy draining gwo: sleep on the wake fd alone, then sweep.
       pollfd p{w->wake_fd, POLLIN, 0};
-      poll(&p, 1, kSweepMs);
+      poll(&p, 1, sweep_ms);
       timeout = 0;
     }
     const int ready = epoll_wait(w->epoll_fd, events, int(kMaxEpollEvents), timeout);
@@ -715,6 +734,7 @@ void Tunnel::TunLoop(TunWorker* w) {
     }
     tally.Flush(now);
     if (read_total) wc.Add(wbase + kWorkerPackets, read_total);
+    if (sweep) sweep_ms = read_total ? kSweepMinMs : std::min(2 * sweep_ms, kSweepMaxMs);
   }
 }
 

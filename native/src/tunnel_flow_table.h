@@ -14,6 +14,9 @@
 //    about 120 MB of entries plus 11-21 MB of index: growth re-hashes only
 //    the index, and a grown index is written slot by slot, so RSS follows
 //    what is used.
+//  - Keys are hashed word by word with a per-table random seed (HashFlowKey
+//    walks bytes, five times slower, and is the same in every process,
+//    which would let crafted inner 5-tuples pile up in one probe run).
 //  - Times are 32-bit milliseconds on the engine's clock (wrapping: only
 //    differences are compared, and idle times are far below 49 days).
 #pragma once
@@ -23,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <vector>
 
 #include "flow_key.h"
@@ -52,7 +56,10 @@ class TunnelFlowTable {
   static constexpr size_t kInlineHeader = 64;
   static constexpr size_t kMaxHeader = 8 + 63 * 4;  // GENEVE Opt Len is 6 bits of words
 
-  TunnelFlowTable() = default;
+  TunnelFlowTable() {
+    std::random_device rd;
+    seed_ = uint64_t(rd()) << 32 | rd();
+  }
   TunnelFlowTable(const TunnelFlowTable&) = delete;
   TunnelFlowTable& operator=(const TunnelFlowTable&) = delete;
 
@@ -60,7 +67,8 @@ class TunnelFlowTable {
   // last-seen time and replaces its header and addressing when GWLB changed
   // them (a rebalanced flow arrives from another GWLB node, or with a new
   // cookie). Returns true when the flow was created.
-  bool Upsert(const FlowKey& key, uint64_t hash, const TunnelFlowSource& src, uint32_t now_ms) {
+  bool Upsert(const FlowKey& key, const TunnelFlowSource& src, uint32_t now_ms) {
+    const uint64_t hash = Hash(key);
     Shard& s = shards_[hash % kShards];
     const uint32_t tag = uint32_t(hash >> 32);
     std::lock_guard<std::mutex> lock(s.mu);
@@ -89,8 +97,8 @@ class TunnelFlowTable {
   // Looks up a flow for a packet going back to GWLB. When found, copies its
   // GENEVE header so that it ends at `header_end` (the inner packet starts
   // there), fills `*out` and refreshes the flow; returns false otherwise.
-  bool Lookup(const FlowKey& key, uint64_t hash, uint8_t* header_end, uint32_t now_ms,
-              TunnelFlowReturn* out) {
+  bool Lookup(const FlowKey& key, uint8_t* header_end, uint32_t now_ms, TunnelFlowReturn* out) {
+    const uint64_t hash = Hash(key);
     Shard& s = shards_[hash % kShards];
     std::lock_guard<std::mutex> lock(s.mu);
     size_t slot;
@@ -134,6 +142,20 @@ class TunnelFlowTable {
   size_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
+  // FlowKey's 38 bytes as five 64-bit words, each folded in with a
+  // multiply-xorshift round, then a final avalanche.
+  uint64_t Hash(const FlowKey& key) const {
+    uint64_t w[5] = {};
+    memcpy(w, &key, sizeof key);
+    uint64_t h = seed_;
+    for (uint64_t x : w) {
+      h = (h ^ x) * 0x9e3779b97f4a7c15ull;
+      h ^= h >> 32;
+    }
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+  }
+
   struct Entry {
     FlowKey key;          // 38 bytes
     uint16_t header_len;  // 0 while the entry is free
@@ -257,6 +279,7 @@ class TunnelFlowTable {
     }
   };
 
+  uint64_t seed_;
   Shard shards_[kShards];
   std::atomic<size_t> size_{0};
 };

@@ -103,7 +103,7 @@ class ReturnPath {
         continue;
       }
       TunnelFlowReturn r;
-      if (!ep->flows.Lookup(pf.key, HashFlowKey(pf.key), inner, uint32_t(now_ms), &r)) {
+      if (!ep->flows.Lookup(pf.key, inner, uint32_t(now_ms), &r)) {
         no_flow++;
         continue;
       }
