@@ -41,17 +41,19 @@ export interface EndpointSnapshot {
   queued: number;
 }
 
+export interface TunnelSnapshot {
+  counters: Record<string, number>;
+  endpoints: EndpointSnapshot[];
+  endpointCounters: Record<string, Record<string, number>>; // by ENI (hex), detached ones included
+  workers: TunnelWorkerStatus[];
+  monotonicMs: number;
+}
+
 export type TunnelHelperMessage =
   | { type: 'ready' }
   | { type: 'endpoint'; eni: string; attachment: string; source: string; action: 'attached' | 'rejected' | 'failed'; detail: string }
-  | {
-      type: 'state' | 'final';
-      counters: Record<string, number>;
-      endpoints: EndpointSnapshot[];
-      endpointCounters: Record<string, Record<string, number>>;
-      workers: TunnelWorkerStatus[];
-      monotonicMs: number;
-    }
+  | ({ type: 'state' } & TunnelSnapshot)
+  | ({ type: 'final' } & TunnelSnapshot)
   | { type: 'detached'; enis: string[] }
   | { type: 'injected'; count: number }
   | { type: 'error'; message: string };
@@ -85,7 +87,6 @@ function runTunnel(optionsJson: string, policyJson: string): void {
   const detachedCounters: Record<string, Record<string, number>> = {};
   const rejectedOnce = new Set<bigint>();
   let next = 0;
-  let tunnel: Tunnel | undefined;
 
   const attach = (eni: bigint): string => {
     const n = next++;
@@ -94,7 +95,7 @@ function runTunnel(optionsJson: string, policyJson: string): void {
     try {
       execFileSync('tc', ['qdisc', 'add', 'dev', gwi.name, 'ingress']);
       execFileSync('tc', ['filter', 'add', 'dev', gwi.name, 'parent', 'ffff:', 'protocol', 'all', 'prio', '2', 'u32', 'match', 'u32', '0', '0', 'flowid', '1:1', 'action', 'mirred', 'egress', 'redirect', 'dev', gwo.name]);
-      const counters = tunnel!.attachEndpoint(eni, gwi.fds, gwo.fds);
+      const counters = tunnel.attachEndpoint(eni, gwi.fds, gwo.fds);
       attached.set(eni, { gwi, gwo, counters });
     } catch (err) {
       gwi.close();
@@ -104,7 +105,7 @@ function runTunnel(optionsJson: string, policyJson: string): void {
     return `${gwi.name}/${gwo.name}`;
   };
 
-  tunnel = startTunnel({
+  const tunnel: Tunnel = startTunnel({
     ...options,
     onEvents: (events) => {
       for (const e of events) {
@@ -112,7 +113,7 @@ function runTunnel(optionsJson: string, policyJson: string): void {
         try {
           if (policy.rejectFirstMs !== undefined && !rejectedOnce.has(e.eni)) {
             rejectedOnce.add(e.eni);
-            tunnel!.rejectEndpoint(e.eni, policy.rejectFirstMs);
+            tunnel.rejectEndpoint(e.eni, policy.rejectFirstMs);
             emit({ type: 'endpoint', ...base, action: 'rejected', detail: `${policy.rejectFirstMs} ms` });
           } else {
             emit({ type: 'endpoint', ...base, action: 'attached', detail: attach(e.eni) });
@@ -123,17 +124,17 @@ function runTunnel(optionsJson: string, policyJson: string): void {
       }
     },
   });
-  const t = tunnel;
+
 
   const snapshot = (type: 'state' | 'final'): TunnelHelperMessage => {
     const endpointCounters: Record<string, Record<string, number>> = { ...detachedCounters };
     for (const [eni, a] of attached) endpointCounters[hex(eni)] = readCounters(a.counters);
     return {
       type,
-      counters: t.readCounters(),
-      endpoints: t.endpoints().map((e) => ({ ...e, eni: hex(e.eni) })),
+      counters: tunnel.readCounters(),
+      endpoints: tunnel.endpoints().map((e) => ({ ...e, eni: hex(e.eni) })),
       endpointCounters,
-      workers: t.workerStatus(),
+      workers: tunnel.workerStatus(),
       monotonicMs: monotonicMs(),
     };
   };
@@ -146,7 +147,7 @@ function runTunnel(optionsJson: string, policyJson: string): void {
     process.removeListener('SIGTERM', stop);
     rl.close();
     process.stdin.destroy();
-    t.stop();
+    tunnel.stop();
     emit(snapshot('final'));
     for (const a of attached.values()) {
       a.gwi.close();
@@ -163,7 +164,7 @@ function runTunnel(optionsJson: string, policyJson: string): void {
         const enis = [...attached.keys()];
         for (const eni of enis) {
           const a = attached.get(eni)!;
-          t.detachEndpoint(eni);
+          tunnel.detachEndpoint(eni);
           detachedCounters[hex(eni)] = readCounters(a.counters);
           attached.delete(eni);
           // Safe now: no tunnel thread uses these fds any more.

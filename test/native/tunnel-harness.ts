@@ -1,0 +1,201 @@
+/**
+ * What tunnel.test.ts builds its cases from (not a test itself):
+ *
+ *   namespace g ("GWLB")                         namespace a (appliance)
+ *   192.0.2.1, 192.0.2.3  vg ──── veth, MTU 9000 ──── va  192.0.2.2
+ *   gatehouse emu (the real generator/checker)        tunnel-netns-helper.js (the tunnel,
+ *                                                     gwi-N/gwo-N passthrough TUNs)
+ *
+ * IPv6 is off on a's interfaces, so the kernel sends nothing of its own
+ * into the TUNs and every packet the tunnel reads is one the test caused.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { createNamespaces, sh, uniqueSuffix } from '../helpers/system';
+import type { EmuReport } from '../../src/emu/report';
+import type { TunnelHelperMessage, TunnelHelperOptions, TunnelHelperPolicy } from './tunnel-netns-helper';
+
+const execFileAsync = promisify(execFile);
+const HELPER = path.join(__dirname, 'tunnel-netns-helper.js');
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+export const GWLB = '192.0.2.1';
+export const STRANGER = '192.0.2.3'; // also in g, not an allowed source
+export const APPLIANCE = '192.0.2.2';
+
+export interface Topology {
+  g: string;
+  a: string;
+  cleanup: () => void;
+}
+
+export function buildTopology(): Topology {
+  const sfx = uniqueSuffix();
+  const t = { g: `ghtg${sfx}`, a: `ghta${sfx}` };
+  const cleanup = createNamespaces([t.g, t.a]);
+  try {
+    const ip = (ns: string, ...args: string[]): string => sh('ip', ['-n', ns, ...args]);
+    // Before any interface exists, so the TUNs inherit it.
+    sh('ip', ['netns', 'exec', t.a, 'sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv6.conf.all.disable_ipv6=1']);
+    // 8500-byte inner packets + 68 bytes of GWLB encapsulation.
+    ip(t.g, 'link', 'add', 'vg', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'va', 'mtu', '9000', 'netns', t.a);
+    ip(t.g, 'addr', 'add', `${GWLB}/24`, 'dev', 'vg');
+    ip(t.g, 'addr', 'add', `${STRANGER}/24`, 'dev', 'vg');
+    ip(t.g, 'link', 'set', 'vg', 'up');
+    ip(t.a, 'addr', 'add', `${APPLIANCE}/24`, 'dev', 'va');
+    ip(t.a, 'link', 'set', 'va', 'up');
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return { ...t, cleanup };
+}
+
+export const DEFAULT_OPTIONS: TunnelHelperOptions = {
+  bind: '0.0.0.0',
+  port: 6081,
+  udpThreads: 2,
+  udpAffinity: [],
+  tunThreads: 2,
+  tunAffinity: [],
+  rcvbuf: 8 * 1024 * 1024,
+  sndbuf: 8 * 1024 * 1024,
+  batch: 64,
+  flowIdleMs: 350_000,
+  maxEndpoints: 64,
+  pendingQueue: 4096,
+  allowedSources: [],
+  hexdump: false,
+};
+
+export type StateMessage = Extract<TunnelHelperMessage, { type: 'state' | 'final' }>;
+export type EndpointMessage = Extract<TunnelHelperMessage, { type: 'endpoint' }>;
+
+/** The tunnel helper running in a namespace; messages are collected as they arrive. */
+export class TunnelProcess {
+  readonly messages: TunnelHelperMessage[] = [];
+  private stderr = '';
+  private readonly proc: ChildProcess;
+  private readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(ns: string, options: TunnelHelperOptions, policy: TunnelHelperPolicy) {
+    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, HELPER, 'tunnel', JSON.stringify(options), JSON.stringify(policy)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
+      try {
+        this.messages.push(JSON.parse(line) as TunnelHelperMessage);
+      } catch {
+        this.stderr += `(stdout) ${line}\n`;
+      }
+      this.wake();
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('close', (code) => {
+        this.wake();
+        resolve(code);
+      }),
+    );
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits (bounded) for a message at index >= from matching pred. */
+  async waitFor<T extends TunnelHelperMessage>(pred: (m: TunnelHelperMessage) => m is T, from = 0, timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.slice(from).find(pred);
+      if (found) return found;
+      if (this.proc.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`tunnel helper: no expected message (exit ${this.proc.exitCode}); stderr: ${this.stderr}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  ready(): Promise<unknown> {
+    return this.waitFor((m): m is Extract<TunnelHelperMessage, { type: 'ready' }> => m.type === 'ready');
+  }
+
+  /** Sends a command and waits for the first reply of `type` after it. */
+  async request<K extends TunnelHelperMessage['type']>(line: string, type: K): Promise<Extract<TunnelHelperMessage, { type: K }>> {
+    const from = this.messages.length;
+    this.proc.stdin!.write(`${line}\n`);
+    type Reply = Extract<TunnelHelperMessage, { type: K }> | Extract<TunnelHelperMessage, { type: 'error' }>;
+    const isReply = (m: TunnelHelperMessage): m is Reply => m.type === type || m.type === 'error';
+    const reply: Reply = await this.waitFor(isReply, from);
+    if (reply.type === 'error') throw new Error(`tunnel helper: ${(reply as Extract<TunnelHelperMessage, { type: 'error' }>).message}`);
+    return reply as Extract<TunnelHelperMessage, { type: K }>;
+  }
+
+  state(): Promise<StateMessage> {
+    return this.request('state', 'state') as Promise<StateMessage>;
+  }
+
+  /** Polls the state until `done` holds (bounded); returns the last state either way. */
+  async stateWhen(done: (s: StateMessage) => boolean, timeoutMs = 20_000): Promise<StateMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.state();
+      if (done(s) || Date.now() > deadline) return s;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  endpointEvents(): EndpointMessage[] {
+    return this.messages.filter((m): m is EndpointMessage => m.type === 'endpoint');
+  }
+
+  /** The exit code, or a failure when the process has not exited within the bound. */
+  async exitCode(timeoutMs = 15_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`tunnel helper did not exit; stderr: ${this.stderr}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get stderrText(): string {
+    return this.stderr;
+  }
+
+  kill(): void {
+    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+/** Runs `gatehouse emu` in namespace ns toward the appliance (bounded by its own --duration and a timeout). */
+export async function runEmu(ns: string, args: string[]): Promise<EmuReport> {
+  const { stdout } = await execFileAsync(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, CLI, 'emu', '--target', APPLIANCE, '--json', '--quiet', ...args],
+    { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as EmuReport;
+}
+
+/** Counter differences between two snapshots. */
+export function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+}
+
+export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);

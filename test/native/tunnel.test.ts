@@ -1,0 +1,364 @@
+/**
+ * gatehouse tunnel's packet core (native/src/tunnel.cc via src/native/tunnel.ts).
+ *
+ * Option checks need no privileges. The rest runs the tunnel for real: in
+ * process for the API contract, and for traffic inside a network namespace
+ * (tunnel-harness.ts) with the real `gatehouse emu` as GWLB, each endpoint's
+ * gwi/gwo TUNs wired as gwlbtun users wire a passthrough appliance (tc
+ * mirred: what enters gwi leaves through gwo), so every valid packet must
+ * come back byte-identical with its GENEVE header and mirrored ports; emu
+ * checks each reply.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { skipUnlessNetAdmin } from '../helpers/system';
+import { GatehouseError } from '../../src/errors';
+import { GENEVE_REASONS } from '../../src/geneve/reasons';
+import {
+  monotonicMs,
+  startTunnel,
+  TUNNEL_COUNTER_NAMES,
+  TUNNEL_ENDPOINT_COUNTER_NAMES,
+  tunnelWorkerCounterNames,
+  type Tunnel,
+} from '../../src/native/tunnel';
+import type { TunnelOptions } from '../../src/native/binding';
+import {
+  buildTopology,
+  DEFAULT_OPTIONS,
+  delta,
+  GWLB,
+  runEmu,
+  STRANGER,
+  sum,
+  TunnelProcess,
+  type StateMessage,
+} from './tunnel-harness';
+
+const BASE: TunnelOptions = { ...DEFAULT_OPTIONS, onEvents: () => undefined };
+
+const invalidArg = (message: string) => (err: unknown) =>
+  err instanceof GatehouseError && err.code === 'ERR_INVALID_ARG' && err.message === message;
+
+// ---- options ----
+
+const INVALID_OPTIONS: Array<[Record<string, unknown>, string]> = [
+  [{ udpThreads: 0 }, 'Expected integer between 1 and 64 for udpThreads but received 0 of type number'],
+  [{ tunThreads: 65 }, 'Expected integer between 1 and 64 for tunThreads but received 65 of type number'],
+  [{ tunThreads: 1.5 }, 'Expected integer between 1 and 64 for tunThreads but received 1.5 of type number'],
+  [{ bind: '::1' }, 'Expected IPv4 address for bind but received "::1" of type string'],
+  [{ port: 0 }, 'Expected integer between 1 and 65535 for port but received 0 of type number'],
+  [{ udpAffinity: [0] }, 'Expected an empty array or one CPU per thread (2) for udpAffinity but received an array of type object'],
+  [{ tunAffinity: [0, 1024] }, 'Expected integer between 0 and 1023 for tunAffinity[1] but received 1024 of type number'],
+  [{ rcvbuf: -1 }, 'Expected integer between 0 and 2147483647 for rcvbuf but received -1 of type number'],
+  [{ sndbuf: '1' }, 'Expected integer between 0 and 2147483647 for sndbuf but received "1" of type string'],
+  [{ batch: 1025 }, 'Expected integer between 1 and 1024 for batch but received 1025 of type number'],
+  [{ flowIdleMs: 0 }, 'Expected integer between 1 and 604800000 for flowIdleMs but received 0 of type number'],
+  [{ maxEndpoints: 0 }, 'Expected integer between 1 and 65536 for maxEndpoints but received 0 of type number'],
+  [{ pendingQueue: -1 }, 'Expected integer between 0 and 16384 for pendingQueue but received -1 of type number'],
+  [{ allowedSources: '192.0.2.1/32' }, 'Expected an array of IPv4 prefixes for allowedSources but received "192.0.2.1/32" of type string'],
+  [{ allowedSources: [null] }, 'Expected an IPv4 prefix { address, prefixLength } for allowedSources[0] but received null of type object'],
+  [{ allowedSources: [{ address: '192.0.2.300', prefixLength: 24 }] }, 'Expected IPv4 address for allowedSources[0].address but received "192.0.2.300" of type string'],
+  [{ allowedSources: [{ address: '192.0.2.0', prefixLength: 33 }] }, 'Expected integer between 0 and 32 for allowedSources[0].prefixLength but received 33 of type number'],
+  [{ hexdump: 1 }, 'Expected boolean for hexdump but received 1 of type number'],
+  [{ onEvents: undefined }, 'Expected function for onEvents but received undefined of type undefined'],
+];
+
+test('tunnel options: each invalid option is refused with ERR_INVALID_ARG and its message', () => {
+  for (const [patch, message] of INVALID_OPTIONS) {
+    assert.throws(() => startTunnel({ ...BASE, ...patch } as unknown as TunnelOptions), invalidArg(message), JSON.stringify(patch));
+  }
+});
+
+// ---- the API, in process ----
+
+/** Starts on 127.0.0.1 at a random high port (retrying if taken). */
+function startOnLoopback(opts: Partial<TunnelOptions>): Tunnel {
+  for (let attempt = 0; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 40000);
+    try {
+      return startTunnel({ ...BASE, bind: '127.0.0.1', port, ...opts });
+    } catch (err) {
+      if (!(err instanceof GatehouseError && err.code === 'ERR_NATIVE_START' && /in use/i.test(err.message)) || attempt > 5) throw err;
+    }
+  }
+}
+
+async function until(what: string, done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('tunnel API: counters and workers as binding.ts says, live heartbeats, endpoint calls checked, stop idempotent', async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const tunnel = startOnLoopback({ udpThreads: 2, tunThreads: 3 });
+  try {
+    assert.deepEqual([...tunnel.counters.names], [...TUNNEL_COUNTER_NAMES]);
+    assert.deepEqual([...tunnel.workers.names], tunnelWorkerCounterNames(2, 3));
+    assert.deepEqual(
+      tunnelWorkerCounterNames(1, 1),
+      ['udp0_heartbeat_ms', 'udp0_packets', 'tun0_heartbeat_ms', 'tun0_packets'],
+    );
+    assert.deepEqual(Object.values(tunnel.readCounters()), new Array(TUNNEL_COUNTER_NAMES.length).fill(0));
+    assert.deepEqual(tunnel.endpoints(), []);
+
+    // Idle workers still turn (at least every 100 ms), on the clock monotonicMs reads.
+    await until('a first heartbeat from every worker', () => tunnel.workerStatus().every((w) => w.heartbeatMs > 0));
+    const first = tunnel.workerStatus();
+    assert.deepEqual(first.map((w) => w.name), ['udp0', 'udp1', 'tun0', 'tun1', 'tun2']);
+    await until('every heartbeat to advance', () => tunnel.workerStatus().every((w, i) => w.heartbeatMs > first[i].heartbeatMs));
+    const now = monotonicMs();
+    for (const w of tunnel.workerStatus()) {
+      assert.ok(w.heartbeatMs <= now && w.heartbeatMs > now - 5000, `${w.name} heartbeat ${w.heartbeatMs} vs now ${now}`);
+      assert.equal(w.packets, 0);
+    }
+
+    // No endpoint is known: each call says so.
+    assert.throws(() => tunnel.attachEndpoint(7n, [0, 1, 2], [3, 4, 5]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /endpoint is unknown, not pending/.test(e.message));
+    assert.throws(() => tunnel.rejectEndpoint(7n, 1000), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /unknown/.test(e.message));
+    assert.throws(() => tunnel.detachEndpoint(7n), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /unknown/.test(e.message));
+    // Argument checks come first.
+    assert.throws(() => tunnel.attachEndpoint(7n, [0], [1, 2, 3]), invalidArg('Expected an array of 3 fds (one per TUN thread) for gwi but received an array of type object'));
+    assert.throws(() => tunnel.attachEndpoint(7n, [0, 1, 2], [3, 4, 2]), invalidArg('Expected distinct fds for gwi and gwo but received "0,1,2,3,4,2" of type string'));
+    assert.throws(() => tunnel.attachEndpoint(-1n, [0, 1, 2], [3, 4, 5]), invalidArg('Expected bigint between 0 and 2^64-1 for eni but received -1 of type bigint'));
+    assert.throws(() => tunnel.rejectEndpoint(7n, -5), invalidArg('Expected integer between 0 and 86400000 for retryAfterMs but received -5 of type number'));
+  } finally {
+    tunnel.stop();
+    tunnel.stop();
+  }
+  assert.throws(() => tunnel.attachEndpoint(7n, [0, 1, 2], [3, 4, 5]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /stopped/.test(e.message));
+  assert.deepEqual(tunnel.endpoints(), []);
+});
+
+// ---- traffic through passthrough TUNs, GWLB emulated by gatehouse emu ----
+
+const EMU_FLOWS = ['--enis', '4', '--flows', '1000', '--v6', '20', '--sports', '4'];
+
+test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, foreign and stray packets are counted; flows expire; detach under load is safe', { timeout: 120_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(
+    topo.a,
+    { ...DEFAULT_OPTIONS, flowIdleMs: 2000, allowedSources: [{ address: GWLB, prefixLength: 32 }] },
+    { tunMtu: 8500 },
+  );
+  try {
+    await tunnel.ready();
+    let state = await tunnel.state();
+    let sent = 0;
+    let received = 0;
+
+    /** One emu run; returns its report and the tunnel's counter deltas over it. */
+    const run = async (args: string[]): Promise<{ report: Awaited<ReturnType<typeof runEmu>>; d: Record<string, number>; after: StateMessage }> => {
+      const before = state;
+      const report = await runEmu(topo.g, ['--bind', GWLB, ...args]);
+      sent += report.sent;
+      received += report.received;
+      // Every datagram sent has been counted once it is in rx_packets.
+      const after = await tunnel.stateWhen((s) => s.counters.rx_packets - before.counters.rx_packets >= report.sent);
+      state = after;
+      return { report, d: delta(after.counters, before.counters), after };
+    };
+
+    await t.test('UDP, TCP and ICMP at 10k pps, 4 ENIs x 1000 flows, 20 % IPv6: every packet returns valid', async () => {
+      for (const proto of ['udp', 'tcp', 'icmp']) {
+        const { report, d, after } = await run(['--proto', proto, '--rate', '10000', '--duration', proto === 'udp' ? '2' : '1', ...EMU_FLOWS]);
+        assert.equal(report.invalid, 0, `${proto}: ${JSON.stringify(report.invalid_by_reason)}`);
+        assert.equal(report.valid, report.sent_good, `${proto}: loss ${report.loss_pct} %; tunnel ${JSON.stringify(d)}`);
+        assert.ok(report.sent >= 5000, `${proto}: sent ${report.sent}`);
+        assert.equal(d.rx_packets, report.sent);
+        assert.equal(d.tx_packets, report.sent);
+        assert.equal(d.tx_bytes, d.rx_bytes, 'byte for byte');
+        assert.equal(d.endpoints_seen, 4, 'emu uses 4 fresh ENIs per run');
+        assert.equal(d.flows_created, 1000);
+        for (const k of ['drop_no_flow', 'tun_write_errors', 'tx_errors', 'rx_overflow', 'queue_dropped', 'dropped_malformed']) assert.equal(d[k], 0, `${proto}: ${k}`);
+        // Every endpoint so far is ready, with its times on the monotonicMs clock.
+        for (const e of after.endpoints) {
+          assert.equal(e.state, 'ready', e.eni);
+          assert.equal(e.queued, 0);
+          assert.ok(e.lastInMs > 0 && e.lastInMs <= after.monotonicMs, JSON.stringify(e));
+          assert.ok(e.lastOutMs > 0 && e.lastOutMs <= after.monotonicMs, JSON.stringify(e));
+        }
+      }
+      const perEndpoint = Object.values(state.endpointCounters);
+      assert.deepEqual(Object.keys(perEndpoint[0]), [...TUNNEL_ENDPOINT_COUNTER_NAMES]);
+      assert.equal(sum(perEndpoint.map((c) => c.rx_packets)), state.counters.rx_packets);
+      assert.equal(sum(perEndpoint.map((c) => c.tx_packets)), state.counters.tx_packets);
+      assert.equal(sum(perEndpoint.map((c) => c.tx_bytes)), state.counters.tx_bytes);
+    });
+
+    await t.test('malformed GENEVE (20 %) is counted by reason and never returned; every good packet is', async () => {
+      const { report, d } = await run(['--malformed', '20', '--rate', '10000', '--duration', '1', ...EMU_FLOWS]);
+      assert.equal(report.invalid, 0);
+      assert.equal(report.valid, report.sent_good, `loss ${report.loss_pct} %`);
+      assert.ok(report.sent_malformed > 1000, `sent_malformed ${report.sent_malformed}`);
+      assert.equal(d.dropped_malformed, report.sent_malformed);
+      for (const r of GENEVE_REASONS) {
+        const m = report.malformed[r] ?? { sent: 0, returned: 0 };
+        assert.equal(m.returned, 0, `${r} came back`);
+        assert.equal(d[`malformed_${r}`], m.sent, `malformed_${r}`);
+      }
+      assert.ok(GENEVE_REASONS.every((r) => (report.malformed[r]?.sent ?? 0) > 0), 'emu sent every kind');
+      assert.equal(d.tx_packets, report.sent_good);
+    });
+
+    await t.test('8500-byte inner packets (the endpoint MTU) round-trip', async () => {
+      const { report, d } = await run(['--size', '8500', '--rate', '1000', '--duration', '1', '--enis', '2', '--flows', '100']);
+      assert.equal(report.invalid, 0);
+      assert.equal(report.valid, report.sent_good);
+      assert.ok(report.valid >= 500);
+      assert.equal(d.rx_bytes, report.sent * (8500 + 40));
+      assert.equal(d.tx_bytes, d.rx_bytes);
+      assert.equal(d.tun_write_errors + d.tx_errors, 0);
+    });
+
+    await t.test('a sender outside allowedSources is dropped, counted, never answered', async () => {
+      const before = state;
+      const report = await runEmu(topo.g, ['--bind', STRANGER, '--rate', '2000', '--duration', '0.5', '--drain', '200', ...EMU_FLOWS]);
+      sent += report.sent;
+      state = await tunnel.stateWhen((s) => s.counters.rx_packets - before.counters.rx_packets >= report.sent);
+      const d = delta(state.counters, before.counters);
+      assert.equal(report.received, 0);
+      assert.equal(d.drop_source_not_allowed, report.sent);
+      assert.equal(d.endpoints_seen, 0);
+      assert.equal(d.tx_packets, 0);
+    });
+
+    await t.test('packets read from gwo with no flow are counted in drop_no_flow', async () => {
+      const before = state;
+      const { count } = await tunnel.request('inject-no-flow 5', 'injected');
+      assert.equal(count, 5);
+      state = await tunnel.stateWhen((s) => s.counters.drop_no_flow - before.counters.drop_no_flow >= 5);
+      const d = delta(state.counters, before.counters);
+      assert.equal(d.drop_no_flow, 5);
+      assert.equal(d.tx_packets, 0);
+      assert.equal(sum(Object.values(state.endpointCounters).map((c) => c.drop_no_flow)), state.counters.drop_no_flow);
+    });
+
+    await t.test('flows idle for flowIdleMs (2 s) expire', async () => {
+      state = await tunnel.stateWhen((s) => s.counters.flows_active === 0, 15_000);
+      assert.equal(state.counters.flows_active, 0);
+      assert.equal(state.counters.flows_expired, state.counters.flows_created);
+      assert.ok(state.counters.flows_created >= 3100);
+      assert.ok(state.endpoints.every((e) => e.flows === 0));
+    });
+
+    await t.test('heartbeats advance and packets are counted per worker', async () => {
+      const later = await tunnel.stateWhen((s) => s.workers.every((w, i) => w.heartbeatMs > state.workers[i].heartbeatMs));
+      assert.deepEqual(later.workers.map((w) => w.name), ['udp0', 'udp1', 'tun0', 'tun1']);
+      for (const w of later.workers) assert.ok(w.heartbeatMs > 0 && w.heartbeatMs <= later.monotonicMs, JSON.stringify(w));
+      const udp = later.workers.filter((w) => w.name.startsWith('udp'));
+      assert.ok(sum(udp.map((w) => w.packets)) >= later.counters.rx_packets, 'UDP workers count what they receive (and what they send back)');
+      state = later;
+    });
+
+    await t.test('detaching every endpoint (and closing its TUNs) while traffic flows: no crash, endpoints come back, counters add up', async () => {
+      const before = state;
+      const eventsBefore = tunnel.endpointEvents().length;
+      const emu = runEmu(topo.g, ['--bind', GWLB, '--rate', '10000', '--duration', '2', ...EMU_FLOWS]);
+      await tunnel.stateWhen(() => tunnel.endpointEvents().length >= eventsBefore + 4, 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const { enis } = await tunnel.request('detach-all', 'detached');
+      assert.ok(enis.length >= 4);
+      const report = await emu;
+      sent += report.sent;
+      received += report.received;
+      state = await tunnel.stateWhen((s) => s.counters.rx_packets - before.counters.rx_packets >= report.sent);
+      const d = delta(state.counters, before.counters);
+      const again = tunnel.endpointEvents().slice(eventsBefore);
+      // 4 new endpoints, then the same 4 announced again after the detach, all attached.
+      assert.equal(again.length, 8, JSON.stringify(again));
+      assert.ok(again.every((e) => e.action === 'attached'), JSON.stringify(again));
+      assert.deepEqual(new Set(again.slice(4).map((e) => e.eni)), new Set(again.slice(0, 4).map((e) => e.eni)));
+      assert.equal(report.invalid, 0);
+      assert.ok(report.valid > report.sent_good / 2, `valid ${report.valid} of ${report.sent_good}`);
+      assert.equal(d.rx_packets, report.sent);
+      assert.equal(d.tx_packets, report.received);
+      // Whatever did not come back is counted (queue or TUN write), not lost in silence.
+      assert.equal(d.rx_packets - d.tx_packets, d.queue_dropped + d.tun_write_errors + d.drop_no_flow, JSON.stringify(d));
+      assert.equal(state.endpoints.length, 4);
+    });
+
+    await t.test('after all that, a clean run returns everything', async () => {
+      const { report } = await run(['--rate', '5000', '--duration', '1', ...EMU_FLOWS]);
+      assert.equal(report.invalid, 0);
+      assert.equal(report.valid, report.sent_good);
+    });
+
+    const final = await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0, 'stop() released everything: the process exits by itself');
+    assert.deepEqual(Object.keys(final.counters), [...TUNNEL_COUNTER_NAMES]);
+    assert.equal(final.counters.rx_packets, sent);
+    assert.equal(final.counters.tx_packets, received);
+    assert.equal(final.counters.rx_overflow, 0);
+    assert.equal(final.counters.tx_errors, 0);
+    assert.equal(final.counters.drop_unparsable_inner, 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
+test('tunnel limits: maxEndpoints caps, a rejected endpoint is dropped until retryAfterMs and then announced again', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, maxEndpoints: 2, pendingQueue: 64 }, { tunMtu: 8500, rejectFirstMs: 300 });
+  try {
+    await tunnel.ready();
+    const report = await runEmu(topo.g, ['--bind', GWLB, '--rate', '4000', '--duration', '1.5', '--enis', '4', '--flows', '400']);
+    const s = await tunnel.stateWhen((x) => x.counters.rx_packets >= report.sent);
+    const c = s.counters;
+    const events = tunnel.endpointEvents();
+    // Two endpoints got in, each rejected once, then announced again and attached.
+    assert.equal(events.length, 4, JSON.stringify(events));
+    assert.deepEqual(events.map((e) => e.action), ['rejected', 'rejected', 'attached', 'attached']);
+    assert.deepEqual(new Set(events.slice(2).map((e) => e.eni)), new Set(events.slice(0, 2).map((e) => e.eni)));
+    assert.ok(events.every((e) => e.source === GWLB));
+    assert.equal(c.endpoints_seen, 4);
+    assert.equal(s.endpoints.length, 2);
+    assert.ok(c.drop_endpoint_limit > 0, 'the other two endpoints are over the limit');
+    assert.ok(c.drop_endpoint_rejected > 0, 'packets of a rejected endpoint before its retry time');
+    // Every datagram is accounted for.
+    const perEndpoint = Object.values(s.endpointCounters);
+    const endpointRx = sum(perEndpoint.map((x) => x.rx_packets));
+    assert.equal(c.rx_packets, report.sent);
+    assert.equal(c.rx_packets, c.drop_endpoint_limit + c.drop_endpoint_rejected + endpointRx);
+    assert.equal(endpointRx, c.tx_packets + c.queue_dropped, JSON.stringify({ c, perEndpoint }));
+    assert.equal(sum(perEndpoint.map((x) => x.queue_dropped)), c.queue_dropped);
+    assert.equal(report.invalid, 0);
+    assert.equal(report.valid, c.tx_packets);
+    assert.ok(report.valid > 0 && report.valid < report.sent_good / 2, `valid ${report.valid} of ${report.sent_good}`);
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
+test('tunnel hexdump: each packet in and out is printed to stderr', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, udpThreads: 1, tunThreads: 1, hexdump: true }, { tunMtu: 8500 });
+  try {
+    await tunnel.ready();
+    const report = await runEmu(topo.g, ['--bind', GWLB, '--count', '2', '--rate', '100', '--enis', '1', '--flows', '1', '--size', '100']);
+    assert.equal(report.valid, 2);
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
+    const eni = tunnel.endpointEvents()[0].eni;
+    const lines = tunnel.stderrText.split('\n');
+    // 140 bytes each way: the 40-byte GENEVE header and the 100-byte inner packet, 16 bytes a line.
+    for (const dir of ['in', 'out']) {
+      const heads = lines.filter((l) => l === `tunnel ${dir} eni 0${eni} 140 bytes`);
+      assert.equal(heads.length, 2, `${dir}: ${tunnel.stderrText.slice(0, 2000)}`);
+    }
+    assert.ok(lines.some((l) => /^ {2}0000 {2}08 00 08 00 00 00 00 00 01 08 01 02/.test(l)), 'GENEVE: opt len 8 words, IPv4, ENI option first');
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
