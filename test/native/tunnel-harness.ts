@@ -193,6 +193,17 @@ export async function runEmu(ns: string, args: string[]): Promise<EmuReport> {
   return JSON.parse(lines[lines.length - 1]) as EmuReport;
 }
 
+/** Sends hand-built GENEVE datagrams from GWLB's address and source port, one at a time; returns each reply (or null). */
+export async function runProbe(ns: string, sourcePort: number, datagrams: Buffer[]): Promise<Array<{ port: number; hex: string } | null>> {
+  const { stdout } = await execFileAsync(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, HELPER, 'gwlb-probe', GWLB, APPLIANCE, String(sourcePort), ...datagrams.map((d) => d.toString('hex'))],
+    { timeout: 60_000 },
+  );
+  const m = JSON.parse(stdout.trim().split('\n').pop()!) as Extract<TunnelHelperMessage, { type: 'replies' }>;
+  return m.replies;
+}
+
 /** Counter differences between two snapshots. */
 export function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));

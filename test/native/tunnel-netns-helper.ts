@@ -13,10 +13,16 @@
  *   inject-no-flow N writes N packets of an unknown flow into the first endpoint's gwi -> {"type":"injected"}
  *   stop             stops the tunnel -> {"type":"final", ...}; the process then exits by itself
  *
+ * `gwlb-probe <bind> <target> <sourcePort> <hex>...` plays GWLB by hand:
+ * sends each GENEVE datagram from bind:sourcePort to target:6081, one at a
+ * time, and waits (up to 5 s) for the reply on bind:6081 before the next;
+ * prints {"type":"replies", replies: [{ port, hex } | null, ...]}.
+ *
  * node --test also runs every file under dist/test/: without a role this
  * does nothing.
  */
 import { execFileSync } from 'node:child_process';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createTun, type Tun } from '../../src/native/tun';
@@ -56,6 +62,7 @@ export type TunnelHelperMessage =
   | ({ type: 'final' } & TunnelSnapshot)
   | { type: 'detached'; enis: string[] }
   | { type: 'injected'; count: number }
+  | { type: 'replies'; replies: Array<{ port: number; hex: string } | null> }
   | { type: 'error'; message: string };
 
 function emit(m: TunnelHelperMessage): void {
@@ -186,9 +193,32 @@ function runTunnel(optionsJson: string, policyJson: string): void {
   emit({ type: 'ready' });
 }
 
+async function runProbe(bind: string, target: string, sourcePort: number, hexes: string[]): Promise<void> {
+  const replies = createSocket('udp4');
+  const sender = createSocket('udp4');
+  await new Promise<void>((resolve) => replies.bind(6081, bind, resolve));
+  await new Promise<void>((resolve) => sender.bind(sourcePort, bind, resolve));
+  const got: Array<{ port: number; hex: string } | null> = [];
+  for (const hex of hexes) {
+    const reply = new Promise<{ port: number; hex: string } | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), 5000);
+      replies.once('message', (msg: Buffer, rinfo: RemoteInfo) => {
+        clearTimeout(timer);
+        resolve({ port: rinfo.port, hex: msg.toString('hex') });
+      });
+    });
+    sender.send(Buffer.from(hex, 'hex'), 6081, target);
+    got.push(await reply);
+  }
+  replies.close();
+  sender.close();
+  emit({ type: 'replies', replies: got });
+}
+
 function main(argv: string[]): void {
   const [role, ...args] = argv;
   if (role === 'tunnel') runTunnel(args[0], args[1]);
+  if (role === 'gwlb-probe') void runProbe(args[0], args[1], Number(args[2]), args.slice(3));
   // Without a role (as node --test runs it): nothing to do.
 }
 

@@ -23,12 +23,15 @@ import {
   type Tunnel,
 } from '../../src/native/tunnel';
 import type { TunnelOptions } from '../../src/native/binding';
+import { encodeGeneve, gwlbOptions, type GeneveOption } from '../../src/geneve';
+import { buildInnerPacket } from '../../src/packet/inner';
 import {
   buildTopology,
   DEFAULT_OPTIONS,
   delta,
   GWLB,
   runEmu,
+  runProbe,
   STRANGER,
   sum,
   TunnelProcess,
@@ -296,6 +299,57 @@ test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, for
     assert.equal(final.counters.rx_overflow, 0);
     assert.equal(final.counters.tx_errors, 0);
     assert.equal(final.counters.drop_unparsable_inner, 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
+test('tunnel returns the GENEVE header exactly as last received: extra options (up to the 260-byte maximum) and a new cookie', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, udpThreads: 1, tunThreads: 1 }, { tunMtu: 8500 });
+  try {
+    await tunnel.ready();
+    const inner = buildInnerPacket({
+      src: Uint8Array.of(198, 51, 100, 7),
+      dst: Uint8Array.of(203, 0, 113, 9),
+      protocol: 'udp',
+      srcPort: 1234,
+      dstPort: 53,
+      size: 120,
+    }).bytes;
+    const fill = (n: number, b: number): Uint8Array => new Uint8Array(n).fill(b);
+    const datagram = (cookie: number, extra: GeneveOption[]): Buffer =>
+      encodeGeneve({
+        oam: false,
+        critical: false,
+        protocol: 0x0800,
+        vni: 0,
+        options: [...gwlbOptions({ eni: 0x0123456789abcdefn, attachment: 0xa77an, cookie }), ...extra],
+        inner,
+      });
+    const sent = [
+      // 100-byte header: another vendor's option and an AWS type GWLB does not send yet.
+      datagram(0x11111111, [{ optClass: 0x1234, type: 7, data: fill(48, 0xab) }, { optClass: 0x0108, type: 9, data: fill(4, 0xcd) }]),
+      // The flow rebalanced: a new cookie, GWLB's plain 40-byte header.
+      datagram(0x22222222, []),
+      // The largest header GENEVE allows: 8 + 252 bytes.
+      datagram(0x33333333, [{ optClass: 0xffff, type: 0x80, data: fill(116, 0xee) }, { optClass: 0x0001, type: 1, data: fill(96, 0x5a) }]),
+      datagram(0x33333333, [{ optClass: 0xffff, type: 0x80, data: fill(116, 0xee) }, { optClass: 0x0001, type: 1, data: fill(96, 0x5a) }]),
+    ];
+    assert.deepEqual(sent.map((d) => d.length - inner.length), [100, 40, 260, 260]);
+    const replies = await runProbe(topo.g, 40_123, sent);
+    replies.forEach((r, i) => {
+      assert.ok(r, `reply ${i}`);
+      assert.equal(r.port, 40_123, 'from the port GWLB sent from');
+      assert.equal(r.hex, sent[i].toString('hex'), `reply ${i}: the header as last received, the inner packet untouched`);
+    });
+    const s = await tunnel.state();
+    assert.equal(s.counters.flows_created, 1, 'one flow throughout');
+    assert.equal(s.counters.tx_packets, 4);
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
   } finally {
     tunnel.kill();
     topo.cleanup();
