@@ -10,7 +10,7 @@ import type { CommandIo } from '../emu/command';
 import { runGeneratorOnce } from '../emu/generate';
 import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
 import { formatReport } from '../emu/report';
-import { labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
+import { hasNetAdmin, labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
 import { join } from 'node:path';
 import { CLI_MAIN, PACKAGE_ROOT } from '../lab/programs';
 import type { GatewayFlowEvent } from '../native/binding';
@@ -58,10 +58,6 @@ const DEMO_STEPS: DemoStep[] = [
   },
 ];
 
-function isRoot(): boolean {
-  return process.getuid?.() === 0;
-}
-
 export async function runStart(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parseFlags(
     argv,
@@ -77,7 +73,7 @@ export async function runStart(argv: string[], io: CommandIo): Promise<number> {
     return 0;
   }
   if (values.loopback) return loopbackDemo(io);
-  if (!isRoot()) return unprivilegedDemo(io);
+  if (!hasNetAdmin()) return unprivilegedDemo(io);
   const name = values.name === undefined ? undefined : String(values.name);
 
   io.stdout(

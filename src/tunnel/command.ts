@@ -21,6 +21,7 @@ export const WORKER_STALL_MS = 2_000;
 export const RECEIVE_DROP_THRESHOLD = 1_000;
 export const DROP_WINDOW_S = 10;
 const PENDING_QUEUE = 1024;
+const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 const RETRY_AFTER_MS = 5_000;
 
 export interface TunnelIo {
@@ -35,12 +36,29 @@ export async function runTunnelCommand(argv: string[], io: TunnelIo): Promise<nu
   }
   const log = createLogger({ sections: TUNNEL_LOG_SECTIONS, config: opts.logLevels, format: opts.logFormat });
   const app = new TunnelApp(opts, log);
-  await app.start();
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(s, () => resolve(s));
+  // Handlers first: endpoints (and their CREATE hooks) can appear while
+  // starting. A second signal during shutdown is logged, not fatal, so the
+  // remaining DESTROY hooks still run.
+  let stopping = false;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of SHUTDOWN_SIGNALS) {
+      process.on(s, () => {
+        if (stopping) log.warning('core', 'already shutting down: running the remaining DESTROY hooks', { signal: s });
+        stopping = true;
+        resolve(s);
+      });
+    }
   });
+  try {
+    await app.start();
+  } catch (err) {
+    await app.stop();
+    throw err;
+  }
+  const signal = await signalled;
   log.important('core', 'shutting down', { signal });
   await app.stop();
+  for (const s of SHUTDOWN_SIGNALS) process.removeAllListeners(s);
   return 0;
 }
 

@@ -59,7 +59,7 @@ export interface EndpointState {
 
 export interface EndpointFailure {
   eni: bigint;
-  stage: 'tun' | 'create-hook' | 'rate-limit';
+  stage: 'tun' | 'create-hook' | 'attach' | 'rate-limit';
   reason: string;
   at: Date;
 }
@@ -94,6 +94,7 @@ export class EndpointRegistry {
   private tokens: number;
   private lastRefill: number;
   private closing = false;
+  private sweeping = false;
   hookFailures = 0;
   tunFailures = 0;
   rateLimited = 0;
@@ -122,10 +123,15 @@ export class EndpointRegistry {
   private start(event: TunnelEndpointEvent, attach: boolean): void {
     clearTimeout(this.retries.get(event.eni));
     this.retries.delete(event.eni);
-    const job = this.bringUp(event, attach).finally(() => {
-      this.busy.delete(event.eni);
-      if (this.wanted.delete(event.eni)) this.onEndpointSeen(event);
-    });
+    const job = this.bringUp(event, attach)
+      .catch((err: unknown) => {
+        // A bug or an unexpected core error must not take the appliance down.
+        this.log.error('endpoint', 'bringing up the endpoint failed', { eni: eniIdToString(event.eni), error: (err as Error).message });
+      })
+      .finally(() => {
+        this.busy.delete(event.eni);
+        if (this.wanted.delete(event.eni)) this.onEndpointSeen(event);
+      });
     this.busy.set(event.eni, job);
   }
 
@@ -141,7 +147,7 @@ export class EndpointRegistry {
 
   private fail(event: TunnelEndpointEvent, stage: EndpointFailure['stage'], reason: string): void {
     const eni = event.eni;
-    this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
+    this.rejectInCore(eni);
     if (stage === 'rate-limit') return; // the endpoint's next packet after the back-off tries again
     this.failing.set(eni, { eni, stage, reason, at: new Date() });
     // Try again after the back-off even if no packet comes: GWLB sends no new
@@ -152,6 +158,12 @@ export class EndpointRegistry {
     }, this.settings.retryAfterMs);
     timer.unref();
     this.retries.set(eni, timer);
+  }
+
+  /** Drops the endpoint's queued packets; the core refuses when nothing is pending (a retry without traffic). */
+  private rejectInCore(eni: bigint): void {
+    const pending = this.core.endpoints().some((e) => e.eni === eni && e.state === 'pending');
+    if (pending) this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
   }
 
   /**
@@ -181,7 +193,15 @@ export class EndpointRegistry {
       this.log.info('endpoint', 'prepared after a failed try; waiting for its traffic', fields);
       return;
     }
-    const counters = this.core.attachEndpoint(eni, [...tuns.gwiTun.fds], [...tuns.gwoTun.fds]);
+    let counters: NativeCounters;
+    try {
+      counters = this.core.attachEndpoint(eni, [...tuns.gwiTun.fds], [...tuns.gwoTun.fds]);
+    } catch (err) {
+      this.log.error('endpoint', 'attaching the endpoint to the packet core failed', { ...fields, error: (err as Error).message });
+      await this.undo(eni, tuns, true);
+      this.fail(event, 'attach', (err as Error).message);
+      return;
+    }
     this.live.set(eni, {
       eni,
       endpointId: fields.endpoint,
@@ -215,13 +235,15 @@ export class EndpointRegistry {
     }
     if (this.settings.createScript) {
       const r = await this.hook('CREATE', this.settings.createScript, eni, gwi, gwo);
-      if (!r.ok || this.closing) {
-        gwiTun.close();
-        gwoTun.close();
-        if (!r.ok) {
-          this.hookFailures++;
-          this.fail(event, 'create-hook', describeHookFailure(r));
-        } else this.core.rejectEndpoint(eni, this.settings.retryAfterMs);
+      if (!r.ok) {
+        // What a failed CREATE left half done is the DESTROY hook's to undo.
+        await this.undo(eni, { gwiTun, gwoTun }, true);
+        this.hookFailures++;
+        this.fail(event, 'create-hook', describeHookFailure(r));
+        return undefined;
+      }
+      if (this.closing) {
+        await this.undo(eni, { gwiTun, gwoTun }, true);
         return undefined;
       }
     }
@@ -247,15 +269,38 @@ export class EndpointRegistry {
     return r;
   }
 
-  /** Destroys endpoints idle (no packet in either direction) for longer than -t. Call about once a second. */
+  /** DESTROY hook (when CREATE ran), then the TUNs go. */
+  private async undo(eni: bigint, tuns: Prepared, createRan: boolean): Promise<void> {
+    const { gwi, gwo } = interfaceNames(eni);
+    if (createRan && this.settings.createScript && this.settings.destroyScript) {
+      await this.hook('DESTROY', this.settings.destroyScript, eni, gwi, gwo);
+    }
+    tuns.gwiTun.close();
+    tuns.gwoTun.close();
+  }
+
+  /**
+   * Destroys endpoints idle (no packet in either direction) for longer than
+   * -t. Call about once a second; a call while the previous one still runs
+   * (a slow DESTROY hook) returns at once.
+   */
   async sweepIdle(): Promise<void> {
-    if (this.settings.idleTimeoutMs <= 0 || this.closing) return;
+    if (this.settings.idleTimeoutMs <= 0 || this.closing || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweepIdleOnce();
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async sweepIdleOnce(): Promise<void> {
     const now = this.nowMs();
     const infos = new Map(this.core.endpoints().map((e) => [e.eni, e]));
     for (const ep of [...this.live.values()]) {
       const info = infos.get(ep.eni);
       const last = Math.max(ep.attachedAtMs, info?.lastInMs ?? 0, info?.lastOutMs ?? 0);
-      if (now - last > this.settings.idleTimeoutMs) {
+      if (now - last > this.settings.idleTimeoutMs && this.live.get(ep.eni) === ep && !this.closing) {
         this.log.info('endpoint', 'idle: destroying', { eni: eniIdToString(ep.eni), idle_ms: now - last });
         await this.destroy(ep);
       }
@@ -280,10 +325,7 @@ export class EndpointRegistry {
     for (const ep of [...this.live.values()]) await this.destroy(ep);
     for (const [eni, tuns] of [...this.prepared]) {
       this.prepared.delete(eni);
-      const { gwi, gwo } = interfaceNames(eni);
-      if (this.settings.destroyScript) await this.hook('DESTROY', this.settings.destroyScript, eni, gwi, gwo);
-      tuns.gwiTun.close();
-      tuns.gwoTun.close();
+      await this.undo(eni, tuns, true);
     }
   }
 
@@ -299,7 +341,7 @@ export class EndpointRegistry {
   health(): EndpointRegistryHealth {
     const reasons = this.failures()
       .filter((f) => f.stage !== 'rate-limit')
-      .map((f) => `endpoint ${eniIdToString(f.eni)}: ${f.stage === 'tun' ? 'TUN' : 'CREATE hook'} failed on the last try: ${f.reason}`);
+      .map((f) => `endpoint ${eniIdToString(f.eni)}: ${STAGE_NAMES[f.stage]} failed on the last try: ${f.reason}`);
     return {
       healthy: reasons.length === 0,
       reasons,
@@ -310,6 +352,13 @@ export class EndpointRegistry {
     };
   }
 }
+
+const STAGE_NAMES: Record<EndpointFailure['stage'], string> = {
+  tun: 'TUN',
+  'create-hook': 'CREATE hook',
+  attach: 'attaching to the packet core',
+  'rate-limit': 'rate limit',
+};
 
 export function describeHookFailure(r: HookResult): string {
   return r.reason ?? (r.timedOut ? `timed out after ${r.durationMs} ms and was killed` : r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`);

@@ -47,7 +47,7 @@ test('gatehouse start without root explains what it needs and runs the loopback 
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /loss {8}0 % of good packets/);
   assert.match(r.stdout, /good packets all came back: yes/);
-  for (const line of r.stdout.split('\n').filter((l) => /^ {12}[a-z_]+ +\d+ +\d+$/.test(l))) {
-    assert.match(line, / 0$/, `malformed came back: ${line}`);
-  }
+  const kinds = r.stdout.split('\n').filter((l) => /^ {12}[a-z_]+ +\d+ +\d+$/.test(l));
+  assert.equal(kinds.length, 13, 'one line per malformed kind');
+  for (const line of kinds) assert.match(line, / 0$/, `malformed came back: ${line}`);
 });

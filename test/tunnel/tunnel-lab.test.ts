@@ -109,6 +109,10 @@ test('tunnel in the lab: passthrough load, names and hook arguments, health, mal
     const doc = JSON.parse(bad.body) as { healthy: boolean; reasons: string[] };
     assert.equal(doc.healthy, false);
     assert.match(doc.reasons.join('\n'), /TUN failed on the last try/);
+    // Two retries (every 5 s) fail too, with no traffic: still 503, still running.
+    await sleep(11_000);
+    assert.equal((await health(lab)).code, 503);
+    assert.ok(pidAlive(info.pids.appliance), 'the tunnel survives repeated failures');
     await labExecCapture(lab, 'appliance', ['ip', 'link', 'del', labGwi], 10_000);
     await waitFor('200 again', async () => ((await health(lab)).code === 200 ? true : undefined), 15_000);
     const ping = await labExecCapture(lab, 'app', ['ping', '-c', '2', '-W', '2', LAB_ADDRESSES.internet.v4], 15_000);
@@ -192,7 +196,11 @@ test('tunnel -t 3: inbound-only traffic keeps the endpoint; silence destroys it;
   const dir = mkdtempSync(join(tmpdir(), 'gh-tunnel-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // Inbound only: packets reach gwi and the kernel drops them (no forwarding on gwi): nothing goes back.
-  const hook = recordingHook(dir, 'if [ "$1" = CREATE ]; then sysctl -qw "net.ipv4.conf.$2.forwarding=0"; fi');
+  const slow = join(dir, 'slow');
+  const hook = recordingHook(
+    dir,
+    `if [ "$1" = CREATE ]; then sysctl -qw "net.ipv4.conf.$2.forwarding=0"; if [ -e ${slow} ]; then sleep 3; fi; fi`,
+  );
   const info = await tunnelLab(t, { tunnelArgs: ['-c', hook.path, '-r', hook.path, '-t', '3'] });
   const lab = info.name;
   // 8 s of pings at 5 per second: none answered, the endpoint must stay.
@@ -204,9 +212,19 @@ test('tunnel -t 3: inbound-only traffic keeps the endpoint; silence destroys it;
   await waitFor('interfaces removed', async () => ((await tunnelLinks(lab)).length === 0 ? true : undefined), 5_000);
   await labExecCapture(lab, 'app', ['ping', '-c', '2', '-W', '1', LAB_ADDRESSES.internet.v4], 15_000);
   await waitFor('CREATE again', async () => (recorded(hook.record).filter((a) => a[0] === 'CREATE').length === 2 ? true : undefined), 10_000);
+  assert.deepEqual(recorded(hook.record).map((a) => a[0]), ['CREATE', 'DESTROY', 'CREATE']);
+
+  // SIGTERM while a CREATE hook is still running: its DESTROY runs too.
+  await waitFor('silence destroys it again', async () => (recorded(hook.record).length === 4 ? true : undefined), 10_000);
+  writeFileSync(slow, '');
+  await labExecCapture(lab, 'app', ['ping', '-c', '1', '-W', '1', LAB_ADDRESSES.internet.v4], 15_000);
+  await waitFor('the slow CREATE to start', async () => (recorded(hook.record).length === 5 ? true : undefined), 5_000);
+  process.kill(info.pids.appliance, 'SIGTERM');
+  await waitFor('the tunnel to exit', async () => (pidAlive(info.pids.appliance) ? undefined : true), 30_000);
   const calls = recorded(hook.record);
-  assert.deepEqual(calls.map((a) => a[0]), ['CREATE', 'DESTROY', 'CREATE']);
+  assert.deepEqual(calls.map((a) => a[0]), ['CREATE', 'DESTROY', 'CREATE', 'DESTROY', 'CREATE', 'DESTROY']);
   assert.ok(calls.every((a) => a[3] === info.eni));
+  assert.deepEqual(await tunnelLinks(lab), []);
 });
 
 test('tunnel two-arm NAT with the nat hook: HTTP, ping and DNS (UDP) from app reach internet', { timeout: 120_000 }, async (t) => {
