@@ -41,7 +41,9 @@ declare -A CMDS=(
 ORDER=(echo gatehouse)
 if [ -n "$PEER" ]; then CMDS[peer]=$PEER; ORDER+=(peer); fi
 
-emu() { ip netns exec "$NS_G" $GH emu --bind 192.0.2.1 --target 192.0.2.2 --enis 4 --flows 1000 --v6 20 --json --quiet "$@" | tail -n 1; }
+# The same seed every run: the same 4 endpoints, created once by the warm-up run.
+# 64 source ports, as GWLB varies its port per flow (spreads over --udpthreads).
+emu() { ip netns exec "$NS_G" $GH emu --bind 192.0.2.1 --target 192.0.2.2 --enis 4 --flows 1000 --v6 20 --sports 64 --seed 1 --json --quiet "$@" | tail -n 1; }
 HZ=$(getconf CLK_TCK)
 
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); fixed rate $RATE pps for $DURATION s, $ROUNDS rounds alternating"
@@ -51,7 +53,7 @@ for SIZE in $SIZES; do
   for round in $(seq "$ROUNDS"); do
     for name in "${ORDER[@]}"; do
       start_appliance "${CMDS[$name]}" "$name"
-      emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null # endpoints created, hooks run
+      emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null # warm-up: endpoints created, hooks run
       t0=$(cpu_ticks "$APID")
       out=$(emu --rate "$RATE" --duration "$DURATION" --size "$SIZE")
       t1=$(cpu_ticks "$APID")

@@ -10,7 +10,7 @@ import { startGenerator } from '../native/generator';
 import { readCounters } from '../native/counters';
 import type { GeneratorRunOptions } from './options';
 import { buildReport, progressLine, type CounterRecord, type EmuReport } from './report';
-import { flowTemplate, malformedTemplates, planTraffic } from './traffic';
+import { flowTemplate, malformedTemplates, planTraffic, seededRandom } from './traffic';
 
 export interface RunOutput {
   /** Progress for people (stderr). */
@@ -42,13 +42,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** One run at opts.rate; resolves with the report after sending and the drain. */
 export async function runGeneratorOnce(opts: GeneratorRunOptions, bind: string, out: RunOutput): Promise<EmuReport> {
-  const plan = planTraffic({
-    enis: opts.enis,
-    flows: opts.flows,
-    protocol: opts.protocol,
-    v6Percent: opts.v6Percent,
-    sockets: opts.sports,
-  });
+  const plan = planTraffic(
+    { enis: opts.enis, flows: opts.flows, protocol: opts.protocol, v6Percent: opts.v6Percent, sockets: opts.sports },
+    opts.seed === undefined ? undefined : seededRandom(opts.seed),
+  );
   const templates = plan.flows.map((f) => flowTemplate(plan, f, opts.size));
   if (opts.malformedPercent > 0) templates.push(...malformedTemplates(plan, opts.size, opts.kinds));
 

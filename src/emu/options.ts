@@ -39,6 +39,7 @@ export const EMU_FLAGS = {
   rcvbuf: { type: 'string' },
   sndbuf: { type: 'string' },
   drain: { type: 'string' },
+  seed: { type: 'string' },
   echo: { type: 'boolean' },
   threads: { type: 'string' },
   udpthreads: { type: 'string' },
@@ -73,6 +74,8 @@ export interface GeneratorRunOptions {
   rcvbuf: number;
   sndbuf: number;
   drainMs: number;
+  /** Same seed, same endpoint ids and cookies; undefined = random each run. */
+  seed?: number;
 }
 
 export interface EchoRunOptions {
@@ -91,7 +94,7 @@ export interface EchoRunOptions {
 
 export type EmuOptions = GeneratorRunOptions | EchoRunOptions | { mode: 'help' };
 
-const GENERATE_ONLY = ['target', 'rate', 'count', 'enis', 'flows', 'proto', 'v6', 'size', 'sports', 'search', 'malformed', 'kinds', 'ignore-ttl', 'drain'];
+const GENERATE_ONLY = ['target', 'rate', 'count', 'enis', 'flows', 'proto', 'v6', 'size', 'sports', 'search', 'malformed', 'kinds', 'ignore-ttl', 'drain', 'seed'];
 const ECHO_ONLY = ['threads', 'udpthreads', 'validate'];
 
 export function parseEmuOptions(argv: string[]): EmuOptions {
@@ -162,6 +165,7 @@ export function parseEmuOptions(argv: string[]): EmuOptions {
     kinds: listFlag(values, 'kinds', GENEVE_REASONS, GENEVE_REASONS),
     ignoreTtl: values['ignore-ttl'] === true,
     drainMs: intFlag(values, 'drain', 500, 0, 60_000),
+    seed: values.seed === undefined ? undefined : intFlag(values, 'seed', 0, 0, 2 ** 32 - 1),
   };
 }
 
@@ -196,6 +200,8 @@ Generator (sends what a Gateway Load Balancer sends, checks every reply):
   --kinds K,K        which malformed kinds (default all): ${GENEVE_REASONS.join(', ')}
   --ignore-ttl       accept a decremented TTL / hop limit (routing appliances)
   --drain MS         wait for late replies after sending (default 500)
+  --seed N           the same ENI ids, attachment ids and cookies on every run
+                     with the same N (default: random)
   --batch N          datagrams per sendmmsg/recvmmsg (default 64)
   --rcvbuf B, --sndbuf B  socket buffer sizes (default 8 MiB)
   --json             end with one JSON object on the last line

@@ -4,7 +4,7 @@
  * turned into the templates the native generator repeats. Pure except for
  * the random cookies and ids, which come from an injectable source.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, encodeGeneve, gwlbOptions, malformedDatagram, type GeneveReason } from '../geneve';
 import { GENEVE_REASONS } from '../geneve/reasons';
 import type { GeneratorTemplate } from '../native/binding';
@@ -41,6 +41,22 @@ export interface TrafficSpec {
 }
 
 export type RandomSource = (bytes: number) => Buffer;
+
+/**
+ * Deterministic bytes from a seed (SHA-256 in counter mode): the same seed
+ * gives the same ENI ids, attachment ids and cookies, so a second run hits
+ * endpoints the target already created (benchmarks warm up with it).
+ */
+export function seededRandom(seed: number): RandomSource {
+  let counter = 0;
+  return (n) => {
+    const out = Buffer.alloc(n);
+    for (let at = 0; at < n; at += 32) {
+      createHash('sha256').update(`gatehouse-emu:${seed}:${counter++}`).digest().copy(out, at, 0, Math.min(32, n - at));
+    }
+    return out;
+  };
+}
 
 /**
  * Flow i uses endpoint i % enis and socket i % sockets; the IPv6 share is

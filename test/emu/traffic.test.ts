@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeGeneve, readGwlbFields } from '../../src/geneve';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
-import { flowTemplate, malformedTemplates, planTraffic } from '../../src/emu/traffic';
+import { flowTemplate, malformedTemplates, planTraffic, seededRandom } from '../../src/emu/traffic';
 
 test('flows spread over endpoints, sockets and families; cookies and 5-tuples unique', () => {
   const plan = planTraffic({ enis: 10, flows: 10_000, protocol: 'udp', v6Percent: 20, sockets: 4 });
@@ -45,4 +45,15 @@ test('malformed templates: one per kind and family, each rejected with its own r
     assert.equal(d.ok, false);
     if (!d.ok) assert.equal(d.reason, GENEVE_REASONS[t.malformedKind]);
   }
+});
+
+test('a seed gives the same endpoints and cookies every time; different seeds differ', () => {
+  const spec = { enis: 4, flows: 100, protocol: 'udp' as const, v6Percent: 20, sockets: 2 };
+  const a = planTraffic(spec, seededRandom(7));
+  const b = planTraffic(spec, seededRandom(7));
+  const c = planTraffic(spec, seededRandom(8));
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a.endpoints, c.endpoints);
+  assert.equal(new Set(a.flows.map((f) => f.cookie)).size, 100);
+  assert.equal(seededRandom(1)(70).length, 70);
 });
