@@ -646,9 +646,10 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       const int n = epoll_wait(w->epoll_fd, ready, int(kMaxEpollEvents), 0);
       for (int e = 0; e < n; e++) {
         TunQueue* q = static_cast<TunQueue*>(ready[e].data.ptr);
-        if (back.Drain(q, SIZE_MAX, now, &tally, &returned) == ReturnPath::Drained::kBroken)
+        if (back.Collect(q, SIZE_MAX, now, &tally, &returned) == ReturnPath::Drained::kBroken)
           epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, q->fd, nullptr);  // its interface is gone
       }
+      back.Flush(now, &tally);
       if (udp_busy_ms_.load(std::memory_order_relaxed) != now)
         udp_busy_ms_.store(now, std::memory_order_relaxed);
     }
@@ -719,7 +720,7 @@ void Tunnel::TunLoop(TunWorker* w) {
       }
       // At most a batch per queue and turn, so one busy endpoint cannot
       // starve the others; what is left is reported again (level-triggered).
-      switch (back.Drain(q, batch, now, &tally, &read_total)) {
+      switch (back.Collect(q, batch, now, &tally, &read_total)) {
         case ReturnPath::Drained::kMore:
           more = true;
           break;
@@ -732,6 +733,7 @@ void Tunnel::TunLoop(TunWorker* w) {
           break;
       }
     }
+    back.Flush(now, &tally);
     tally.Flush(now);
     if (read_total) wc.Add(wbase + kWorkerPackets, read_total);
     if (sweep) sweep_ms = read_total ? kSweepMinMs : std::min(2 * sweep_ms, kSweepMaxMs);

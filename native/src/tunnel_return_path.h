@@ -52,6 +52,7 @@ class ReturnPath {
         stop_(stop),
         slots_(batch * kReturnSlot),
         lens_(batch),
+        owners_(batch),
         msgs_(batch),
         iov_(batch),
         to_(batch) {
@@ -60,42 +61,64 @@ class ReturnPath {
       a.sin_family = AF_INET;
     }
   }
+  ~ReturnPath() { Release(); }
 
-  // Reads what is queued on `q` (up to `max` packets) and sends it back,
-  // holding q->drain throughout. kMore: `max` was reached with more queued;
-  // kBroken: the fd fails with something other than EAGAIN (its interface
-  // is gone), so the caller should stop watching it. Adds packets read to
-  // `*packets`.
-  Drained Drain(TunQueue* q, size_t max, uint64_t now_ms, EndpointTally* tally, size_t* packets) {
-    std::lock_guard<std::mutex> lock(q->drain);
-    size_t total = 0;
-    for (;;) {
-      size_t n = 0;
-      bool empty = false, broken = false;
-      while (n < batch_ && total + n < max) {
-        const ssize_t got = read(q->fd, &slots_[n * kReturnSlot + kReturnHeadroom], kReturnMaxInner);
-        if (got > 0) {
-          lens_[n++] = size_t(got);
-          continue;
-        }
-        empty = true;
-        broken = got == 0 || (errno != EAGAIN && errno != EINTR);
-        break;
+  // Reads what is queued on `q` (up to `max` packets) into the batch, and
+  // keeps q->drain until Flush: a flow's packets (the kernel keeps a flow on
+  // one queue) then leave in the order they were queued even when several
+  // threads drain the queue, and packets from several queues still go out
+  // in one sendmmsg. kMore: `max` was reached with more queued; kBroken: the
+  // fd fails with something other than EAGAIN (its interface is gone), so
+  // the caller should stop watching it. Adds packets read to `*packets`.
+  Drained Collect(TunQueue* q, size_t max, uint64_t now_ms, EndpointTally* tally, size_t* packets) {
+    Hold(q, now_ms, tally);
+    for (size_t taken = 0;; taken++) {
+      if (n_ == batch_) {
+        Flush(now_ms, tally);
+        Hold(q, now_ms, tally);
       }
-      if (n) Send(q->endpoint, n, now_ms, tally);
-      total += n;
-      if (broken || empty || total >= max) {
-        *packets += total;
-        return broken ? Drained::kBroken : empty ? Drained::kEmpty : Drained::kMore;
-      }
+      if (taken == max) return Drained::kMore;
+      const ssize_t got = read(q->fd, &slots_[n_ * kReturnSlot + kReturnHeadroom], kReturnMaxInner);
+      if (got <= 0)
+        return got == 0 || (errno != EAGAIN && errno != EINTR) ? Drained::kBroken : Drained::kEmpty;
+      lens_[n_] = size_t(got);
+      owners_[n_] = q->endpoint;
+      n_++;
+      (*packets)++;
     }
   }
 
+  // Sends what was collected and lets go of the queues.
+  void Flush(uint64_t now_ms, EndpointTally* tally) {
+    if (n_) Send(now_ms, tally);
+    n_ = 0;
+    Release();
+  }
+
  private:
-  void Send(Endpoint* ep, size_t n, uint64_t now_ms, EndpointTally* tally) {
+  // Takes q->drain unless held already. Never waits while holding another
+  // queue (threads take queues in any order): a busy queue means sending
+  // what was collected first.
+  void Hold(TunQueue* q, uint64_t now_ms, EndpointTally* tally) {
+    for (TunQueue* h : held_)
+      if (h == q) return;
+    if (!q->drain.try_lock()) {
+      Flush(now_ms, tally);
+      q->drain.lock();
+    }
+    held_.push_back(q);
+  }
+
+  void Release() {
+    for (TunQueue* h : held_) h->drain.unlock();
+    held_.clear();
+  }
+
+  void Send(uint64_t now_ms, EndpointTally* tally) {
     uint64_t no_flow = 0, unparsable = 0;
     size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n_; i++) {
+      Endpoint* ep = owners_[i];
       uint8_t* inner = &slots_[i * kReturnSlot + kReturnHeadroom];
       ParsedFlow pf;
       if (!InnerFlowKey(ep, inner, lens_[i], now_ms, &pf)) {
@@ -105,6 +128,7 @@ class ReturnPath {
       TunnelFlowReturn r;
       if (!ep->flows.Lookup(pf.key, inner, uint32_t(now_ms), &r)) {
         no_flow++;
+        tally->For(ep, now_ms)[kEpDropNoFlow]++;
         continue;
       }
       uint8_t* start = inner - r.header_len - kOuterHeaderLen;
@@ -120,23 +144,23 @@ class ReturnPath {
       h.msg_namelen = sizeof(sockaddr_in);
       h.msg_iov = &iov_[out];
       h.msg_iovlen = 1;
+      owners_[out] = ep;  // out <= i: this slot's owner was read already
       out++;
     }
     uint64_t bytes = 0, errors = 0;
     const size_t sent = out ? SendAll(raw_fd_, msgs_.data(), out, *stop_, &bytes, &errors) : 0;
-    uint64_t* t = tally->For(ep, now_ms);
+    for (size_t k = 0; k < out && sent; k++) {
+      if (msgs_[k].msg_len == kNotSent) continue;
+      uint64_t* t = tally->For(owners_[k], now_ms);
+      t[kEpTxPackets]++;
+      t[kEpTxBytes] += msgs_[k].msg_len - kOuterHeaderLen;  // GENEVE bytes, comparable with rx_bytes
+    }
     if (sent) {
-      const uint64_t geneve_bytes = bytes - sent * kOuterHeaderLen;  // comparable with rx_bytes
-      t[kEpTxPackets] += sent;
-      t[kEpTxBytes] += geneve_bytes;
       counters_->Add(kTnTxPackets, sent);
-      counters_->Add(kTnTxBytes, geneve_bytes);
+      counters_->Add(kTnTxBytes, bytes - sent * kOuterHeaderLen);
     }
     if (errors) counters_->Add(kTnTxErrors, errors);
-    if (no_flow) {
-      t[kEpDropNoFlow] += no_flow;
-      counters_->Add(kTnDropNoFlow, no_flow);
-    }
+    if (no_flow) counters_->Add(kTnDropNoFlow, no_flow);
     if (unparsable) counters_->Add(kTnDropUnparsableInner, unparsable);
   }
 
@@ -148,9 +172,12 @@ class ReturnPath {
   const StopSignal* stop_;
   std::vector<uint8_t> slots_;
   std::vector<size_t> lens_;
+  std::vector<Endpoint*> owners_;
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iov_;
   std::vector<sockaddr_in> to_;
+  std::vector<TunQueue*> held_;
+  size_t n_ = 0;
   uint16_t ip_id_ = 0;
 };
 
