@@ -84,7 +84,8 @@ export interface Tunnel {
   /**
    * The endpoint's TUNs are up: its queued packets go to gwi and it is
    * served from now on. gwi/gwo hold one fd per TUN thread (the TUNs' queues).
-   * Returns its live counters. Throws ERR_INVALID_ARG unless it is pending.
+   * Returns its live counters. Throws ERR_INVALID_ARG unless it is pending,
+   * ERR_NATIVE_START when its fds cannot be used (not TUN queues...).
    */
   attachEndpoint(eni: bigint, gwi: readonly number[], gwo: readonly number[]): NamedCounters<TunnelEndpointCounterName>;
   /** Drops the pending endpoint's queue and its packets until retryAfterMs from now; then it is announced again. */
@@ -155,14 +156,23 @@ function checkFds(name: string, value: unknown, queues: number): number[] {
   return value.map((fd, i) => checkInteger(`${name}[${i}]`, fd, 0, 2 ** 31 - 1));
 }
 
-/** Runs an endpoint call, turning the engine's refusal (not pending, unknown, stopped) into ERR_INVALID_ARG. */
+/**
+ * Runs an endpoint call. The engine refuses an endpoint in the wrong state
+ * (unknown, not pending) or a stopped tunnel with a message saying so:
+ * ERR_INVALID_ARG. Anything else is the system refusing (a TUN ioctl, epoll):
+ * ERR_NATIVE_START.
+ */
 function endpointCall<T>(eni: bigint, call: () => T): T {
   try {
     return call();
   } catch (err) {
-    throw new GatehouseError('ERR_INVALID_ARG', `Expected an endpoint in the right state for eni but received ${eni} of type bigint (${(err as Error).message})`, {
-      cause: err,
-    });
+    const message = (err as Error).message;
+    if (/: endpoint is |the tunnel is stopped/.test(message)) {
+      throw new GatehouseError('ERR_INVALID_ARG', `Expected an endpoint in the right state for eni but received ${eni} of type bigint (${message})`, {
+        cause: err,
+      });
+    }
+    throw new GatehouseError('ERR_NATIVE_START', `Could not serve endpoint ${eni}: ${message}`, { cause: err });
   }
 }
 

@@ -11,6 +11,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { closeSync, openSync } from 'node:fs';
 import { skipUnlessNetAdmin } from '../helpers/system';
 import { GatehouseError } from '../../src/errors';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
@@ -22,7 +24,7 @@ import {
   tunnelWorkerCounterNames,
   type Tunnel,
 } from '../../src/native/tunnel';
-import type { TunnelOptions } from '../../src/native/binding';
+import type { TunnelEvent, TunnelOptions } from '../../src/native/binding';
 import { encodeGeneve, gwlbOptions, type GeneveOption } from '../../src/geneve';
 import { buildInnerPacket } from '../../src/packet/inner';
 import {
@@ -76,11 +78,11 @@ test('tunnel options: each invalid option is refused with ERR_INVALID_ARG and it
 // ---- the API, in process ----
 
 /** Starts on 127.0.0.1 at a random high port (retrying if taken). */
-function startOnLoopback(opts: Partial<TunnelOptions>): Tunnel {
+function startOnLoopback(opts: Partial<TunnelOptions>): { tunnel: Tunnel; port: number } {
   for (let attempt = 0; ; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 40000);
     try {
-      return startTunnel({ ...BASE, bind: '127.0.0.1', port, ...opts });
+      return { tunnel: startTunnel({ ...BASE, bind: '127.0.0.1', port, ...opts }), port };
     } catch (err) {
       if (!(err instanceof GatehouseError && err.code === 'ERR_NATIVE_START' && /in use/i.test(err.message)) || attempt > 5) throw err;
     }
@@ -97,7 +99,7 @@ async function until(what: string, done: () => boolean, timeoutMs = 5000): Promi
 
 test('tunnel API: counters and workers as binding.ts says, live heartbeats, endpoint calls checked, stop idempotent', async (t) => {
   if (skipUnlessNetAdmin(t)) return;
-  const tunnel = startOnLoopback({ udpThreads: 2, tunThreads: 3 });
+  const { tunnel } = startOnLoopback({ udpThreads: 2, tunThreads: 3 });
   try {
     assert.deepEqual([...tunnel.counters.names], [...TUNNEL_COUNTER_NAMES]);
     assert.deepEqual([...tunnel.workers.names], tunnelWorkerCounterNames(2, 3));
@@ -134,6 +136,53 @@ test('tunnel API: counters and workers as binding.ts says, live heartbeats, endp
   }
   assert.throws(() => tunnel.attachEndpoint(7n, [0, 1, 2], [3, 4, 5]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /stopped/.test(e.message));
   assert.deepEqual(tunnel.endpoints(), []);
+});
+
+/** A GWLB datagram for endpoint `eni` carrying one small UDP packet. */
+function gwlbDatagram(eni: bigint, attachment: bigint, cookie: number): Buffer {
+  const inner = buildInnerPacket({ src: Uint8Array.of(198, 51, 100, 1), dst: Uint8Array.of(203, 0, 113, 1), protocol: 'udp', srcPort: 5000, dstPort: 53, size: 64 }).bytes;
+  return encodeGeneve({ oam: false, critical: false, protocol: 0x0800, vni: 0, options: gwlbOptions({ eni, attachment, cookie }), inner });
+}
+
+test('tunnel API: a new endpoint is announced and held pending with its packets queued; bad fds, reject, detach', async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const events: TunnelEvent[] = [];
+  const { tunnel, port } = startOnLoopback({ udpThreads: 1, tunThreads: 1, onEvents: (e) => events.push(...e) });
+  const sock = createSocket('udp4');
+  const notTuns = [openSync('/dev/null', 'r'), openSync('/dev/null', 'r')];
+  try {
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const send = (d: Buffer): Promise<void> =>
+      new Promise((resolve, reject) => sock.send(d, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+    const eni = 0x0abcdef012345678n;
+    await send(gwlbDatagram(eni, 0x77n, 1));
+    await until('the endpoint event', () => events.length > 0);
+    assert.deepEqual(events, [{ type: 'endpoint', eni, attachment: 0x77n, source: '127.0.0.1' }]);
+    const [pending] = tunnel.endpoints();
+    assert.deepEqual({ ...pending, lastInMs: pending.lastInMs > 0 }, { eni, state: 'pending', lastInMs: true, lastOutMs: 0, flows: 1, queued: 1 });
+
+    // fds that are not TUN queues: the system refuses, the endpoint stays pending.
+    assert.throws(() => tunnel.attachEndpoint(eni, [notTuns[0]], [notTuns[1]]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_NATIVE_START' && /TUNGETIFF/.test(e.message));
+    assert.equal(tunnel.endpoints()[0].state, 'pending');
+
+    tunnel.rejectEndpoint(eni, 60_000);
+    assert.deepEqual(tunnel.endpoints().map((e) => [e.state, e.queued]), [['rejected', 0]]);
+    assert.throws(() => tunnel.attachEndpoint(eni, [notTuns[0]], [notTuns[1]]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /endpoint is rejected, not pending/.test(e.message));
+    await send(gwlbDatagram(eni, 0x77n, 1));
+    await until('the second datagram', () => tunnel.readCounters().rx_packets === 2);
+    tunnel.detachEndpoint(eni);
+    assert.deepEqual(tunnel.endpoints(), []);
+    const c = tunnel.readCounters();
+    assert.deepEqual(
+      { rx: c.rx_packets, queue_dropped: c.queue_dropped, rejected: c.drop_endpoint_rejected, seen: c.endpoints_seen, created: c.flows_created, active: c.flows_active },
+      { rx: 2, queue_dropped: 1, rejected: 1, seen: 1, created: 1, active: 0 },
+    );
+    assert.equal(events.length, 1, 'no new event within the retry time');
+  } finally {
+    sock.close();
+    for (const fd of notTuns) closeSync(fd);
+    tunnel.stop();
+  }
 });
 
 // ---- traffic through passthrough TUNs, GWLB emulated by gatehouse emu ----
