@@ -12,7 +12,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { skipUnlessNetAdmin } from '../helpers/system';
 import { GatehouseError } from '../../src/errors';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
@@ -136,6 +137,38 @@ test('tunnel API: counters and workers as binding.ts says, live heartbeats, endp
   }
   assert.throws(() => tunnel.attachEndpoint(7n, [0, 1, 2], [3, 4, 5]), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG' && /stopped/.test(e.message));
   assert.deepEqual(tunnel.endpoints(), []);
+});
+
+/** CPUs each of this process's threads may run on, by thread name. */
+function threadCpus(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const cpus = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))?.[1] ?? '';
+      out.set(name, [...(out.get(name) ?? []), cpus]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+test('tunnel API: workers are pinned to the CPUs asked for; a CPU that does not exist is refused', (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const { tunnel } = startOnLoopback({ udpThreads: 2, udpAffinity: [0, 0], tunThreads: 1, tunAffinity: [0] });
+  try {
+    const cpus = threadCpus();
+    for (const name of ['gh-tun-udp0', 'gh-tun-udp1', 'gh-tun-tun0']) assert.deepEqual(cpus.get(name), ['0'], name);
+  } finally {
+    tunnel.stop();
+  }
+  const missing = availableParallelism() + 64;
+  assert.throws(
+    () => startOnLoopback({ udpThreads: 1, udpAffinity: [missing], tunThreads: 1, tunAffinity: [] }),
+    (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_NATIVE_START' && e.message.includes(`pinning udp0 to CPU ${missing}`),
+  );
+  assert.equal(threadCpus().get('gh-tun-udp0'), undefined, 'a failed start leaves no thread behind');
 });
 
 /** A GWLB datagram for endpoint `eni` carrying one small UDP packet. */
