@@ -3,13 +3,12 @@
  * options, starts it, checks that its counters are the ones this file knows,
  * and reads them by name. See GatewayOptions in binding.ts for what it does.
  */
-import { isIPv4 } from 'node:net';
 import { loadNative } from './addon';
 import type { GatewayFlowEvent, GatewayOptions, NativeCounters, NativeGateway } from './binding';
-import { checkIntegerBetween, checkInterfaceName } from './tun';
+import { checkCounterNames, readCounters, type NamedCounters } from './counters';
+import { checkInteger, checkInterfaceName, checkIPv4, checkU64, invalidArg } from './validate';
 import { GatehouseError } from '../errors';
 import { GENEVE_REASONS } from '../geneve/reasons';
-import { checkU64, describe } from '../geneve/validate';
 
 /** The native gateway's counters, in its order (binding.ts NativeGateway). */
 export const GATEWAY_COUNTER_NAMES = [
@@ -55,38 +54,19 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-function invalid(what: string, name: string, value: unknown): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${describe(value)}`);
-}
-
 /** Throws ERR_INVALID_ARG for the first option that is out of range. */
 export function validateGatewayOptions(opts: GatewayOptions): void {
-  if (typeof opts !== 'object' || opts === null) throw invalid('an options object', 'options', opts);
-  checkInterfaceName(opts.tunName, 'tunName');
-  if (typeof opts.bind !== 'string' || !isIPv4(opts.bind)) throw invalid('IPv4 address', 'bind', opts.bind);
-  if (typeof opts.target !== 'string' || !isIPv4(opts.target)) throw invalid('IPv4 address', 'target', opts.target);
-  checkIntegerBetween(opts.port, 1, 65535, 'port');
-  checkU64(opts.eni, 'eni');
-  checkU64(opts.attachment, 'attachment');
-  checkIntegerBetween(opts.sourcePortLow, MIN_SOURCE_PORT, 65535, 'sourcePortLow');
-  checkIntegerBetween(opts.sourcePortHigh, opts.sourcePortLow, 65535, 'sourcePortHigh');
-  checkIntegerBetween(opts.flowIdleMs, 1, MAX_FLOW_IDLE_MS, 'flowIdleMs');
-  if (typeof opts.onFlowEvents !== 'function') throw invalid('function', 'onFlowEvents', opts.onFlowEvents);
-}
-
-/** Throws ERR_NATIVE_CONTRACT unless the addon reports exactly GATEWAY_COUNTER_NAMES. */
-export function checkGatewayCounterNames(counters: NativeCounters): void {
-  const got = counters.names;
-  const same =
-    got.length === GATEWAY_COUNTER_NAMES.length &&
-    counters.values.length === GATEWAY_COUNTER_NAMES.length &&
-    got.every((n, i) => n === GATEWAY_COUNTER_NAMES[i]);
-  if (!same) {
-    throw new GatehouseError(
-      'ERR_NATIVE_CONTRACT',
-      `Expected the counters [${GATEWAY_COUNTER_NAMES.join(', ')}] for gateway.counters but received [${got.join(', ')}] (rebuild the addon: npm run build:native)`,
-    );
-  }
+  if (typeof opts !== 'object' || opts === null) invalidArg('an options object', 'options', opts);
+  checkInterfaceName('tunName', opts.tunName);
+  checkIPv4('bind', opts.bind);
+  checkIPv4('target', opts.target);
+  checkInteger('port', opts.port, 1, 65535);
+  checkU64('eni', opts.eni);
+  checkU64('attachment', opts.attachment);
+  checkInteger('sourcePortLow', opts.sourcePortLow, MIN_SOURCE_PORT, 65535);
+  checkInteger('sourcePortHigh', opts.sourcePortHigh, opts.sourcePortLow, 65535);
+  checkInteger('flowIdleMs', opts.flowIdleMs, 1, MAX_FLOW_IDLE_MS);
+  if (typeof opts.onFlowEvents !== 'function') invalidArg('function', 'onFlowEvents', opts.onFlowEvents);
 }
 
 /**
@@ -116,22 +96,16 @@ export function startGateway(opts: GatewayOptions): Gateway {
       cause: err,
     });
   }
+  let counters: NamedCounters<GatewayCounterName>;
   try {
-    checkGatewayCounterNames(engine.counters);
+    counters = checkCounterNames('gateway', engine.counters, GATEWAY_COUNTER_NAMES);
   } catch (err) {
     engine.stop();
     throw err;
   }
-  const counters = engine.counters;
   return {
     counters,
-    readCounters() {
-      const out = {} as Record<GatewayCounterName, number>;
-      GATEWAY_COUNTER_NAMES.forEach((name, i) => {
-        out[name] = Number(counters.values[i]);
-      });
-      return out;
-    },
+    readCounters: () => readCounters(counters),
     counter(name) {
       return Number(counters.values[GATEWAY_COUNTER_NAMES.indexOf(name)]);
     },

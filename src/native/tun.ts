@@ -7,10 +7,10 @@
 import { loadNative } from './addon';
 import type { NativeTun } from './binding';
 import { GatehouseError } from '../errors';
-import { describe } from '../geneve/validate';
+import { checkBoolean, checkInteger, checkInterfaceName } from './validate';
 
-/** Linux's IFNAMSIZ minus the terminating NUL. */
-export const MAX_INTERFACE_NAME_LENGTH = 15;
+export { MAX_INTERFACE_NAME_LENGTH } from './validate';
+
 export const MIN_TUN_MTU = 68; // the IPv4 minimum (RFC 791)
 export const MAX_TUN_MTU = 65535;
 export const MAX_TUN_QUEUES = 256; // the kernel's MAX_TAP_QUEUES
@@ -21,34 +21,6 @@ export interface TunOptions {
   queues?: number;
   /** Default 1500. */
   mtu?: number;
-}
-
-function invalid(what: string, name: string, value: unknown): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${describe(value)}`);
-}
-
-/** Throws ERR_INVALID_ARG unless value is an integer in [min, max]. */
-export function checkIntegerBetween(value: unknown, min: number, max: number, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`integer between ${min} and ${max}`, name, value);
-  }
-}
-
-/**
- * Throws ERR_INVALID_ARG unless value can name a Linux interface: 1..15
- * bytes, no '/', no whitespace, not '.' or '..' (dev_valid_name's rules).
- */
-export function checkInterfaceName(value: unknown, name: string): asserts value is string {
-  const ok =
-    typeof value === 'string' &&
-    value.length > 0 &&
-    Buffer.byteLength(value) <= MAX_INTERFACE_NAME_LENGTH &&
-    !/[/\s:]/.test(value) &&
-    value !== '.' &&
-    value !== '..';
-  if (!ok) {
-    throw invalid(`interface name of 1 to ${MAX_INTERFACE_NAME_LENGTH} characters without '/', ':' or whitespace`, name, value);
-  }
 }
 
 /** Runs a native TUN call, turning its Error (which names the ioctl and errno) into ERR_NATIVE_START. */
@@ -91,27 +63,27 @@ export class Tun {
 
 /** Creates TUN `name` (or attaches `queues` more queues to it), sets its MTU and brings it up. */
 export function createTun(opts: TunOptions): Tun {
-  checkInterfaceName(opts.name, 'name');
+  checkInterfaceName('name', opts.name);
   const queues = opts.queues ?? 1;
   const mtu = opts.mtu ?? 1500;
-  checkIntegerBetween(queues, 1, MAX_TUN_QUEUES, 'queues');
-  checkIntegerBetween(mtu, MIN_TUN_MTU, MAX_TUN_MTU, 'mtu');
+  checkInteger('queues', queues, 1, MAX_TUN_QUEUES);
+  checkInteger('mtu', mtu, MIN_TUN_MTU, MAX_TUN_MTU);
   const addon = loadNative();
   return new Tun(native(`creating TUN ${opts.name}`, () => addon.tunCreate(opts.name, queues, mtu)));
 }
 
 /** Sets the MTU of any interface in this namespace (SIOCSIFMTU). */
 export function setTunMtu(name: string, mtu: number): void {
-  checkInterfaceName(name, 'name');
-  checkIntegerBetween(mtu, MIN_TUN_MTU, MAX_TUN_MTU, 'mtu');
+  checkInterfaceName('name', name);
+  checkInteger('mtu', mtu, MIN_TUN_MTU, MAX_TUN_MTU);
   const addon = loadNative();
   native(`setting the MTU of ${name}`, () => addon.tunSetMtu(name, mtu));
 }
 
 /** Brings any interface in this namespace up or down (SIOCSIFFLAGS). */
 export function setInterfaceUp(name: string, up: boolean): void {
-  checkInterfaceName(name, 'name');
-  if (typeof up !== 'boolean') throw invalid('boolean', 'up', up);
+  checkInterfaceName('name', name);
+  checkBoolean('up', up);
   const addon = loadNative();
   native(`bringing ${name} ${up ? 'up' : 'down'}`, () => addon.tunSetUp(name, up));
 }

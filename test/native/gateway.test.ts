@@ -539,11 +539,11 @@ test('gateway: options are validated with coded errors; a missing bind address f
     [{ sourcePortHigh: 19999 }, 'Expected integer between 20000 and 65535 for sourcePortHigh but received 19999 of type number'],
     [{ port: 0 }, 'Expected integer between 1 and 65535 for port but received 0 of type number'],
     [{ flowIdleMs: 0 }, 'Expected integer between 1 and 86400000 for flowIdleMs but received 0 of type number'],
-    [{ bind: '2001:db8::1' }, "Expected IPv4 address for bind but received '2001:db8::1' of type string"],
-    [{ target: 'appliance' }, "Expected IPv4 address for target but received 'appliance' of type string"],
-    [{ tunName: 'far-too-long-for-linux' }, "Expected interface name of 1 to 15 characters without '/', ':' or whitespace for tunName but received 'far-too-long-for-linux' of type string"],
-    [{ eni: -1n }, 'Expected a bigint between 0 and 2^64-1 for eni but received -1 of type bigint'],
-    [{ attachment: 5 as unknown as bigint }, 'Expected a bigint between 0 and 2^64-1 for attachment but received 5 of type number'],
+    [{ bind: '2001:db8::1' }, `Expected IPv4 address for bind but received "2001:db8::1" of type string`],
+    [{ target: 'appliance' }, `Expected IPv4 address for target but received "appliance" of type string`],
+    [{ tunName: 'far-too-long-for-linux' }, `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for tunName but received "far-too-long-for-linux" of type string`],
+    [{ eni: -1n }, 'Expected bigint between 0 and 2^64-1 for eni but received -1 of type bigint'],
+    [{ attachment: 5 as unknown as bigint }, 'Expected bigint between 0 and 2^64-1 for attachment but received 5 of type number'],
   ];
   for (const [change, message] of cases) {
     assert.throws(() => startGateway({ ...good, ...change }), (err: unknown) => {

@@ -130,10 +130,10 @@ test('TUN: kernel refusals become ERR_NATIVE_START naming the ioctl and errno', 
 
 test('TUN: arguments are validated before anything reaches the kernel', () => {
   const cases: Array<[() => unknown, string]> = [
-    [() => createTun({ name: 'a-name-that-is-too-long' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received 'a-name-that-is-too-long' of type string`],
-    [() => createTun({ name: 'a/b' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received 'a/b' of type string`],
-    [() => createTun({ name: 'a b' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received 'a b' of type string`],
-    [() => createTun({ name: '' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received '' of type string`],
+    [() => createTun({ name: 'a-name-that-is-too-long' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received "a-name-that-is-too-long" of type string`],
+    [() => createTun({ name: 'a/b' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received "a/b" of type string`],
+    [() => createTun({ name: 'a b' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received "a b" of type string`],
+    [() => createTun({ name: '' }), `Expected interface name of 1 to 15 characters without '/', ':' or whitespace for name but received "" of type string`],
     [() => createTun({ name: 'gw0', queues: 0 }), 'Expected integer between 1 and 256 for queues but received 0 of type number'],
     [() => createTun({ name: 'gw0', mtu: 67 }), 'Expected integer between 68 and 65535 for mtu but received 67 of type number'],
     [() => setTunMtu('gw0', 1500.5), 'Expected integer between 68 and 65535 for mtu but received 1500.5 of type number'],
