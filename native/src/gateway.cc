@@ -61,6 +61,7 @@ enum Counter : size_t {
   kDropOptionMismatch,
   kDropTupleMismatch,
   kDropNotRouted,
+  kDropWrongPort,
   kRxOverflow,
   kMalformedFirst,  // then one per GENEVE reason
 };
@@ -85,6 +86,7 @@ std::vector<std::string> CounterNames() {
       "drop_option_mismatch",
       "drop_tuple_mismatch",
       "drop_not_routed",
+      "drop_wrong_port",
       "rx_overflow",
   };
   for (int i = 0; i < kGeneveReasonCount; i++) n.push_back(std::string("malformed_") + kGeneveReasonNames[i]);
@@ -426,6 +428,12 @@ class Gateway {
           }
           if (g.eni != cfg_.eni || g.attachment != cfg_.attachment) {
             counters_.Add(kDropOptionMismatch);
+            continue;
+          }
+          // Targets mirror the outer ports: the reply comes from the port we
+          // sent the flow from (and to our 6081, where it arrived).
+          if (ntohs(batch.from(i).sin_port) != f->source_port) {
+            counters_.Add(kDropWrongPort);
             continue;
           }
           if (ParseFlowKey(batch.data(i) + g.header_len, batch.length(i) - g.header_len, tracker.get(), now,

@@ -141,8 +141,8 @@ export interface NativeGenerator {
  * exactly as GWLB does (options 1, 2, 3 of class 0x0108, VNI 0) and sends to
  * target:6081 from bind:<flow port> through a raw socket. Replies received
  * on bind:6081 are checked (from target, valid GENEVE, cookie of a known
- * flow, ENI and attachment equal to what was sent, inner 5-tuple of that
- * flow) and the inner packet is written back to the TUN, which the kernel
+ * flow, ENI and attachment equal to what was sent, from the flow's own
+ * source port (targets mirror ports), inner 5-tuple of that flow) and the inner packet is written back to the TUN, which the kernel
  * routes on.
  */
 export interface GatewayOptions {
@@ -174,7 +174,8 @@ export interface GatewayFlowEvent {
  * encap_tx_bytes, tx_errors, udp_rx_packets, udp_rx_bytes, tun_tx_packets,
  * tun_tx_bytes, flows_active, flows_created, flows_expired,
  * drop_unparsable_inner, drop_not_from_target, drop_unknown_flow,
- * drop_option_mismatch, drop_tuple_mismatch, drop_not_routed, rx_overflow, then
+ * drop_option_mismatch, drop_tuple_mismatch, drop_not_routed, drop_wrong_port,
+ * rx_overflow, then
  * `malformed_<reason>` per GENEVE reason.
  */
 export interface NativeGateway {

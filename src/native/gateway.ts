@@ -30,6 +30,7 @@ export const GATEWAY_COUNTER_NAMES = [
   'drop_option_mismatch', // ENI or attachment id differ from ours
   'drop_tuple_mismatch', // the inner packet belongs to another flow than its cookie's
   'drop_not_routed', // multicast or unspecified source from the TUN (not in tun_rx_*): never reaches a GWLB endpoint
+  'drop_wrong_port', // a reply not from the UDP port we sent its flow from (targets mirror ports)
   'rx_overflow', // datagrams the kernel dropped on our socket (cumulative)
   ...GENEVE_REASONS.map((r) => `malformed_${r}` as const),
 ] as const;

@@ -7,7 +7,7 @@
  *   gateway <options JSON>       startGateway; stdin "counters" prints them;
  *                                events are printed as they arrive; on stop
  *                                prints {"type":"final", counters}.
- *   mirror <addr> <port> <peer> <peerPort>
+ *   mirror <addr> <port>
  *                                a stand-in appliance: every datagram is sent
  *                                back unchanged to peer:peerPort.
  *   tcp-echo <addr> <port>       echoes what each connection sends.
@@ -20,6 +20,7 @@
  * does nothing.
  */
 import { createSocket } from 'node:dgram';
+import { startReflector } from '../../src/native/reflector';
 import { createConnection, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { startGateway } from '../../src/native/gateway';
@@ -96,11 +97,11 @@ function runGateway(json: string): void {
   emit({ type: 'ready' });
 }
 
-function runMirror(addr: string, port: number, peer: string, peerPort: number): void {
-  const sock = createSocket('udp4');
-  sock.on('message', (msg) => sock.send(msg, peerPort, peer));
-  sock.bind(port, addr, () => emit({ type: 'ready' }));
-  onStop(() => new Promise<void>((resolve) => sock.close(() => resolve())));
+/** A GWLB target that returns every datagram as gwlbtun does (the native reflector: ports mirrored). */
+function runMirror(addr: string, port: number): void {
+  const reflector = startReflector({ bind: addr, port, threads: 1, rcvbuf: 0, sndbuf: 0, batch: 64, validate: false });
+  emit({ type: 'ready' });
+  onStop(async () => reflector.stop());
 }
 
 function runTcpEcho(addr: string, port: number): void {
@@ -130,9 +131,11 @@ function runTcpClient(addr: string, port: number, text: string): void {
   });
 }
 
+/** `from` is ADDR or ADDR:PORT (a reply must come from its flow's port to be accepted). */
 function runSendUdp(from: string, to: string, port: number, hexes: string[]): void {
   const sock = createSocket('udp4');
-  sock.bind(0, from, () => {
+  const [addr, localPort] = from.split(':');
+  sock.bind(Number(localPort ?? 0), addr, () => {
     let left = hexes.length;
     for (const hex of hexes) {
       sock.send(Buffer.from(hex, 'hex'), port, to, (err) => {
@@ -149,7 +152,7 @@ function main(argv: string[]): void {
     case 'gateway':
       return runGateway(args[0]);
     case 'mirror':
-      return runMirror(args[0], Number(args[1]), args[2], Number(args[3]));
+      return runMirror(args[0], Number(args[1]));
     case 'tcp-echo':
       return runTcpEcho(args[0], Number(args[1]));
     case 'tcp-client':

@@ -327,7 +327,7 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
     return h;
   };
   try {
-    await start(topo.a, ['mirror', APPLIANCE, '6081', GW_BIND, '6081']).waitFor(isReady);
+    await start(topo.a, ['mirror', APPLIANCE, '6081']).waitFor(isReady);
     const gw = start(topo.g, gatewayArgs(60_000));
     await gw.waitFor(isReady);
     // The gateway made the TUN and brought it up.
@@ -393,11 +393,14 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
       truncated: 'deadbeef',
     };
     const base = await countersWhen(gw, () => true);
-    const fromTarget = start(topo.a, ['send-udp', APPLIANCE, GW_BIND, '6081', ...Object.values(bad)]);
+    // From the known flow's own source port, so each bad datagram fails on its own defect.
+    const fromTarget = start(topo.a, ['send-udp', `${APPLIANCE}:${icmp4.sourcePort}`, GW_BIND, '6081', ...Object.values(bad)]);
+    const fromWrongPort = start(topo.a, ['send-udp', APPLIANCE, GW_BIND, '6081', geneve(known, echo)]);
     const fromStranger = start(topo.a, ['send-udp', STRANGER, GW_BIND, '6081', geneve(known, echo)]);
     assert.equal(await fromTarget.exitCode(), 0);
     assert.equal(await fromStranger.exitCode(), 0);
-    await countersWhen(gw, (c) => c.udp_rx_packets >= base.udp_rx_packets + 6);
+    assert.equal(await fromWrongPort.exitCode(), 0);
+    await countersWhen(gw, (c) => c.udp_rx_packets >= base.udp_rx_packets + 7);
 
     gw.send('stop');
     const { counters } = await gw.waitFor(isFinal);
@@ -410,6 +413,7 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
     assert.equal(counters.drop_tuple_mismatch, 1);
     assert.equal(counters.drop_unparsable_inner, 1);
     assert.equal(counters.drop_not_from_target, 1);
+    assert.equal(counters.drop_wrong_port, 1);
     assert.equal(counters.malformed_truncated_header, 1);
     for (const r of GENEVE_REASONS.filter((r) => r !== 'truncated_header')) assert.equal(counters[`malformed_${r}`], 0, r);
     assert.equal(counters.tx_errors, 0);
@@ -418,7 +422,7 @@ test('gateway: IPv4 and IPv6 ping and TCP pass through GENEVE and back; bad data
     // 3 + 3 small echo pairs, 2 + 2 fragmented ones and a TCP conversation.
     assert.ok(counters.encap_tx_packets >= 12 + 16 + 6, `encap_tx_packets ${counters.encap_tx_packets}`);
     assert.equal(counters.tun_rx_packets, counters.encap_tx_packets, 'every routed packet from the TUN was sent');
-    assert.equal(counters.udp_rx_packets, counters.encap_tx_packets + 6, 'the mirror returned each, plus our 6');
+    assert.equal(counters.udp_rx_packets, counters.encap_tx_packets + 7, 'the mirror returned each, plus our 7');
     assert.equal(counters.tun_tx_packets, counters.encap_tx_packets, 'every returned packet went back into the TUN');
     assert.equal(counters.tun_tx_bytes, counters.tun_rx_bytes);
     // The fragmented echoes made one flow each, none keyed by id 0.
@@ -448,7 +452,7 @@ test('gateway: attaches to an existing persistent TUN, expires idle flows and re
   const helpers: Helper[] = [];
   try {
     sh('ip', ['-n', topo.g, 'tuntap', 'add', 'dev', TUN, 'mode', 'tun', 'multi_queue']);
-    const mirror = startHelper(topo.a, ['mirror', APPLIANCE, '6081', GW_BIND, '6081']);
+    const mirror = startHelper(topo.a, ['mirror', APPLIANCE, '6081']);
     helpers.push(mirror);
     await mirror.waitFor(isReady);
     const gw = startHelper(topo.g, gatewayArgs(1500));
