@@ -46,8 +46,8 @@ const NAME = /^gw[io]-([0-9a-zA-X]{1,11})$/;
 /**
  * The ENI id behind a gwi-/gwo- name, or undefined if the name is not one
  * gwlbtun could have made (wrong prefix, digit outside the alphabet, a
- * leading zero, or a value over 64 bits). Lets the tunnel recognise
- * interfaces left over from an earlier run.
+ * leading zero, or a value over 64 bits): the inverse of interfaceNames,
+ * for tools and tests that read interface lists.
  */
 export function eniFromInterfaceName(name: string): bigint | undefined {
   const m = NAME.exec(name);

@@ -300,7 +300,8 @@ Logging options:
 gatehouse's options:
       --hook-timeout SECS A hook still running after SECS is killed with its whole process group
                           and counts as failed. Default 30. 1 to 3600.
-      --max-endpoints N   Endpoints served at once; packets of more are dropped. Default 64, 1-4096.
+      --max-endpoints N   Endpoints known at once (served, being created, or refused for a while);
+                          packets of more are dropped. Default 64, 1-4096.
       --endpoint-rate N   New endpoints accepted per minute (rate limit). Default 30, 1-10000.
       --gwlb-cidr CIDRS   Accept GENEVE only from these IPv4 prefixes, comma separated, e.g. the
                           target subnet's CIDR (default: from any address).
