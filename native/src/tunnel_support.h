@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -159,6 +160,19 @@ class WriterFirstLock {
  private:
   pthread_rwlock_t lock_;
 };
+
+// The UDP sockets of one SO_REUSEPORT group: every datagram to the group's
+// first socket (a one-instruction classic BPF program: "return 0"), or
+// spread by the kernel's 4-tuple hash again (program detached).
+inline bool SteerReuseportToFirst(int fd) {
+  sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  sock_fprog prog{1, code};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0;
+}
+inline bool SpreadReuseport(int fd) {
+  int unused = 0;
+  return setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof unused) == 0;
+}
 
 // Control space per datagram: the socket's drop count and, when bound to
 // any address, the address the datagram was sent to.
