@@ -71,6 +71,12 @@ export const MAX_RETRY_AFTER_MS = 86_400_000;
 export interface TunnelWorkerStatus {
   name: string; // udp0.., tun0..
   heartbeatMs: number; // monotonicMs() of its last loop turn
+  /**
+   * Packets it moved: a UDP worker counts the datagrams it received and the
+   * replies it sent back itself (what the kernel hands back at once, as with
+   * a passthrough or routing appliance); a TUN worker what it read from TUNs.
+   * At low load every datagram goes to udp0 (see kSpreadAbove in tunnel.cc).
+   */
   packets: number;
 }
 
