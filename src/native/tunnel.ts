@@ -7,7 +7,8 @@
 import { loadNative } from './addon';
 import type { Ipv4Prefix, NativeCounters, NativeTunnel, TunnelEndpointInfo, TunnelEvent, TunnelOptions } from './binding';
 import { checkCounterNames, readCounters, type NamedCounters } from './counters';
-import { checkBoolean, checkInteger, checkIPv4, invalidArg, MAX_SOCKET_BUFFER } from './reflector';
+import { MAX_SOCKET_BUFFER } from './reflector';
+import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg } from './validate';
 import { GatehouseError } from '../errors';
 import { GENEVE_REASONS } from '../geneve/reasons';
 
@@ -127,11 +128,6 @@ function checkPrefixes(value: unknown): Ipv4Prefix[] {
   });
 }
 
-function checkEni(value: unknown): bigint {
-  if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) invalidArg('bigint between 0 and 2^64-1', 'eni', value);
-  return value;
-}
-
 /** Every option checked, in a fresh object; throws ERR_INVALID_ARG for the first that is not. */
 export function checkTunnelOptions(opts: TunnelOptions): TunnelOptions {
   if (typeof opts !== 'object' || opts === null) invalidArg('an options object', 'options', opts);
@@ -219,7 +215,7 @@ export function startTunnel(opts: TunnelOptions): Tunnel {
       return out;
     },
     attachEndpoint(eni, gwi, gwo) {
-      checkEni(eni);
+      checkU64('eni', eni);
       const gwiFds = checkFds('gwi', gwi, checked.tunThreads);
       const gwoFds = checkFds('gwo', gwo, checked.tunThreads);
       const all = [...gwiFds, ...gwoFds];
@@ -228,12 +224,12 @@ export function startTunnel(opts: TunnelOptions): Tunnel {
       return checkCounterNames('tunnel endpoint', block, TUNNEL_ENDPOINT_COUNTER_NAMES);
     },
     rejectEndpoint(eni, retryAfterMs) {
-      checkEni(eni);
+      checkU64('eni', eni);
       checkInteger('retryAfterMs', retryAfterMs, 0, MAX_RETRY_AFTER_MS);
       endpointCall(eni, () => native.rejectEndpoint(eni, retryAfterMs));
     },
     detachEndpoint(eni) {
-      checkEni(eni);
+      checkU64('eni', eni);
       endpointCall(eni, () => native.detachEndpoint(eni));
     },
     endpoints: () => native.endpoints(),
