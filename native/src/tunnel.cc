@@ -182,6 +182,8 @@ class Tunnel {
     return it == endpoints_.end() ? nullptr : it->second.get();
   }
   void Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64_t now_ms);
+  void EvictStaleRejected(uint64_t now_ms);
+  static constexpr uint64_t kStaleRejectedMs = 30000;
   void SendEvents(std::vector<EndpointEvent>* batch);
   void WakeTunThreads();
   void WaitTunTurns();
@@ -368,6 +370,9 @@ void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64
   std::lock_guard<WriterFirstLock> lock(endpoints_mu_);
   auto it = endpoints_.find(eni);
   if (it == endpoints_.end()) {
+    // An endpoint refused long ago that never came back (or an ENI a stranger
+    // made up) gives its slot back, so it cannot keep real endpoints out.
+    if (endpoints_.size() >= cfg_.max_endpoints) EvictStaleRejected(now_ms);
     if (endpoints_.size() >= cfg_.max_endpoints) return;  // the caller finds none: drop_endpoint_limit
     endpoints_.emplace(eni, std::make_unique<Endpoint>(eni));
   } else if (it->second->state == EndpointState::kRejected && now_ms >= it->second->retry_at_ms) {
@@ -378,6 +383,22 @@ void Tunnel::Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64
   counters_->Add(kTnEndpointsSeen);
   std::lock_guard<std::mutex> events(events_mu_);
   events_.push_back({eni, attachment, source});
+}
+
+// Under the write lock. A rejected endpoint never had TUN queues (Reject
+// only takes pending ones), so no TUN thread can hold it, and UDP threads
+// drop their cached pointer whenever they let the read lock go for Announce.
+// Only entries whose back-off ended kStaleRejectedMs ago go: an endpoint
+// still sending is announced again long before that.
+void Tunnel::EvictStaleRejected(uint64_t now_ms) {
+  for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+    const Endpoint& ep = *it->second;
+    if (ep.state == EndpointState::kRejected && now_ms >= ep.retry_at_ms + kStaleRejectedMs) {
+      it = endpoints_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 // Registers queue `q` in `epoll_fd`; false with `*error` set on failure.
@@ -632,6 +653,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
         endpoints_mu_.unlock_shared();
         Announce(g.eni, g.attachment, source, now);
         endpoints_mu_.lock_shared();
+        cached = nullptr;  // Announce may have evicted the endpoint it pointed to
         ep = FindLocked(g.eni);
         if (!ep) {
           cached = nullptr;

@@ -479,6 +479,39 @@ test('tunnel limits: maxEndpoints caps, a rejected endpoint is dropped until ret
   }
 });
 
+test('tunnel limits: an endpoint refused long ago that never came back gives its slot to a new one', { timeout: 90_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, maxEndpoints: 1, pendingQueue: 64 }, { tunMtu: 8500, rejectFirstMs: 200 });
+  try {
+    await tunnel.ready();
+    // Endpoint A takes the only slot and is refused; it then goes silent.
+    await runEmu(topo.g, ['--bind', GWLB, '--rate', '100', '--duration', '0.1', '--enis', '1', '--flows', '1', '--seed', '1']);
+    await tunnel.stateWhen((x) => x.counters.endpoints_seen === 1);
+    // B right away: the slot is still A's (its back-off ended only just now).
+    await runEmu(topo.g, ['--bind', GWLB, '--rate', '100', '--duration', '0.1', '--enis', '1', '--flows', '1', '--seed', '2']);
+    const early = await tunnel.stateWhen((x) => x.counters.drop_endpoint_limit > 0);
+    assert.equal(early.counters.endpoints_seen, 1);
+    // 30 s after A's back-off ended, B gets the slot.
+    await new Promise((r) => setTimeout(r, 31_000));
+    const report = await runEmu(topo.g, ['--bind', GWLB, '--rate', '100', '--duration', '0.5', '--enis', '1', '--flows', '1', '--seed', '2']);
+    const s = await tunnel.stateWhen((x) => x.counters.endpoints_seen >= 2);
+    const events = tunnel.endpointEvents();
+    // A refused; then B announced (refused once by this helper's policy, then attached).
+    assert.deepEqual(events.slice(0, 2).map((e) => e.action), ['rejected', 'rejected']);
+    const [a, b] = [events[0].eni, events[1].eni];
+    assert.notEqual(a, b, 'the second announcement is the new endpoint');
+    assert.ok(events.slice(1).every((e) => e.eni === b), JSON.stringify(events));
+    assert.equal(s.endpoints.length, 1);
+    assert.ok(report.sent > 0);
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
 test('tunnel hexdump: each packet in and out is printed to stderr', { timeout: 60_000 }, async (t) => {
   if (skipUnlessNetAdmin(t)) return;
   const topo = buildTopology();
