@@ -224,16 +224,8 @@ void Reflector::Run(Worker* w) {
 
   while (!stop_.raised()) {
     // recvmmsg rewrites the name and control lengths: reset them every time.
-    for (size_t i = 0; i < batch; i++) {
-      msghdr& h = w->rx[i].msg_hdr;
-      h = {};
-      h.msg_name = &w->from[i];
-      h.msg_namelen = sizeof(sockaddr_in);
-      h.msg_iov = &w->rx_iov[i];
-      h.msg_iovlen = 1;
-      h.msg_control = &w->control[i * kControl];
-      h.msg_controllen = kControl;
-    }
+    for (size_t i = 0; i < batch; i++)
+      PointMessage(&w->rx[i].msg_hdr, &w->from[i], &w->rx_iov[i], &w->control[i * kControl], kControl);
     int got = recvmmsg(w->udp_fd, w->rx.data(), unsigned(batch), MSG_DONTWAIT, nullptr);
     if (got <= 0) {
       // Idle (or a transient error such as ENOMEM): sleep until data or stop.
@@ -268,12 +260,7 @@ void Reflector::Run(Worker* w) {
       WriteIPv4UdpHeader(slot, local, ntohl(from.sin_addr.s_addr), ntohs(from.sin_port), port_, len, ip_id++);
       w->to[out].sin_addr = from.sin_addr;
       w->tx_iov[out] = {slot, kOuterHeaderLen + len};
-      msghdr& t = w->tx[out].msg_hdr;
-      t = {};
-      t.msg_name = &w->to[out];
-      t.msg_namelen = sizeof(sockaddr_in);
-      t.msg_iov = &w->tx_iov[out];
-      t.msg_iovlen = 1;
+      PointMessage(&w->tx[out].msg_hdr, &w->to[out], &w->tx_iov[out]);
       out++;
     }
     uint32_t drops;

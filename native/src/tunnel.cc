@@ -586,16 +586,8 @@ void Tunnel::UdpLoop(UdpWorker* w) {
   // recvmmsg rewrites the name and control lengths and the flags of the
   // entries it fills: those are reset after each batch, not all of them.
   auto reset = [&](size_t n) {
-    for (size_t i = 0; i < n; i++) {
-      msghdr& h = rx[i].msg_hdr;
-      h = {};
-      h.msg_name = &from[i];
-      h.msg_namelen = sizeof(sockaddr_in);
-      h.msg_iov = &iov[i];
-      h.msg_iovlen = 1;
-      h.msg_control = &control[i * kTunnelControl];
-      h.msg_controllen = kTunnelControl;
-    }
+    for (size_t i = 0; i < n; i++)
+      PointMessage(&rx[i].msg_hdr, &from[i], &iov[i], &control[i * kTunnelControl], kTunnelControl);
   };
   reset(batch);
   bool wait_first = false;

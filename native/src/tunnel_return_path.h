@@ -27,6 +27,7 @@
 #include "tunnel_endpoint.h"
 #include "tunnel_flow_table.h"
 #include "tunnel_support.h"
+#include "udp_socket.h"
 
 namespace gatehouse {
 
@@ -138,12 +139,7 @@ class ReturnPath {
       if (hexdump_) HexDump("out", ep->eni, start + kOuterHeaderLen, payload);
       to_[out].sin_addr.s_addr = htonl(r.gwlb_addr);
       iov_[out] = {start, kOuterHeaderLen + payload};
-      msghdr& h = msgs_[out].msg_hdr;
-      h = {};
-      h.msg_name = &to_[out];
-      h.msg_namelen = sizeof(sockaddr_in);
-      h.msg_iov = &iov_[out];
-      h.msg_iovlen = 1;
+      PointMessage(&msgs_[out].msg_hdr, &to_[out], &iov_[out]);
       owners_[out] = ep;  // out <= i: this slot's owner was read already
       out++;
     }

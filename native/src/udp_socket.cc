@@ -72,13 +72,7 @@ UdpBatch::UdpBatch(size_t count, size_t mtu)
 int UdpBatch::Receive(int fd, uint32_t* overflow) {
   for (size_t i = 0; i < count_; i++) {
     iovs_[i] = {data(i), mtu_};
-    msgs_[i].msg_hdr = {};
-    msgs_[i].msg_hdr.msg_name = &addrs_[i];
-    msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-    msgs_[i].msg_hdr.msg_iov = &iovs_[i];
-    msgs_[i].msg_hdr.msg_iovlen = 1;
-    msgs_[i].msg_hdr.msg_control = &control_[i * kControlLen];
-    msgs_[i].msg_hdr.msg_controllen = kControlLen;
+    PointMessage(&msgs_[i].msg_hdr, &addrs_[i], &iovs_[i], &control_[i * kControlLen], kControlLen);
     msgs_[i].msg_len = 0;
   }
   int n = recvmmsg(fd, msgs_.data(), unsigned(count_), MSG_DONTWAIT, nullptr);
@@ -98,11 +92,7 @@ bool SendBatch::Add(const uint8_t* p, size_t len, const sockaddr_in& to) {
   if (n_ == count_) return false;
   addrs_[n_] = to;
   iovs_[n_] = {const_cast<uint8_t*>(p), len};
-  msgs_[n_].msg_hdr = {};
-  msgs_[n_].msg_hdr.msg_name = &addrs_[n_];
-  msgs_[n_].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-  msgs_[n_].msg_hdr.msg_iov = &iovs_[n_];
-  msgs_[n_].msg_hdr.msg_iovlen = 1;
+  PointMessage(&msgs_[n_].msg_hdr, &addrs_[n_], &iovs_[n_]);
   n_++;
   return true;
 }

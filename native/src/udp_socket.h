@@ -72,4 +72,18 @@ class SendBatch {
 
 bool ParseIPv4(const std::string& s, in_addr* out);
 
+// Points one recvmmsg/sendmmsg entry at one buffer and one IPv4 address (and,
+// for receiving, a control buffer). recvmmsg rewrites the lengths, so
+// receive loops call this again before every batch.
+inline void PointMessage(msghdr* h, sockaddr_in* addr, iovec* iov, void* control = nullptr,
+                         size_t control_len = 0) {
+  *h = {};
+  h->msg_name = addr;
+  h->msg_namelen = sizeof(sockaddr_in);
+  h->msg_iov = iov;
+  h->msg_iovlen = 1;
+  h->msg_control = control;
+  h->msg_controllen = control_len;
+}
+
 }  // namespace gatehouse

@@ -7,7 +7,7 @@ import type { GeneratorOptions, GeneratorTemplate, NativeAddon, NativeGenerator 
 import { loadNative } from './addon';
 import { checkCounterNames, GENERATOR_COUNTER_NAMES, type GeneratorCounterName, type NamedCounters } from './counters';
 import { LATENCY_BUCKETS } from './latency';
-import { checkBoolean, checkInteger, checkIPv4, invalidArg, MAX_SOCKET_BUFFER } from './reflector';
+import { checkBoolean, checkInteger, checkIPv4, invalidArg, MAX_SOCKET_BUFFER } from './validate';
 import { GENEVE_REASONS } from '../geneve/reasons';
 import { GatehouseError } from '../errors';
 

@@ -7,12 +7,7 @@ import type { NativeReflector, ReflectorOptions } from './binding';
 import { loadNative } from './addon';
 import { checkCounterNames, REFLECTOR_COUNTER_NAMES, type NamedCounters, type ReflectorCounterName } from './counters';
 import { GatehouseError } from '../errors';
-import { checkBoolean, checkInteger, checkIPv4 } from './validate';
-
-export { checkBoolean, checkInteger, checkIPv4, invalidArg } from './validate';
-
-/** Largest socket buffer we ask for (SO_RCVBUF/SO_SNDBUF take an int). */
-export const MAX_SOCKET_BUFFER = 2 ** 31 - 1;
+import { checkBoolean, checkInteger, checkIPv4, MAX_SOCKET_BUFFER } from './validate';
 
 export interface Reflector extends NativeReflector {
   readonly counters: NamedCounters<ReflectorCounterName>;

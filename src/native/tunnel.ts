@@ -7,8 +7,7 @@
 import { loadNative } from './addon';
 import type { Ipv4Prefix, NativeCounters, NativeTunnel, TunnelEndpointInfo, TunnelEvent, TunnelOptions } from './binding';
 import { checkCounterNames, readCounters, type NamedCounters } from './counters';
-import { MAX_SOCKET_BUFFER } from './reflector';
-import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg } from './validate';
+import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg, MAX_SOCKET_BUFFER } from './validate';
 import { GatehouseError } from '../errors';
 import { GENEVE_REASONS } from '../geneve/reasons';
 

@@ -57,3 +57,6 @@ export function checkU64(name: string, value: unknown): bigint {
   if (typeof value !== 'bigint' || value < 0n || value > U64_MAX) invalidArg('bigint between 0 and 2^64-1', name, value);
   return value as bigint;
 }
+
+/** Largest socket buffer we ask for (SO_RCVBUF/SO_SNDBUF take an int). */
+export const MAX_SOCKET_BUFFER = 2 ** 31 - 1;

@@ -70,6 +70,8 @@ export class TunnelApp {
   private timer?: NodeJS.Timeout;
   private readonly metrics = new Registry();
   private endpointMetrics?: CounterBlockSet<'endpoint'>;
+  /** Endpoint ids whose metrics are exported (removed when the endpoint goes). */
+  private exported = new Set<string>();
   /** rx_overflow at the end of each of the last DROP_WINDOW_S seconds. */
   private readonly dropHistory: number[] = [];
 
@@ -168,8 +170,6 @@ export class TunnelApp {
       this.log.error('endpoint', 'idle sweep failed', { error: (err as Error).message });
     }
   }
-  private exported = new Set<string>();
-
   /** Health is the composition of: the workers, the receive path, the endpoints. */
   healthChecks(): HealthCheck[] {
     return [
