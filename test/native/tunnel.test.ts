@@ -337,6 +337,11 @@ test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, for
       for (const w of later.workers) assert.ok(w.heartbeatMs > 0 && w.heartbeatMs <= later.monotonicMs, JSON.stringify(w));
       const udp = later.workers.filter((w) => w.name.startsWith('udp'));
       assert.ok(sum(udp.map((w) => w.packets)) >= later.counters.rx_packets, 'UDP workers count what they receive (and what they send back)');
+      // Every packet sent back was read from a TUN by some worker (UDP or TUN thread) and counted there.
+      assert.ok(
+        sum(later.workers.map((w) => w.packets)) >= later.counters.rx_packets + later.counters.tx_packets,
+        JSON.stringify({ workers: later.workers, rx: later.counters.rx_packets, tx: later.counters.tx_packets }),
+      );
       // Far below half a core, every datagram goes to the first UDP thread
       // (one wakeup per burst instead of one per thread), whatever its source port.
       assert.ok(udp[0].packets >= later.counters.rx_packets, JSON.stringify(udp));
