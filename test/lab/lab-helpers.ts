@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { LAB_HOSTS, namespaceName, stateDirFor } from '../../src/lab/plan';
+import { isAlive } from '../../src/lab/supervisor';
 import { uniqueSuffix } from '../helpers/system';
 
 /** 't' + 6 hex digits: a valid lab name ([a-z0-9]{1,8}) no other run will use. */
@@ -22,16 +23,8 @@ export function namespacesOf(name: string): string[] {
     .filter((ns) => ours.has(ns));
 }
 
-/** Alive and not a zombie. */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+/** Alive and not a zombie (the supervisor's own check). */
+export const pidAlive = isAlive;
 
 export function assertLabGone(name: string, pids: readonly number[] = []): void {
   assert.deepEqual(namespacesOf(name), [], 'namespaces left behind');
