@@ -24,16 +24,17 @@ export function parseFlags(
   }
 }
 
-function invalid(flag: string, what: string, raw: string): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for --${flag} but received ${JSON.stringify(raw)}`);
+function invalid(flag: string, what: string, raw: string, label = `--${flag}`): GatehouseError {
+  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${label} but received ${JSON.stringify(raw)}`);
 }
 
-export function intFlag(values: FlagValues, flag: string, fallback: number, min: number, max: number): number {
+/** `label` names the flag in errors; commands with short forms pass e.g. "-t/--timeout". */
+export function intFlag(values: FlagValues, flag: string, fallback: number, min: number, max: number, label?: string): number {
   const raw = values[flag];
   if (raw === undefined) return fallback;
   const s = String(raw);
   const n = /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(flag, `an integer between ${min} and ${max}`, s);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(flag, `an integer between ${min} and ${max}`, s, label);
   return n;
 }
 

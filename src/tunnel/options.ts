@@ -12,7 +12,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { parseFlags, type FlagValues } from '../cli/flags';
+import { intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig, type TunnelLogSection } from '../observe/log';
@@ -122,11 +122,7 @@ function text(values: FlagValues, flag: TunnelFlag): string | undefined {
 }
 
 function integer(values: FlagValues, flag: TunnelFlag, fallback: number, min: number, max: number): number {
-  const raw = text(values, flag);
-  if (raw === undefined) return fallback;
-  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(flag, `an integer between ${min} and ${max}`, raw);
-  return n;
+  return intFlag(values, flag, fallback, min, max, flagLabel(flag));
 }
 
 /** A hook file: must exist, be a regular file and be executable by us. Returns its absolute path. */
