@@ -164,7 +164,13 @@ export function parseDnsMessage(bytes: Uint8Array): DnsMessageResult {
   };
 }
 
-function readRdata(bytes: Uint8Array, type: number, start: number, end: number, answer: DnsAnswer): DnsMalformedReason | null {
+function readRdata(
+  bytes: Uint8Array,
+  type: number,
+  start: number,
+  end: number,
+  answer: DnsAnswer,
+): DnsMalformedReason | null {
   const length = end - start;
   if (type === TYPE_A || type === TYPE_AAAA) {
     if (length !== (type === TYPE_A ? 4 : 16)) return 'bad-rdata';

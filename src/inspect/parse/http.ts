@@ -169,7 +169,9 @@ function parseHead(head: string): HttpRequestResult {
 
   const targetHost = hostFromTarget(requestLine.method, requestLine.target);
   if (targetHost === 'bad') return malformed('bad-host');
-  if (targetHost !== undefined && typeof hostHeader === 'string' && hostHeader !== targetHost) return malformed('host-mismatch');
+  if (targetHost !== undefined && typeof hostHeader === 'string' && hostHeader !== targetHost) {
+    return malformed('host-mismatch');
+  }
   return { status: 'complete', ...requestLine, host: targetHost ?? hostHeader ?? null };
 }
 

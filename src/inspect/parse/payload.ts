@@ -30,7 +30,9 @@ export type PayloadFacts = (
 /** Classifies and parses the first bytes a client sent (a UDP datagram, or the TCP stream so far). */
 export function classifyPayload(protocol: 'tcp' | 'udp', dstPort: number, stream: Uint8Array): PayloadFacts {
   if (protocol === 'udp') {
-    if (dstPort === DNS_PORT) return { app: 'dns', transport: 'udp', messages: [parseDnsMessage(stream)], incomplete: false };
+    if (dstPort === DNS_PORT) {
+      return { app: 'dns', transport: 'udp', messages: [parseDnsMessage(stream)], incomplete: false };
+    }
     return { app: 'unknown', incomplete: false };
   }
   if (stream.length === 0) return { app: 'unknown', incomplete: true };

@@ -269,9 +269,8 @@ function readServerName(data: Uint8Array): string | null {
 function normalizeHostName(b: Uint8Array, start: number, end: number): string | null {
   for (let i = start; i < end; i++) {
     const c = b[i];
-    const ok =
-      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f;
-    if (!ok) return null;
+    const letterOrDigit = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39);
+    if (!letterOrDigit && c !== 0x2d && c !== 0x2e && c !== 0x5f) return null;
   }
   let name = latin1(b, start, end).toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);

@@ -31,6 +31,13 @@ function assertValidResult(r: DnsMessageResult): void {
 const header = (id: number, flags: number, qd: number, an: number): Uint8Array =>
   Uint8Array.of(id >> 8, id & 0xff, flags >> 8, flags & 0xff, 0, qd, 0, an, 0, 0, 0, 0);
 
+/** A message of one question (qdcount 1) made of these bytes. */
+const withQuestion = (...parts: Uint8Array[]): Uint8Array => concat([header(1, 0, 1, 0), ...parts]);
+/** A response of one answer (ancount 1): root owner name, class IN, TTL 1, then rdlength and rdata. */
+const withAnswer = (type: number, rdlength: number, rdata: number[]): Uint8Array =>
+  concat([header(1, 0x8000, 0, 1), Uint8Array.of(0, 0, type, 0, 1, 0, 0, 0, 1, 0, rdlength, ...rdata)]);
+const longName = Array.from({ length: 4 }, () => 'x'.repeat(63)).join('.'); // 4 * 64 + 1 = 257 bytes
+
 test('a query: id, flags, one question with the name lowercased', () => {
   assert.deepEqual(parseDnsMessage(dnsQuery(0xbeef, 'WWW.Example.COM', 28)), {
     status: 'complete',
@@ -78,8 +85,9 @@ test('AAAA answers as RFC 5952 text; other types carry no address; NXDOMAIN rcod
 });
 
 test('odd label bytes are escaped, so a dot inside a label cannot fake a name', () => {
-  const msg = concat([header(1, 0, 1, 0), Uint8Array.of(11), Buffer.from('allowed.com'), Uint8Array.of(4), Buffer.from('e\\v\0'), Uint8Array.of(0, 0, 1, 0, 1)]);
-  const r = parseDnsMessage(msg);
+  const r = parseDnsMessage(
+    withQuestion(Uint8Array.of(11), Buffer.from('allowed.com'), Uint8Array.of(4), Buffer.from('e\\v\0'), Uint8Array.of(0, 0, 1, 0, 1)),
+  );
   assert.deepEqual(r.status === 'complete' && r.questions, [{ name: 'allowed\\.com.e\\\\v\\000', type: 1 }]);
 });
 
@@ -90,20 +98,25 @@ test('the root name is the empty string; opcode is read', () => {
 
 const malformedCases: [string, Uint8Array, string][] = [
   ['11 bytes', new Uint8Array(11), 'short-header'],
-  ['a question count with no question', header(1, 0, 1, 0), 'name-past-end'],
-  ['a name without its end', concat([header(1, 0, 1, 0), Uint8Array.of(3, 0x61, 0x62)]), 'name-past-end'],
-  ['a question without type and class', concat([header(1, 0, 1, 0), encodeName('a.example'), Uint8Array.of(0, 1)]), 'question-past-end'],
-  ['an answer count with a cut record', concat([header(1, 0x8000, 1, 1), encodeName('a.example'), Uint8Array.of(0, 1, 0, 1, 0xc0, 12, 0, 1)]), 'record-past-end'],
-  ['rdlength past the end', concat([header(1, 0x8000, 0, 1), Uint8Array.of(0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2)]), 'record-past-end'],
-  ['an extended label type (0x40)', concat([header(1, 0, 1, 0), Uint8Array.of(0x41, 0, 0, 1, 0, 1)]), 'bad-label-type'],
-  ['a pointer to itself', concat([header(1, 0, 1, 0), Uint8Array.of(0xc0, 12, 0, 1, 0, 1)]), 'bad-pointer'],
-  ['a forward pointer', concat([header(1, 0, 1, 0), Uint8Array.of(0xc0, 14, 0, 0, 1, 0, 1)]), 'bad-pointer'],
-  // labels at 12 ("a") then a pointer back to 12: a loop that only ever points backwards
-  ['a backwards loop', concat([header(1, 0, 1, 0), Uint8Array.of(1, 0x61, 0xc0, 12, 0, 1, 0, 1)]), 'bad-pointer'],
-  ['a 256-byte name', concat([header(1, 0, 1, 0), encodeName(Array.from({ length: 4 }, () => 'x'.repeat(63)).join('.')), Uint8Array.of(0, 1, 0, 1)]), 'name-too-long'],
-  ['an A record of 5 bytes', concat([header(1, 0x8000, 0, 1), Uint8Array.of(0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 5, 1, 2, 3, 4, 5)]), 'bad-rdata'],
-  ['a CNAME rdata longer than its name', concat([header(1, 0x8000, 0, 1), Uint8Array.of(0, 0, 5, 0, 1, 0, 0, 0, 1, 0, 4, 1, 0x61, 0, 0x99)]), 'bad-rdata'],
-  ['a CNAME name running past its rdata', concat([header(1, 0x8000, 0, 1), Uint8Array.of(0, 0, 5, 0, 1, 0, 0, 0, 1, 0, 2, 1, 0x61, 0)]), 'bad-rdata'],
+  ['a question count with no question', withQuestion(), 'name-past-end'],
+  ['a name without its end', withQuestion(Uint8Array.of(3, 0x61, 0x62)), 'name-past-end'],
+  ['a question without type and class', withQuestion(encodeName('a.example'), Uint8Array.of(0, 1)), 'question-past-end'],
+  [
+    'an answer count with a cut record',
+    concat([header(1, 0x8000, 1, 1), encodeName('a.example'), Uint8Array.of(0, 1, 0, 1, 0xc0, 12, 0, 1)]),
+    'record-past-end',
+  ],
+  ['rdlength past the end', withAnswer(1, 4, [1, 2]), 'record-past-end'],
+  ['an extended label type (0x40)', withQuestion(Uint8Array.of(0x41, 0, 0, 1, 0, 1)), 'bad-label-type'],
+  ['a pointer to itself', withQuestion(Uint8Array.of(0xc0, 12, 0, 1, 0, 1)), 'bad-pointer'],
+  ['a forward pointer', withQuestion(Uint8Array.of(0xc0, 14, 0, 0, 1, 0, 1)), 'bad-pointer'],
+  // label "a" at 12, then a pointer back to 12: a loop that only ever points backwards
+  ['a backwards loop', withQuestion(Uint8Array.of(1, 0x61, 0xc0, 12, 0, 1, 0, 1)), 'bad-pointer'],
+  ['a 257-byte name', withQuestion(encodeName(longName), Uint8Array.of(0, 1, 0, 1)), 'name-too-long'],
+  ['an A record of 5 bytes', withAnswer(1, 5, [1, 2, 3, 4, 5]), 'bad-rdata'],
+  ['an AAAA record of 4 bytes', withAnswer(28, 4, [1, 2, 3, 4]), 'bad-rdata'],
+  ['a CNAME rdata longer than its name', withAnswer(5, 4, [1, 0x61, 0, 0x99]), 'bad-rdata'],
+  ['a CNAME name running past its rdata', withAnswer(5, 2, [1, 0x61, 0]), 'bad-rdata'],
 ];
 
 for (const [what, bytes, reason] of malformedCases) {
@@ -159,10 +172,15 @@ test('DNS over TCP: complete messages in order, then incomplete for a partial on
   const cut = parseDnsTcpStream(stream.subarray(0, stream.length - 3));
   assert.deepEqual([names(cut), cut.incomplete], [['a.example'], true]);
   // A zero-length frame is a message too short to be DNS.
-  assert.deepEqual(parseDnsTcpStream(Uint8Array.of(0, 0)), { messages: [{ status: 'malformed', reason: 'short-header' }], incomplete: false });
+  assert.deepEqual(parseDnsTcpStream(Uint8Array.of(0, 0)), {
+    messages: [{ status: 'malformed', reason: 'short-header' }],
+    incomplete: false,
+  });
 });
 
-const queryArb = fc.tuple(fc.integer({ min: 0, max: 0xffff }), hostName, fc.constantFrom(1, 28, 5, 65, 255)).map(([id, name, type]) => ({ id, name, type, bytes: dnsQuery(id, name, type) }));
+const queryArb = fc
+  .tuple(fc.integer({ min: 0, max: 0xffff }), hostName, fc.constantFrom(1, 28, 5, 65, 255))
+  .map(([id, name, type]) => ({ id, name, type, bytes: dnsQuery(id, name, type) }));
 const validMessage = fc.oneof(
   queryArb.map((q) => q.bytes),
   fc.integer({ min: 0, max: 0xffff }).map(dnsCnameResponse),

@@ -125,7 +125,8 @@ export function dnsCnameResponse(id: number): Uint8Array {
   const cnameRdata = concat([Uint8Array.of(3), ascii('www'), Uint8Array.of(0xc0, 12 + 6)]);
   const cname = concat([Uint8Array.of(0xc0, 12), u16(5), u16(1), Uint8Array.of(0, 0, 1, 44), u16(cnameRdata.length), cnameRdata]);
   const cnameRdataOffset = header.length + question.length + cname.length - cnameRdata.length;
-  const a = concat([Uint8Array.of(0xc0, cnameRdataOffset), u16(1), u16(1), Uint8Array.of(0, 0, 0, 60), u16(4), Uint8Array.of(203, 0, 113, 10)]);
+  const ttl60 = Uint8Array.of(0, 0, 0, 60);
+  const a = concat([Uint8Array.of(0xc0, cnameRdataOffset), u16(1), u16(1), ttl60, u16(4), Uint8Array.of(203, 0, 113, 10)]);
   return concat([header, question, cname, a]);
 }
 

@@ -11,19 +11,30 @@ const OK_RESPONSE = new Uint8Array(Buffer.from('HTTP/1.1 200 OK\r\nContent-Lengt
 
 async function requestFrom(t: TestContext, curlArgs: (port: number) => string[]): Promise<HttpRequestResult> {
   const capture = await captureTcp(t, (b) => parseHttpRequest(b).status !== 'incomplete', () => OK_RESPONSE);
-  const [bytes, run] = await Promise.all([capture.firstClient, runClient('curl', ['-s', '--max-time', '5', ...curlArgs(capture.port)])]);
+  const curl = runClient('curl', ['-s', '--max-time', '5', ...curlArgs(capture.port)]);
+  const [bytes, run] = await Promise.all([capture.firstClient, curl]);
   assert.equal(run.code, 0, run.stderr); // the client got our answer: the head we read is the one it meant
   return parseHttpRequest(bytes);
 }
 
 test('curl origin-form request: host from the Host header', async (t) => {
-  const r = await requestFrom(t, (port) => ['--resolve', `www.example.com:${port}:127.0.0.1`, `http://WWW.Example.com:${port}/path?q=1`]);
+  const r = await requestFrom(t, (port) => [
+    '--resolve',
+    `www.example.com:${port}:127.0.0.1`,
+    `http://WWW.Example.com:${port}/path?q=1`,
+  ]);
   assert.deepEqual(r, { status: 'complete', method: 'GET', target: '/path?q=1', version: 'HTTP/1.1', host: 'www.example.com' });
 });
 
 test('curl through a proxy (-x): absolute-form target', async (t) => {
   const r = await requestFrom(t, (port) => ['-x', `http://127.0.0.1:${port}`, 'http://proxied.example.org/a']);
-  assert.deepEqual(r, { status: 'complete', method: 'GET', target: 'http://proxied.example.org/a', version: 'HTTP/1.1', host: 'proxied.example.org' });
+  assert.deepEqual(r, {
+    status: 'complete',
+    method: 'GET',
+    target: 'http://proxied.example.org/a',
+    version: 'HTTP/1.1',
+    host: 'proxied.example.org',
+  });
 });
 
 test('curl POST with an IPv6 Host header', async (t) => {

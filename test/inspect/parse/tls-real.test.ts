@@ -8,7 +8,10 @@ import { parseTlsClientHello, type TlsHelloResult } from '../../../src/inspect/p
 import { captureTcp, runClient } from './capture';
 
 /** Records the hello a client sends, stopping once the parser no longer wants more. */
-async function helloFrom(t: TestContext, client: (port: number) => [string, string[]]): Promise<{ hello: TlsHelloResult; bytes: Uint8Array }> {
+async function helloFrom(
+  t: TestContext,
+  client: (port: number) => [string, string[]],
+): Promise<{ hello: TlsHelloResult; bytes: Uint8Array }> {
   const capture = await captureTcp(t, (b) => parseTlsClientHello(b).status !== 'incomplete');
   const [cmd, args] = client(capture.port);
   const [bytes] = await Promise.all([capture.firstClient, runClient(cmd, args)]);
@@ -53,7 +56,10 @@ test('openssl s_client to an IP address: no SNI', async (t) => {
 test('openssl s_client with 64-byte records: a real fragmented hello gives the same SNI and ALPN', async (t) => {
   const { hello, bytes } = await helloFrom(t, (port) => [
     'timeout',
-    ['5', 'openssl', 's_client', '-connect', `127.0.0.1:${port}`, '-servername', 'frag.allowed.test', '-alpn', 'h2,http/1.1', '-max_send_frag', '512', '-split_send_frag', '64'],
+    [
+      ...['5', 'openssl', 's_client', '-connect', `127.0.0.1:${port}`, '-servername', 'frag.allowed.test'],
+      ...['-alpn', 'h2,http/1.1', '-max_send_frag', '512', '-split_send_frag', '64'],
+    ],
   ]);
   const h = complete(hello);
   assert.equal(h.sni, 'frag.allowed.test');
