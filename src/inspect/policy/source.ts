@@ -1,0 +1,135 @@
+/**
+ * The running policy and where it comes from. A reload that finds a bad
+ * file (or a bad domain list) refuses it and keeps the policy that runs.
+ * Watching covers the directories of the policy and of its domain lists,
+ * because editors replace files (write a temp file, rename it over) and a
+ * watch on the file itself would follow the old inode.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { GatehouseError } from '../../errors';
+import { loadPolicyFile } from './load';
+import type { Policy } from './types';
+
+export type ReloadResult = { ok: true; policy: Policy } | { ok: false; error: GatehouseError };
+
+/** Quiet time after the last file event before reloading (editors write in several steps). */
+export const WATCH_DEBOUNCE_MS = 200;
+
+export class PolicySource {
+  private policy: Policy;
+  private readonly watchers = new Map<string, FSWatcher>();
+  private onChange: ((result: ReloadResult) => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    policy: Policy,
+  ) {
+    this.policy = policy;
+  }
+
+  /** Loads the policy; throws ERR_POLICY when the file is invalid. */
+  static async open(path: string): Promise<PolicySource> {
+    return new PolicySource(path, await loadPolicyFile(path));
+  }
+
+  get current(): Policy {
+    return this.policy;
+  }
+
+  /** Reads the file again; on success the new policy becomes current. Reloads run one at a time. */
+  reload(): Promise<ReloadResult> {
+    const run = this.queue.then(() => this.reloadNow());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    try {
+      const policy = await loadPolicyFile(this.path);
+      if (this.closed) return { ok: true, policy };
+      this.policy = policy;
+      if (this.onChange !== null) this.watchDirectories();
+      return { ok: true, policy };
+    } catch (err) {
+      const error = err instanceof GatehouseError ? err : new GatehouseError('ERR_POLICY', `${this.path}:1:1: ${(err as Error).message}`, { cause: err });
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Reloads when the policy file or one of its domain lists changes, and
+   * reports each outcome (a refused file included). One watcher at a time.
+   */
+  watch(onChange: (result: ReloadResult) => void): void {
+    if (this.closed) return;
+    this.onChange = onChange;
+    this.watchDirectories();
+  }
+
+  /** Files whose change means a reload: the policy and the lists it imported. */
+  private watchedFiles(): Set<string> {
+    const files = new Set([resolve(this.path)]);
+    for (const rule of this.policy.rules) {
+      for (const list of rule.domainLists) files.add(resolve(isAbsolute(list.path) ? list.path : join(dirname(this.path), list.path)));
+    }
+    return files;
+  }
+
+  private watchDirectories(): void {
+    const files = this.watchedFiles();
+    const names = new Map<string, Set<string>>();
+    for (const file of files) {
+      const set = names.get(dirname(file)) ?? new Set<string>();
+      set.add(basename(file));
+      names.set(dirname(file), set);
+    }
+    for (const [dir, watcher] of this.watchers) {
+      if (!names.has(dir)) {
+        watcher.close();
+        this.watchers.delete(dir);
+      }
+    }
+    for (const dir of names.keys()) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, { persistent: false }, (_event, filename) => {
+          // Some platforms give no file name: reload to be safe.
+          const wanted = this.watchedFiles();
+          if (filename === null || wanted.has(resolve(dir, filename.toString()))) this.schedule();
+        });
+        watcher.on('error', () => {
+          watcher.close();
+          this.watchers.delete(dir);
+        });
+        this.watchers.set(dir, watcher);
+      } catch {
+        // A list's directory may not exist; the policy's own directory always does (it loaded).
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.reload().then((result) => {
+        if (!this.closed) this.onChange?.(result);
+      });
+    }, WATCH_DEBOUNCE_MS);
+  }
+
+  /** Stops watching; the current policy stays readable. */
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+    this.onChange = null;
+  }
+}
