@@ -97,8 +97,13 @@ async function startDnsmasq(t: TestContext): Promise<number> {
   );
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGTERM');
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const escalate = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(escalate);
   });
   // Ready when it answers; bounded to 25 tries of 200 ms.
   for (let i = 0; i < 25 && child.exitCode === null; i++) {
