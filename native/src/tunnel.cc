@@ -182,6 +182,27 @@ class Tunnel {
     return it == endpoints_.end() ? nullptr : it->second.get();
   }
   void Announce(uint64_t eni, uint64_t attachment, uint32_t source, uint64_t now_ms);
+  // The pending queues' byte budget (cfg_.pending_bytes, all endpoints
+  // together): a packet is queued only if its bytes fit.
+  bool TakePendingBytes(size_t n) {
+    size_t held = pending_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (held + n > cfg_.pending_bytes) return false;
+    } while (!pending_bytes_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+    return true;
+  }
+  // Empties a queue (its caller holds queue_mu), gives its bytes back and,
+  // when `count`, counts its packets as queue_dropped.
+  void DropQueueLocked(Endpoint* ep, bool count) {
+    size_t bytes = 0;
+    for (const std::vector<uint8_t>& p : ep->queue) bytes += p.size();
+    pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (count && !ep->queue.empty()) {
+      counters_->Add(kTnQueueDropped, ep->queue.size());
+      ep->counters->Add(kEpQueueDropped, ep->queue.size());
+    }
+    ep->queue.clear();
+  }
   void EvictStaleRejected(uint64_t now_ms);
   static constexpr uint64_t kStaleRejectedMs = 30000;
   void SendEvents(std::vector<EndpointEvent>* batch);
@@ -197,6 +218,7 @@ class Tunnel {
   StopSignal stop_;                       // workers
   StopSignal house_stop_;                 // the housekeeper, raised once the workers are joined
   std::atomic<uint64_t> udp_busy_ms_{0};  // when a UDP thread last wrote a batch to gwi
+  std::atomic<size_t> pending_bytes_{0};  // see TakePendingBytes
   // Housekeeper only, once started: see kSpreadAbove.
   bool balance_ = false;       // the reuseport program attaches and detaches here
   bool consolidated_ = false;  // every datagram goes to udp_[0]
@@ -470,7 +492,7 @@ std::shared_ptr<CounterBlock> Tunnel::Attach(uint64_t eni, const std::vector<int
     std::lock_guard<std::mutex> q(ep->queue_mu);
     for (const std::vector<uint8_t>& p : ep->queue)
       if (write(gwi[0], p.data(), p.size()) != ssize_t(p.size())) write_errors++;
-    ep->queue.clear();
+    DropQueueLocked(ep, false);
   }
   if (write_errors) {
     counters_->Add(kTnTunWriteErrors, write_errors);
@@ -490,11 +512,7 @@ bool Tunnel::Reject(uint64_t eni, uint64_t retry_after_ms, std::string* error) {
   ep->state = EndpointState::kRejected;
   ep->retry_at_ms = MonotonicMs() + retry_after_ms;
   std::lock_guard<std::mutex> q(ep->queue_mu);
-  if (!ep->queue.empty()) {
-    counters_->Add(kTnQueueDropped, ep->queue.size());
-    ep->counters->Add(kEpQueueDropped, ep->queue.size());
-    ep->queue.clear();
-  }
+  DropQueueLocked(ep, true);
   return true;
 }
 
@@ -533,9 +551,9 @@ bool Tunnel::Detach(uint64_t eni, std::string* error) {
     Unwatch(tun_[j]->epoll_fd, &ep->gwi[j]);
   }
   WaitTunTurns();
-  if (!ep->queue.empty()) {
-    counters_->Add(kTnQueueDropped, ep->queue.size());
-    ep->counters->Add(kEpQueueDropped, ep->queue.size());
+  {
+    std::lock_guard<std::mutex> q(ep->queue_mu);
+    DropQueueLocked(ep.get(), true);
   }
   counters_->Add(kTnFlowsActive, uint64_t(0) - ep->flows.size());
   return true;  // `ep` and its flows go now
@@ -562,7 +580,7 @@ std::vector<EndpointInfo> Tunnel::Endpoints() {
 // Global counts of one batch, added once at its end.
 struct UdpBatchCounts {
   uint64_t rx_packets = 0, rx_bytes = 0, not_allowed = 0, endpoint_limit = 0, rejected = 0, queue_dropped = 0,
-           unparsable = 0, write_errors = 0, flows_created = 0, malformed = 0;
+           unparsable = 0, write_errors = 0, flows_created = 0, malformed = 0, flow_limit = 0;
   uint64_t by_reason[kGeneveReasonCount] = {};
 };
 
@@ -669,14 +687,23 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       const uint32_t local =
           local_addr_ ? local_addr_ : (i == got - 1 ? last_dst : ReadControl(&h, &ignored));
       const TunnelFlowSource fs{d, g.header_len, source, local, ntohs(from[size_t(i)].sin_port)};
-      if (ep->flows.Upsert(pf.key, fs, uint32_t(now))) bc.flows_created++;
+      // The cap is checked against the count at the batch's start plus this
+      // batch's new flows: other threads may overshoot it by a batch each.
+      const bool may_create = c.Get(kTnFlowsActive) + bc.flows_created < cfg_.max_flows;
+      const auto up = ep->flows.Upsert(pf.key, fs, uint32_t(now), may_create);
+      if (up == TunnelFlowTable::Upserted::kCreated) {
+        bc.flows_created++;
+      } else if (up == TunnelFlowTable::Upserted::kRefused) {
+        bc.flow_limit++;
+        continue;
+      }
       uint64_t* t = tally.For(ep, now);
       t[kEpRxPackets]++;
       t[kEpRxBytes] += len;
       if (cfg_.hexdump) HexDump("in", ep->eni, d, len);
       if (ep->state == EndpointState::kPending) {
         std::lock_guard<std::mutex> q(ep->queue_mu);
-        if (ep->queue.size() < cfg_.pending_queue) {
+        if (ep->queue.size() < cfg_.pending_queue && TakePendingBytes(inner_len)) {
           ep->queue.emplace_back(inner, inner + inner_len);
         } else {
           bc.queue_dropped++;
@@ -713,6 +740,7 @@ void Tunnel::UdpLoop(UdpWorker* w) {
     if (bc.endpoint_limit) c.Add(kTnDropEndpointLimit, bc.endpoint_limit);
     if (bc.rejected) c.Add(kTnDropEndpointRejected, bc.rejected);
     if (bc.queue_dropped) c.Add(kTnQueueDropped, bc.queue_dropped);
+    if (bc.flow_limit) c.Add(kTnDropFlowLimit, bc.flow_limit);
     if (bc.unparsable) c.Add(kTnDropUnparsableInner, bc.unparsable);
     if (bc.write_errors) c.Add(kTnTunWriteErrors, bc.write_errors);
     if (bc.flows_created) {
@@ -938,6 +966,8 @@ TunnelConfig ParseConfig(const Napi::Object& js) {
   c.flow_idle_ms = uint32_t(OptionNumber(js, "flowIdleMs", 1, 0x7fffffff));
   c.max_endpoints = size_t(OptionNumber(js, "maxEndpoints", 1, 1 << 20));
   c.pending_queue = size_t(OptionNumber(js, "pendingQueue", 0, 1 << 20));
+  c.pending_bytes = size_t(OptionNumber(js, "pendingBytes", 0, double(1ull << 40)));
+  c.max_flows = size_t(OptionNumber(js, "maxFlows", 1, double(1ull << 32)));
   c.allowed_sources = OptionPrefixes(js, "allowedSources");
   c.hexdump = OptionBool(js, "hexdump");
   return c;

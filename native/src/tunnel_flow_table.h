@@ -8,12 +8,15 @@
 //    and TUN threads (looking up) rarely meet on the same lock.
 //  - Each shard is an open-addressed index (linear probing, backward-shift
 //    deletion, load <= 3/4) of 8-byte slots {32-bit hash tag, entry id + 1}
-//    over entries kept in fixed chunks that never move. Entries are 120
-//    bytes with the GENEVE header inline up to 64 bytes (GWLB's is 40; a
-//    header with more options goes to the heap), so a million flows take
-//    about 120 MB of entries plus 11-21 MB of index: growth re-hashes only
-//    the index, and a grown index is written slot by slot, so RSS follows
-//    what is used.
+//    over entries kept in fixed chunks that never move. Entries are 96
+//    bytes with the GENEVE header inline up to 40 bytes (exactly GWLB's
+//    three options; a header with more options goes to the heap), so a
+//    million flows take about 96 MB of entries plus 11-21 MB of index:
+//    growth re-hashes only the index, and a grown index is written slot by
+//    slot, so RSS follows what is used.
+//  - The engine caps the flows of all its tables together (Upsert's
+//    `may_create`): a flood of made-up inner 5-tuples cannot grow memory
+//    without bound before -i expires them.
 //  - Keys are hashed word by word with a per-table random seed (HashFlowKey
 //    walks bytes, five times slower, and is the same in every process,
 //    which would let crafted inner 5-tuples pile up in one probe run).
@@ -53,7 +56,7 @@ struct TunnelFlowSource {
 class TunnelFlowTable {
  public:
   static constexpr size_t kShards = 64;
-  static constexpr size_t kInlineHeader = 64;
+  static constexpr size_t kInlineHeader = 40;
   static constexpr size_t kMaxHeader = 8 + 63 * 4;  // GENEVE Opt Len is 6 bits of words
 
   TunnelFlowTable() {
@@ -63,11 +66,13 @@ class TunnelFlowTable {
   TunnelFlowTable(const TunnelFlowTable&) = delete;
   TunnelFlowTable& operator=(const TunnelFlowTable&) = delete;
 
-  // Records the flow of an inbound packet: creates it, or refreshes its
-  // last-seen time and replaces its header and addressing when GWLB changed
-  // them (a rebalanced flow arrives from another GWLB node, or with a new
-  // cookie). Returns true when the flow was created.
-  bool Upsert(const FlowKey& key, const TunnelFlowSource& src, uint32_t now_ms) {
+  enum class Upserted { kRefreshed, kCreated, kRefused };
+
+  // Records the flow of an inbound packet: creates it (when `may_create`;
+  // kRefused otherwise), or refreshes its last-seen time and replaces its
+  // header and addressing when GWLB changed them (a rebalanced flow arrives
+  // from another GWLB node, or with a new cookie).
+  Upserted Upsert(const FlowKey& key, const TunnelFlowSource& src, uint32_t now_ms, bool may_create) {
     const uint64_t hash = Hash(key);
     Shard& s = shards_[hash % kShards];
     const uint32_t tag = uint32_t(hash >> 32);
@@ -82,8 +87,9 @@ class TunnelFlowTable {
       }
       if (e->header_len != src.header_len || memcmp(e->Header(), src.header, src.header_len) != 0)
         e->SetHeader(src.header, src.header_len);
-      return false;
+      return Upserted::kRefreshed;
     }
+    if (!may_create) return Upserted::kRefused;
     Entry* e = s.Insert(key, tag);
     e->gwlb_addr = src.gwlb_addr;
     e->local_addr = src.local_addr;
@@ -91,7 +97,7 @@ class TunnelFlowTable {
     e->last_seen_ms = now_ms;
     e->SetHeader(src.header, src.header_len);
     size_.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return Upserted::kCreated;
   }
 
   // Looks up a flow for a packet going back to GWLB. When found, copies its
@@ -185,9 +191,9 @@ class TunnelFlowTable {
       header_len = 0;
     }
   };
-  static_assert(sizeof(Entry) == 120, "keep flow entries compact: a million of them must fit in ~120 MB");
+  static_assert(sizeof(Entry) == 96, "keep flow entries compact: a million of them must fit in ~96 MB");
 
-  static constexpr size_t kChunk = 256;  // entries per chunk (30 KB)
+  static constexpr size_t kChunk = 256;  // entries per chunk (24 KB)
 
   struct alignas(64) Shard {
     std::mutex mu;

@@ -46,6 +46,7 @@ enum TunnelCounter : size_t {
   kTnFlowsExpired,
   kTnEndpointsSeen,
   kTnDroppedMalformed,
+  kTnDropFlowLimit,
   kTnMalformedFirst,  // then one per GENEVE reason
 };
 
@@ -69,6 +70,7 @@ inline std::vector<std::string> TunnelCounterNames() {
       "flows_expired",
       "endpoints_seen",
       "dropped_malformed",
+      "drop_flow_limit",
   };
   for (int i = 0; i < kGeneveReasonCount; i++) n.push_back(std::string("malformed_") + kGeneveReasonNames[i]);
   return n;
@@ -123,7 +125,9 @@ struct TunnelConfig {
   int batch = 64;
   uint32_t flow_idle_ms = 350000;
   size_t max_endpoints = 1024;
-  size_t pending_queue = 256;
+  size_t pending_queue = 256;               // packets per pending endpoint
+  size_t pending_bytes = 16 << 20;          // inner bytes held by all pending endpoints together
+  size_t max_flows = 2000000;               // flows of all endpoints together
   std::vector<Ipv4Prefix> allowed_sources;  // empty = any
   bool hexdump = false;
 };

@@ -266,15 +266,17 @@ export interface Ipv4Prefix {
  * drop_source_not_allowed) -> DecodeGeneve (malformed counted by reason,
  * dropped) -> endpoint by ENI id:
  *  - unknown ENI: if fewer than maxEndpoints are known, the core records it
- *    as pending, queues the packet (at most pendingQueue per endpoint, then
- *    queue_dropped) and emits one 'endpoint' event; else drop_endpoint_limit.
+ *    as pending, queues the packet (at most pendingQueue per endpoint and
+ *    pendingBytes of inner packets over all endpoints, then queue_dropped)
+ *    and emits one 'endpoint' event; else drop_endpoint_limit.
  *  - pending: queued (bounded) — TypeScript is creating its TUNs and running
  *    the CREATE hook, then calls attachEndpoint or rejectEndpoint.
  *  - rejected: dropped (drop_endpoint_rejected) until retryAfterMs has
  *    passed, then treated as unknown again (new event).
  *  - ready: the inner packet's symmetric flow key (ParseFlowKey: IPv4 IHL,
  *    IPv6 extension headers, ICMP by id, fragments follow their first) finds
- *    or creates the endpoint's flow entry, which stores the GENEVE header
+ *    or creates the endpoint's flow entry (while fewer than maxFlows flows
+ *    exist over all endpoints; else drop_flow_limit), which stores the GENEVE header
  *    exactly as received (all options, unknown ones too), GWLB's address and
  *    UDP ports; then the inner packet is written to the endpoint's gwi TUN.
  * Outbound: `tunThreads` threads read the gwo (and gwi, as gwlbtun allows)
@@ -299,6 +301,8 @@ export interface TunnelOptions {
   flowIdleMs: number; // -i (default 350 s)
   maxEndpoints: number; // endpoints known at once (pending + ready + rejected)
   pendingQueue: number; // packets held per pending endpoint
+  pendingBytes: number; // inner-packet bytes held by all pending endpoints together
+  maxFlows: number; // flows of all endpoints together (each ~115 bytes)
   allowedSources: Ipv4Prefix[]; // --gwlb-cidr; empty = any source
   hexdump: boolean; // -x: hex dump every packet to stderr (debugging only; slow)
   onEvents: (events: TunnelEvent[]) => void;

@@ -31,6 +31,7 @@ export const TUNNEL_COUNTER_NAMES = [
   'flows_expired',
   'endpoints_seen', // 'endpoint' events: new endpoints, and rejected ones announced again
   'dropped_malformed', // malformed GENEVE (the sum of the malformed_<reason> counters)
+  'drop_flow_limit', // a new flow while maxFlows flows were known
   ...GENEVE_REASONS.map((r) => `malformed_${r}` as const),
 ] as const;
 export type TunnelCounterName = (typeof TUNNEL_COUNTER_NAMES)[number];
@@ -64,6 +65,10 @@ export const MAX_TUNNEL_FLOW_IDLE_MS = 7 * 86_400_000;
 export const MAX_ENDPOINTS = 65_536;
 /** Packets held per pending endpoint (each up to 8500 bytes). */
 export const MAX_PENDING_QUEUE = 16_384;
+/** Bytes all pending queues may hold together: 1 GiB. */
+export const MAX_PENDING_BYTES = 2 ** 30;
+/** Flows the engine may hold (2^32: far beyond memory anyway). */
+export const MAX_FLOWS = 2 ** 32;
 /** Longest time a rejected endpoint stays rejected: a day. */
 export const MAX_RETRY_AFTER_MS = 86_400_000;
 
@@ -146,6 +151,8 @@ export function checkTunnelOptions(opts: TunnelOptions): TunnelOptions {
     flowIdleMs: checkInteger('flowIdleMs', opts.flowIdleMs, 1, MAX_TUNNEL_FLOW_IDLE_MS),
     maxEndpoints: checkInteger('maxEndpoints', opts.maxEndpoints, 1, MAX_ENDPOINTS),
     pendingQueue: checkInteger('pendingQueue', opts.pendingQueue, 0, MAX_PENDING_QUEUE),
+    pendingBytes: checkInteger('pendingBytes', opts.pendingBytes, 0, MAX_PENDING_BYTES),
+    maxFlows: checkInteger('maxFlows', opts.maxFlows, 1, MAX_FLOWS),
     allowedSources: checkPrefixes(opts.allowedSources),
     hexdump: checkBoolean('hexdump', opts.hexdump),
     onEvents: opts.onEvents,

@@ -4,7 +4,7 @@
  * logging; shuts down cleanly on SIGTERM / SIGINT (DESTROY hooks run,
  * interfaces removed).
  */
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { eniIdToEndpointId } from '../geneve';
 import { GENEVE_REASONS } from '../geneve/reasons';
 import { monotonicMs, startTunnel, type Tunnel } from '../native/tunnel';
@@ -14,6 +14,7 @@ import { createLogger, TUNNEL_LOG_SECTIONS, type Logger, type TunnelLogSection }
 import { CounterBlockSet, registerCounterBlock } from '../observe/metrics';
 import { EndpointRegistry } from './endpoints';
 import { parseTunnelOptions, TUNNEL_HELP, type TunnelCliOptions } from './options';
+import { readTunTxDropped } from './tun-drops';
 
 /** A worker that has not turned its loop for this long is stalled (a live one turns every <= 100 ms). */
 export const WORKER_STALL_MS = 2_000;
@@ -21,6 +22,9 @@ export const WORKER_STALL_MS = 2_000;
 export const RECEIVE_DROP_THRESHOLD = 1_000;
 export const DROP_WINDOW_S = 10;
 const PENDING_QUEUE = 1024;
+// All pending endpoints together: a slow CREATE hook for many endpoints at
+// once must not hold hundreds of MB of packets (1024 x 8500 B each).
+const PENDING_BYTES = 32 * 1024 * 1024;
 const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 const RETRY_AFTER_MS = 5_000;
 
@@ -99,6 +103,8 @@ export class TunnelApp {
       flowIdleMs: o.flowIdleTimeoutS * 1000,
       maxEndpoints: o.maxEndpoints,
       pendingQueue: PENDING_QUEUE,
+      pendingBytes: PENDING_BYTES,
+      maxFlows: o.maxFlows,
       allowedSources: o.gwlbCidrs,
       hexdump: o.hexDump,
       onEvents: (events) => {
@@ -130,6 +136,19 @@ export class TunnelApp {
       prefix: 'gatehouse_tunnel_endpoint_',
       help: 'gatehouse tunnel, per GWLB endpoint',
       labelNames: ['endpoint'],
+    });
+    const registry = this.registry;
+    new Counter({
+      name: 'gatehouse_tunnel_endpoint_tun_ring_dropped_total',
+      help: "packets the kernel dropped because an endpoint's TUN ring was full (the interface's tx_dropped)",
+      labelNames: ['endpoint', 'interface'],
+      registers: [this.metrics],
+      collect() {
+        this.reset();
+        for (const ep of registry.list()) {
+          for (const name of [ep.gwi, ep.gwo]) this.inc({ endpoint: ep.endpointId, interface: name }, readTunTxDropped(name));
+        }
+      },
     });
     if (o.healthPort !== undefined) {
       this.server = await startHealthServer({
@@ -207,6 +226,9 @@ export class TunnelApp {
     for (const r of GENEVE_REASONS) if (c[`malformed_${r}` as keyof typeof c] > 0) malformed[r] = c[`malformed_${r}` as keyof typeof c];
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(c)) if ((k.startsWith('drop_') || k === 'queue_dropped' || k === 'tun_write_errors') && v > 0) drops[k] = v;
+    let ringDropped = 0;
+    for (const ep of this.registry?.list() ?? []) ringDropped += readTunTxDropped(ep.gwi) + readTunTxDropped(ep.gwo);
+    if (ringDropped > 0) drops.tun_ring_dropped = ringDropped;
     return {
       healthy: recentDrops <= RECEIVE_DROP_THRESHOLD,
       reason:
@@ -248,7 +270,15 @@ export class TunnelApp {
           return {
             name: ep.endpointId,
             healthy: true,
-            details: { gwi: ep.gwi, gwo: ep.gwo, since: ep.since.toISOString(), flows: infos.get(ep.eni)?.flows ?? 0, ...values },
+            details: {
+              gwi: ep.gwi,
+              gwo: ep.gwo,
+              since: ep.since.toISOString(),
+              flows: infos.get(ep.eni)?.flows ?? 0,
+              ...values,
+              gwi_ring_dropped: readTunTxDropped(ep.gwi),
+              gwo_ring_dropped: readTunTxDropped(ep.gwo),
+            },
           };
         }),
         ...reg.failures().map((f) => ({

@@ -40,6 +40,7 @@ export const TUNNEL_FLAGS = {
   // gatehouse's own
   'hook-timeout': { type: 'string' },
   'max-endpoints': { type: 'string' },
+  'max-flows': { type: 'string' },
   'endpoint-rate': { type: 'string' },
   'gwlb-cidr': { type: 'string' },
   bind: { type: 'string' },
@@ -55,6 +56,7 @@ export const TUNNEL_DEFAULTS = {
   flowIdleTimeoutS: 350, // gwlbtun, and GWLB's default TCP idle timeout
   hookTimeoutS: 30,
   maxEndpoints: 64,
+  maxFlows: 2_000_000,
   endpointRatePerMinute: 30,
   bind: '0.0.0.0',
   socketBuffer: 8 * 1024 * 1024,
@@ -95,6 +97,8 @@ export interface TunnelCliOptions {
   hookTimeoutS: number;
   /** Endpoints known at once. */
   maxEndpoints: number;
+  /** Flows of all endpoints together; packets of new flows beyond it are dropped (drop_flow_limit). */
+  maxFlows: number;
   /** New endpoints accepted per minute (a creation-rate limit). */
   endpointRatePerMinute: number;
   /** Sources allowed to send GENEVE; empty = any. */
@@ -248,6 +252,7 @@ export function parseTunnelOptions(argv: string[]): TunnelCommandLine {
     tunAffinity,
     hookTimeoutS: integer(values, 'hook-timeout', TUNNEL_DEFAULTS.hookTimeoutS, 1, 3600),
     maxEndpoints: integer(values, 'max-endpoints', TUNNEL_DEFAULTS.maxEndpoints, 1, 4096),
+    maxFlows: integer(values, 'max-flows', TUNNEL_DEFAULTS.maxFlows, 1000, 100_000_000),
     endpointRatePerMinute: integer(values, 'endpoint-rate', TUNNEL_DEFAULTS.endpointRatePerMinute, 1, 10000),
     gwlbCidrs: gwlbCidrs(values),
     bind,
@@ -298,6 +303,8 @@ gatehouse's options:
                           and counts as failed. Default 30. 1 to 3600.
       --max-endpoints N   Endpoints known at once (served, being created, or refused for a while);
                           packets of more are dropped. Default 64, 1-4096.
+      --max-flows N       Flows held at once over all endpoints (about 115 bytes each); packets
+                          opening more are dropped and counted (drop_flow_limit). Default 2000000.
       --endpoint-rate N   New endpoints accepted per minute (rate limit). Default 30, 1-10000.
       --gwlb-cidr CIDRS   Accept GENEVE only from these IPv4 prefixes, comma separated, e.g. the
                           target subnet's CIDR (default: from any address).

@@ -66,6 +66,8 @@ export const DEFAULT_OPTIONS: TunnelHelperOptions = {
   flowIdleMs: 350_000,
   maxEndpoints: 64,
   pendingQueue: 4096,
+  pendingBytes: 64 << 20,
+  maxFlows: 4_000_000,
   allowedSources: [],
   hexdump: false,
 };

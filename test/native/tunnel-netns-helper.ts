@@ -35,6 +35,8 @@ export type TunnelHelperOptions = Omit<TunnelOptions, 'onEvents'>;
 export interface TunnelHelperPolicy {
   /** Reject each endpoint's first announcement for this long (then attach the next); absent: attach at once. */
   rejectFirstMs?: number;
+  /** Attach this long after the announcement (packets meanwhile wait in the pending queue); absent: at once. */
+  attachDelayMs?: number;
   tunMtu: number;
 }
 
@@ -122,6 +124,14 @@ function runTunnel(optionsJson: string, policyJson: string): void {
             rejectedOnce.add(e.eni);
             tunnel.rejectEndpoint(e.eni, policy.rejectFirstMs);
             emit({ type: 'endpoint', ...base, action: 'rejected', detail: `${policy.rejectFirstMs} ms` });
+          } else if (policy.attachDelayMs !== undefined) {
+            setTimeout(() => {
+              try {
+                emit({ type: 'endpoint', ...base, action: 'attached', detail: attach(e.eni) });
+              } catch (err) {
+                emit({ type: 'endpoint', ...base, action: 'failed', detail: (err as Error).message });
+              }
+            }, policy.attachDelayMs);
           } else {
             emit({ type: 'endpoint', ...base, action: 'attached', detail: attach(e.eni) });
           }

@@ -517,6 +517,53 @@ test('tunnel limits: an endpoint refused long ago that never came back gives its
   }
 });
 
+test('tunnel limits: maxFlows caps the flows held; packets opening more are counted in drop_flow_limit', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  // One UDP thread: the cap is exact (threads may each overshoot it by a batch).
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, udpThreads: 1, maxFlows: 10 }, { tunMtu: 8500 });
+  try {
+    await tunnel.ready();
+    const report = await runEmu(topo.g, ['--bind', GWLB, '--count', '300', '--rate', '2000', '--enis', '1', '--flows', '30']);
+    const s = await tunnel.stateWhen((x) => x.counters.rx_packets >= report.sent);
+    const c = s.counters;
+    assert.equal(c.flows_created, 10);
+    assert.equal(c.flows_active, 10);
+    assert.ok(c.drop_flow_limit > 0, 'packets of the flows over the cap are dropped');
+    assert.equal(c.rx_packets, c.tx_packets + c.drop_flow_limit, JSON.stringify(c));
+    assert.equal(report.valid, c.tx_packets, 'what was not dropped for the cap came back');
+    assert.equal(report.invalid, 0);
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
+test('tunnel limits: pending queues hold at most pendingBytes in all, and give the bytes back when drained', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  const topo = buildTopology();
+  const tunnel = new TunnelProcess(topo.a, { ...DEFAULT_OPTIONS, pendingQueue: 64, pendingBytes: 2000 }, { tunMtu: 8500, attachDelayMs: 1500 });
+  try {
+    await tunnel.ready();
+    // 20 inner packets of 400 bytes reach each endpoint while it is pending: 5 fit.
+    for (const [seed, round] of [['1', 1], ['2', 2]] as const) {
+      const report = await runEmu(topo.g, ['--bind', GWLB, '--count', '20', '--rate', '200', '--enis', '1', '--flows', '1', '--size', '400', '--seed', seed, '--drain', '3000']);
+      const s = await tunnel.stateWhen((x) => x.counters.tx_packets >= 5 * round && tunnel.endpointEvents().length >= round);
+      assert.equal(report.sent, 20);
+      assert.equal(report.valid, 5, `round ${round}: the queued packets came back after the attach`);
+      assert.equal(s.counters.queue_dropped, 15 * round);
+      assert.equal(s.counters.tx_packets, 5 * round, 'the first endpoint drained its bytes: the second gets the whole budget');
+    }
+    await tunnel.request('stop', 'final');
+    assert.equal(await tunnel.exitCode(), 0);
+  } finally {
+    tunnel.kill();
+    topo.cleanup();
+  }
+});
+
 test('tunnel hexdump: each packet in and out is printed to stderr', { timeout: 60_000 }, async (t) => {
   if (skipUnlessNetAdmin(t)) return;
   const topo = buildTopology();

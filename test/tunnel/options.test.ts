@@ -216,6 +216,7 @@ function everyFlag(exe: string): Record<TunnelFlag, [string[], (o: TunnelCliOpti
     help: [['-h'], () => undefined, undefined], // checked separately: returns { help: true }
     'hook-timeout': [['--hook-timeout', '9'], (o) => o.hookTimeoutS, 9],
     'max-endpoints': [['--max-endpoints', '9'], (o) => o.maxEndpoints, 9],
+    'max-flows': [['--max-flows', '5000'], (o) => o.maxFlows, 5000],
     'endpoint-rate': [['--endpoint-rate', '9'], (o) => o.endpointRatePerMinute, 9],
     'gwlb-cidr': [['--gwlb-cidr', '192.0.2.0/24'], (o) => o.gwlbCidrs, [{ address: '192.0.2.0', prefixLength: 24 }]],
     bind: [['--bind', '127.0.0.1'], (o) => o.bind, '127.0.0.1'],

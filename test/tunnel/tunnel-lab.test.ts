@@ -178,6 +178,42 @@ test('tunnel in the lab: passthrough load, names and hook arguments, health, mal
     assert.equal(r.loss_pct, 0);
   });
 
+  await t.test('TUN ring drops (kernel tx_dropped of gwo) show in health and /metrics', async () => {
+    // With the tunnel stopped nobody reads gwo: 20,000 packets written into
+    // it (AF_PACKET, no address needed) overflow its rings (4096 each).
+    const gwo = labGwi.replace('gwi-', 'gwo-');
+    const pid = info.pids.appliance;
+    const flood = [
+      'import socket, sys',
+      's = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM)',
+      // IPv4 + UDP, 192.0.2.99 -> 192.0.2.100 (no flow: the tunnel drops what it reads later).
+      "p = bytes.fromhex('4500001c' '00000000' '40110000' 'c0000263' 'c0000264') + bytes(8)",
+      'for _ in range(20000): s.sendto(p, (sys.argv[1], 0x0800))',
+    ].join('\n');
+    process.kill(pid, 'SIGSTOP');
+    let r;
+    try {
+      r = await labExecCapture(lab, 'appliance', ['python3', '-c', flood, gwo], 30_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    assert.equal(r.code, 0, r.stderr);
+    const h = await waitFor('health 200', async () => {
+      const x = await health(lab);
+      return x.code === 200 ? x : undefined;
+    }, 10_000);
+    const doc = JSON.parse(h.body) as { components: Array<{ details: Record<string, unknown>; children: Array<{ name: string; details: Record<string, number> }> }> };
+    const child = doc.components[2].children.find((c) => (c.details as Record<string, unknown>).gwo === gwo);
+    assert.ok(child, `an endpoint child for ${gwo}`);
+    assert.ok(child.details.gwo_ring_dropped >= 20000 - 2 * 4096, `gwo_ring_dropped ${child.details.gwo_ring_dropped}`);
+    const drops = doc.components[1].details.drops_by_reason as Record<string, number>;
+    assert.ok(drops.tun_ring_dropped >= child.details.gwo_ring_dropped);
+    const m = await health(lab, '/metrics');
+    const line = m.body.split('\n').find((l) => l.startsWith(`gatehouse_tunnel_endpoint_tun_ring_dropped_total{endpoint="${child.name}",interface="${gwo}"}`));
+    assert.ok(line, 'the metric for gwo');
+    assert.equal(Number(line.split(' ').pop()), child.details.gwo_ring_dropped);
+  });
+
   await t.test('SIGTERM: DESTROY hooks run for every endpoint, interfaces gone', async () => {
     const pid = info.pids.appliance;
     process.kill(pid, 'SIGTERM');
