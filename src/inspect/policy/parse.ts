@@ -74,7 +74,8 @@ class RuleReader {
     const y: YamlFile = this.yaml;
     const values = (): YamlNode[] => y.scalars(value, key, keyNode);
     const single = (): YamlNode => {
-      if (value === null || !isScalar(value) || value.value === null) y.fail(value, 'a single value', key, describe(value), keyNode);
+      if (value === null || (isScalar(value) && value.value === null)) y.fail(keyNode, 'a value', key, 'nothing');
+      if (!isScalar(value)) y.fail(value, 'a single value', key, describe(value));
       return value;
     };
     this.nodes.set(key, value ?? keyNode);
@@ -292,7 +293,9 @@ function readSettings(yaml: YamlFile, root: YamlNode): { settings: Settings; rul
   let rules: YamlNode | null = null;
   let rulesKey: YamlNode | null = null;
   for (const { key, keyNode, value } of yaml.entries(root, 'the policy')) {
-    const v = value ?? keyNode;
+    const missing = value === null || (isScalar(value) && value.value === null);
+    if (missing && key !== 'rules' && (TOP_KEYS as readonly string[]).includes(key)) yaml.fail(keyNode, 'a value', key, 'nothing');
+    const v = value as YamlNode;
     switch (key) {
       case 'version':
         if (!isScalar(v) || v.value !== SCHEMA_VERSION) yaml.fail(v, `${SCHEMA_VERSION}`, key, describe(value));

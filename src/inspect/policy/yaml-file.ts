@@ -73,7 +73,8 @@ export class YamlFile {
 
   /** A scalar or a list of scalars, as nodes; an empty list or a missing value is an error. */
   scalars(node: YamlNode | null, name: string, keyNode: YamlNode): YamlNode[] {
-    if (node === null || (isScalar(node) && node.value === null)) this.fail(node, 'a value', name, 'nothing', keyNode);
+    // A missing value has no place of its own: point at its key.
+    if (node === null || (isScalar(node) && node.value === null)) this.fail(keyNode, 'a value', name, 'nothing');
     if (isSeq(node)) {
       if (node.items.length === 0) this.fail(node, 'at least one value', name, 'an empty list');
       return node.items.map((item) => {
