@@ -230,7 +230,7 @@ export interface NativeFragmentTracker {
 }
 
 /** The raw addon's exports. */
-export interface NativeAddon extends NativeTunnelAddon {
+export interface NativeAddon extends NativeTunnelAddon, NativeInspectAddon {
   decodeGeneve(datagram: Uint8Array): NativeGeneveResult;
   /** Builds outer IPv4+UDP in front of payload with both checksums, as the raw sender does (for tests). */
   buildIPv4Udp(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Buffer;
@@ -368,4 +368,139 @@ export interface NativeTunnelAddon {
   startTunnel(opts: TunnelOptions): NativeTunnel;
   /** CLOCK_MONOTONIC in ms, the clock of heartbeats and lastIn/OutMs. */
   monotonicMs(): number;
+}
+
+/**
+ * `gatehouse inspect`'s packet core: the GWLB target with verdicts per flow
+ * and no TUN round trip (native/src/inspect.cc).
+ *
+ * Inbound as the tunnel (source check, DecodeGeneve, endpoint by ENI: a new
+ * one is recorded while fewer than maxEndpoints are known, with one
+ * 'endpoint' event; else drop_endpoint_limit). Then the inner packet's
+ * symmetric flow key finds or creates the endpoint's flow (while fewer than
+ * maxFlows exist; else drop_flow_limit). The flow's first packet decides
+ * which side is the client (for TCP: the side that sent the SYN; a flow
+ * whose first packet is not a bare SYN is `midstream`, and its first
+ * packet's source is taken as the client unless it is a SYN-ACK).
+ * A flow's state decides what happens to each packet:
+ *  - new: one 'packet' event (first: true) goes up; the packet is held.
+ *  - asked (waiting for the first verdict): held.
+ *  - inspect: packets without payload pass (the handshake); packets with
+ *    payload (either direction) are held and each goes up as a 'packet'
+ *    event, at most payloadUpcalls per flow (after that: held, no event).
+ *  - allow: sent back to GWLB at once (the datagram as received, outer
+ *    IPv4/UDP mirrored, checksums correct); with `tap`, the first tapPackets
+ *    server-to-client packets with payload are also copied up (tap: true).
+ *  - drop: dropped (verdict_drop_packets).
+ * Held packets: at most heldPerFlow per flow and heldBytes over all flows
+ * (then held_dropped). A verdict of allow sends them in order; drop drops
+ * them. Nothing calls JavaScript per packet: events are queued and handed
+ * over in batches (a call is made as soon as the previous one was taken,
+ * so the first packet of a flow waits about one event-loop turn).
+ * Flows idle for flowIdleMs end with a 'flow-end' event.
+ */
+export interface InspectOptions {
+  bind: string; // IPv4 address for UDP 6081, '0.0.0.0' for any
+  port: number;
+  udpThreads: number; // 1..64
+  rcvbuf: number;
+  sndbuf: number;
+  batch: number; // 1..1024
+  flowIdleMs: number;
+  maxEndpoints: number;
+  maxFlows: number; // all endpoints together
+  heldPerFlow: number; // packets held per flow waiting for a verdict
+  heldBytes: number; // inner bytes held by all flows together
+  payloadUpcalls: number; // payload packets of one flow sent up while it is being inspected
+  tapPackets: number; // server-to-client packets copied up from a tapped flow
+  allowedSources: Ipv4Prefix[];
+  onEvents: (events: InspectEvent[]) => void;
+}
+
+/** A flow as the core names it: pass both back with a verdict. */
+export interface InspectFlowRef {
+  flow: bigint; // engine-wide id, never reused
+  handle: Uint8Array; // opaque (the flow key)
+}
+
+/** The flow's addresses in its own orientation (client = the side that opened it). */
+export interface InspectFlowTuple {
+  eni: bigint;
+  family: 4 | 6;
+  protocol: number; // 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...
+  client: string;
+  clientPort: number; // ICMP echo: the identifier
+  server: string;
+  serverPort: number;
+}
+
+export interface InspectPacketEvent extends InspectFlowRef, InspectFlowTuple {
+  type: 'packet';
+  first: boolean; // the flow's first packet
+  tap: boolean; // a copy from an allowed flow with tap (the packet was sent on)
+  fromClient: boolean;
+  midstream: boolean;
+  tcpFlags: number; // TCP only, else 0
+  seq: number; // TCP sequence number (unsigned 32-bit), else 0
+  ack: number;
+  payload: Uint8Array; // the L4 payload (TCP/UDP data; ICMP: the whole message); may be empty
+  packet: Uint8Array; // the whole inner packet (to build a reject from)
+}
+
+export interface InspectFlowEndEvent extends InspectFlowRef, InspectFlowTuple {
+  type: 'flow-end';
+  verdict: 'asked' | 'inspect' | 'allow' | 'drop';
+  midstream: boolean;
+  pktsToServer: number;
+  pktsToClient: number;
+  bytesToServer: number; // inner packet bytes
+  bytesToClient: number;
+  startMs: number; // wall clock (Date.now() scale)
+  endMs: number;
+  reason: 'timeout' | 'endpoint' | 'shutdown';
+}
+
+export interface InspectEndpointEvent {
+  type: 'endpoint';
+  eni: bigint;
+  attachment: bigint;
+  source: string;
+}
+
+export type InspectEvent = InspectPacketEvent | InspectFlowEndEvent | InspectEndpointEvent;
+
+export interface InspectVerdict extends InspectFlowRef {
+  action: 'allow' | 'drop' | 'inspect';
+  tap?: boolean; // allow only: copy server-to-client payload packets up (DNS answers)
+}
+
+export interface InspectEndpointInfo {
+  eni: bigint;
+  flows: number;
+  lastSeenMs: number; // monotonicMs
+  rxPackets: number;
+  txPackets: number;
+}
+
+export interface NativeInspect {
+  readonly counters: NativeCounters;
+  /** Per UDP thread: `udp<i>_heartbeat_ms`, `udp<i>_packets`. */
+  readonly workers: NativeCounters;
+  /** Applies verdicts; returns how many flows were found (ended ones are skipped). */
+  setVerdicts(verdicts: InspectVerdict[]): number;
+  /**
+   * Sends inner packets (e.g. TCP resets) to GWLB inside the flow's GENEVE
+   * header (the last one received for it), outer header mirrored. Returns
+   * how many were sent; 0 when the flow is gone.
+   */
+  inject(flow: bigint, handle: Uint8Array, packets: Uint8Array[]): number;
+  /** Forgets an endpoint and its flows (flow-end events, reason 'endpoint'); a later packet makes it new again. */
+  forgetEndpoint(eni: bigint): void;
+  endpoints(): InspectEndpointInfo[];
+  /** Stops and joins the threads; returns the flows still open (reason 'shutdown'). Idempotent. */
+  stop(): InspectFlowEndEvent[];
+}
+
+export interface NativeInspectAddon {
+  startInspect(opts: InspectOptions): NativeInspect;
 }

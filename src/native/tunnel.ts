@@ -120,7 +120,7 @@ function checkAffinity(name: string, value: unknown, threads: number): number[] 
   return value.map((cpu, i) => checkInteger(`${name}[${i}]`, cpu, 0, MAX_CPU));
 }
 
-function checkPrefixes(value: unknown): Ipv4Prefix[] {
+export function checkPrefixes(value: unknown): Ipv4Prefix[] {
   if (!Array.isArray(value)) invalidArg('an array of IPv4 prefixes', 'allowedSources', value);
   return value.map((p: unknown, i) => {
     if (typeof p !== 'object' || p === null) invalidArg('an IPv4 prefix { address, prefixLength }', `allowedSources[${i}]`, p);
