@@ -42,6 +42,7 @@ const RULE_KEYS = [
   'tls_sni', 'http_host', 'dns_query', 'domain_list', 'verify_dns', 'on_mismatch',
 ] as const;
 type RuleKey = (typeof RULE_KEYS)[number];
+const NAME_FIELDS = { tls_sni: 'tlsSni', http_host: 'httpHost', dns_query: 'dnsQuery' } as const;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 const ENDPOINT_PATTERN = /^(?:(?:vpce|eni)-)?([0-9a-fA-F]{1,17})$/;
@@ -128,13 +129,10 @@ class RuleReader {
         this.match.endpoint = [...new Set(values().map((node) => endpoint(y, node)))];
         return;
       case 'tls_sni':
-        this.match.tlsSni = unique(values().map((node) => namePattern(y, node, key)));
-        return;
       case 'http_host':
-        this.match.httpHost = unique(values().map((node) => namePattern(y, node, key)));
-        return;
       case 'dns_query':
-        this.match.dnsQuery = unique(values().map((node) => namePattern(y, node, key)));
+        // Merged with what a domain_list (in either key order) brought.
+        this.addNames(NAME_FIELDS[key], values().map((node) => namePattern(y, node, key)));
         return;
       case 'domain_list':
         for (const node of values()) this.importList(node);
@@ -158,8 +156,12 @@ class RuleReader {
     const list = parseDomainList(text, label);
     const ref: DomainListRef = { path, format: list.format, names: list.patterns.length };
     this.lists.push({ ref, action: list.action, node });
-    if (list.tlsSni) this.match.tlsSni = unique([...(this.match.tlsSni ?? []), ...list.patterns]);
-    if (list.httpHost) this.match.httpHost = unique([...(this.match.httpHost ?? []), ...list.patterns]);
+    if (list.tlsSni) this.addNames('tlsSni', list.patterns);
+    if (list.httpHost) this.addNames('httpHost', list.patterns);
+  }
+
+  private addNames(field: 'tlsSni' | 'httpHost' | 'dnsQuery', patterns: readonly string[]): void {
+    this.match[field] = unique([...(this.match[field] ?? []), ...patterns]);
   }
 }
 
