@@ -78,5 +78,5 @@ test('imported lists become rule names: text for SNI and Host, JSON for its targ
   assert.equal(decide('good.example.com'), 'allow allowed');
   assert.equal(decide('extra.test'), 'allow allowed');
   assert.equal(decide('other.test'), 'drop -');
-  assert.equal(allowed.message, 'allow when TLS SNI is one of 3 names (from lists/allowed.txt), or HTTP Host is example.com (or a subdomain) or api.allowed.test (from lists/allowed.txt)');
+  assert.equal(allowed.message, 'allow when TLS SNI is example.com (or a subdomain), api.allowed.test or extra.test (from lists/allowed.txt), or HTTP Host is example.com (or a subdomain) or api.allowed.test (from lists/allowed.txt)');
 });
