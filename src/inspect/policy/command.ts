@@ -238,7 +238,7 @@ async function runTest(argv: string[], io: PolicyCommandIo): Promise<number> {
       io.stdout(`decided by: ${why[decision.reason]}`);
     }
     if (decision.verifyDns) io.stdout(`verify_dns: the name must resolve to ${facts.dst}, else ${decision.verifyDns.onMismatch}`);
-    if (values.endpoint === undefined && policy.rules.some((r) => r.match.endpoint !== null)) {
+    if (values.endpoint === undefined && decision.reason !== 'midstream' && policy.rules.some((r) => r.match.endpoint !== null)) {
       io.stdout('note: no --endpoint given, so rules with an endpoint key did not match');
     }
   }

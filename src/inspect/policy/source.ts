@@ -50,9 +50,9 @@ export class PolicySource {
   private async reloadNow(): Promise<ReloadResult> {
     try {
       const policy = await loadPolicyFile(this.path);
-      if (this.closed) return { ok: true, policy };
       this.policy = policy;
-      if (this.onChange !== null) this.watchDirectories();
+      // Its domain lists may have moved: watch where they are now.
+      if (!this.closed && this.onChange !== null) this.watchDirectories();
       return { ok: true, policy };
     } catch (err) {
       const error = err instanceof GatehouseError ? err : new GatehouseError('ERR_POLICY', `${this.path}:1:1: ${(err as Error).message}`, { cause: err });
