@@ -11,6 +11,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitTun(env, exports);
   InitGateway(env, exports);
   InitTunnel(env, exports);
+  InitInspect(env, exports);
   return exports;
 }
 

@@ -11,4 +11,5 @@ void InitGenerator(Napi::Env env, Napi::Object exports);      // generator.cc
 void InitTun(Napi::Env env, Napi::Object exports);            // tun.cc
 void InitGateway(Napi::Env env, Napi::Object exports);        // gateway.cc
 void InitTunnel(Napi::Env env, Napi::Object exports);         // tunnel.cc
+void InitInspect(Napi::Env env, Napi::Object exports);        // inspect.cc
 }  // namespace gatehouse

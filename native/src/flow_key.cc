@@ -243,6 +243,8 @@ FlowKeyReason ParseFlowKey(const uint8_t* p, size_t len, FragmentTracker* tracke
 
   out->src_port = sport;
   out->dst_port = dport;
+  out->l4_offset = uint32_t(off);
+  out->ip_end = uint32_t(end);
   FlowKey& k = out->key;
   k.family = family;
   k.protocol = proto;

@@ -17,9 +17,7 @@
 //  - The engine caps the flows of all its tables together (Upsert's
 //    `may_create`): a flood of made-up inner 5-tuples cannot grow memory
 //    without bound before -i expires them.
-//  - Keys are hashed word by word with a per-table random seed (HashFlowKey
-//    walks bytes, five times slower, and is the same in every process,
-//    which would let crafted inner 5-tuples pile up in one probe run).
+//  - Keys are hashed with SeededFlowHash and a per-table random seed.
 //  - Times are 32-bit milliseconds on the engine's clock (wrapping: only
 //    differences are compared, and idle times are far below 49 days).
 #pragma once
@@ -148,19 +146,7 @@ class TunnelFlowTable {
   size_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
-  // FlowKey's 38 bytes as five 64-bit words, each folded in with a
-  // multiply-xorshift round, then a final avalanche.
-  uint64_t Hash(const FlowKey& key) const {
-    uint64_t w[5] = {};
-    memcpy(w, &key, sizeof key);
-    uint64_t h = seed_;
-    for (uint64_t x : w) {
-      h = (h ^ x) * 0x9e3779b97f4a7c15ull;
-      h ^= h >> 32;
-    }
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 32);
-  }
+  uint64_t Hash(const FlowKey& key) const { return SeededFlowHash(key, seed_); }
 
   struct Entry {
     FlowKey key;          // 38 bytes

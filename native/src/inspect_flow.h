@@ -1,0 +1,114 @@
+// The inspect engine's flow table (inspect.cc): symmetric inner flow key ->
+// the flow's verdict state, its orientation (which side opened it), what is
+// needed to send its packets back to GWLB, its counts, and the packets held
+// while TypeScript decides.
+//
+// Shape, and why: 64 shards, each a mutex and an unordered_map. Unlike the
+// tunnel's table (tunnel_flow_table.h), which must hold a million flows in
+// little memory, an inspected flow carries state that changes (verdict,
+// held packets) and is looked up by TypeScript too (verdicts, injects), so
+// plain maps keep this small and obviously correct; the per-packet cost is
+// one lock and one lookup either way. Keys are hashed with a per-table
+// random seed so crafted inner 5-tuples cannot pile up in one bucket chain.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "flow_key.h"
+
+namespace gatehouse {
+
+struct InspectEndpoint;  // inspect.cc
+
+enum class InspectState : uint8_t {
+  kNew,      // created by this packet: ask TypeScript
+  kAsked,    // waiting for the first verdict: hold everything
+  kInspect,  // handshake passes, payload is held and sent up
+  kAllow,
+  kDrop,
+};
+
+inline const char* InspectStateName(InspectState s) {
+  switch (s) {
+    case InspectState::kNew:
+    case InspectState::kAsked:
+      return "asked";
+    case InspectState::kInspect:
+      return "inspect";
+    case InspectState::kAllow:
+      return "allow";
+    case InspectState::kDrop:
+      return "drop";
+  }
+  return "asked";
+}
+
+// A datagram waiting for its flow's verdict: kOuterHeaderLen bytes of
+// headroom, then the GENEVE datagram as received.
+struct HeldPacket {
+  std::vector<uint8_t> bytes;
+  uint32_t inner_offset;  // where the inner packet starts in `bytes`
+  uint32_t payload_len;   // L4 payload bytes (0: handshake or control)
+  bool upcalled;          // already sent up as a packet event
+};
+
+struct InspectFlow {
+  uint64_t id = 0;
+  uint64_t eni = 0;
+  // Held so that ending a flow never needs the endpoint table's lock (which
+  // UDP threads take before a shard lock, the other way round).
+  std::shared_ptr<InspectEndpoint> endpoint;
+  InspectState state = InspectState::kNew;
+  bool client_is_a = true;  // the client is the key's side A
+  bool midstream = false;
+  bool tap = false;
+  uint16_t upcalls = 0;
+  uint16_t taps = 0;
+  // Where its packets go back: from the last inbound packet.
+  uint32_t gwlb_addr = 0, local_addr = 0;  // host order
+  uint16_t gwlb_port = 0;
+  std::vector<uint8_t> header;           // its GENEVE header as last received
+  uint64_t pkts[2] = {}, bytes[2] = {};  // [0] client -> server, [1] server -> client
+  uint64_t start_wall_ms = 0, last_ms = 0;
+  std::vector<HeldPacket> held;
+  size_t held_bytes = 0;
+};
+
+class InspectFlowTable {
+ public:
+  static constexpr size_t kShards = 64;
+
+  InspectFlowTable() {
+    std::random_device rd;
+    seed_ = uint64_t(rd()) << 32 | rd();
+  }
+
+  struct Hasher {
+    uint64_t seed;
+    size_t operator()(const FlowKey& k) const { return size_t(SeededFlowHash(k, seed)); }
+  };
+
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::unordered_map<FlowKey, InspectFlow, Hasher> flows;
+  };
+
+  Shard& ShardOf(const FlowKey& key) { return shards_[Hasher{seed_}(key) % kShards]; }
+  Shard& ShardAt(size_t i) { return shards_[i % kShards]; }
+
+  void Init() {
+    for (Shard& s : shards_) s.flows = std::unordered_map<FlowKey, InspectFlow, Hasher>(16, Hasher{seed_});
+  }
+
+ private:
+  uint64_t seed_;
+  Shard shards_[kShards];
+};
+
+}  // namespace gatehouse
