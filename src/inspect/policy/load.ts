@@ -38,7 +38,7 @@ export async function loadPolicyFile(path: string): Promise<Policy> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new GatehouseError('ERR_POLICY', `${path}:1:1: Expected a readable policy file for --policy but received ${JSON.stringify(path)} (${code})`);
+    throw new GatehouseError('ERR_POLICY', `${path}:1:1: Expected a readable policy file for the policy but received ${JSON.stringify(path)} (${code})`);
   }
   const lists = new Map<string, string | Error>();
   await Promise.all(

@@ -22,19 +22,17 @@
  */
 import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseCidr } from './addresses';
 import { parseDomainList } from './domain-list';
 import { describeMatch } from './explain';
-import { parseNamePattern, patternText } from './names';
 import { PolicyIndex } from './policy-index';
 import { ACTIONS, PROTOCOL_NUMBERS } from './types';
-import type { Action, DomainListRef, MidstreamSetting, Policy, PolicyRule, PortRange, RuleMatch } from './types';
+import type { Action, DomainListRef, MidstreamSetting, Policy, PolicyRule, RuleMatch } from './types';
+import { cidr, endpoint, namePattern, oneOf, portRange, protocol, unique } from './values';
 import { YamlFile, describe, isScalar, isSeq, scalarText, type YamlNode } from './yaml-file';
 
 export const SCHEMA_VERSION = 1;
 export const SID_BASE = 1_000_000;
 const MAX_SID = 0xffffffff;
-const MAX_U64 = (1n << 64n) - 1n;
 
 const TOP_KEYS = ['version', 'default', 'midstream', 'tls_without_sni', 'tls_unparsable', 'rules'] as const;
 const RULE_KEYS = [
@@ -45,8 +43,6 @@ type RuleKey = (typeof RULE_KEYS)[number];
 const NAME_FIELDS = { tls_sni: 'tlsSni', http_host: 'httpHost', dns_query: 'dnsQuery' } as const;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
-const ENDPOINT_PATTERN = /^(?:(?:vpce|eni)-)?([0-9a-fA-F]{1,17})$/;
-const PORT_RANGE_PATTERN = /^(\d{1,5})\s*-\s*(\d{1,5})$/;
 
 /** Reads a domain list by absolute path (throws the fs error when it cannot). */
 export type ReadList = (absolutePath: string) => string;
@@ -163,73 +159,6 @@ class RuleReader {
   private addNames(field: 'tlsSni' | 'httpHost' | 'dnsQuery', patterns: readonly string[]): void {
     this.match[field] = unique([...(this.match[field] ?? []), ...patterns]);
   }
-}
-
-function unique<T>(items: T[]): T[] {
-  return [...new Set(items)];
-}
-
-function oneOf<T extends string>(y: YamlFile, node: YamlNode, choices: readonly T[], name: string): T {
-  const v = isScalar(node) ? node.value : null;
-  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) y.fail(node, `one of ${choices.join(', ')}`, name, describe(node));
-  return v as T;
-}
-
-function cidr(y: YamlFile, node: YamlNode, name: string): string {
-  const text = isScalar(node) && typeof node.value === 'string' ? node.value : null;
-  const parsed = text === null ? null : parseCidr(text.trim());
-  if (parsed === null || !parsed.ok) {
-    y.fail(node, 'an IPv4 or IPv6 address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)', name, `${describe(node)}${parsed && !parsed.ok ? ` (${parsed.problem})` : ''}`);
-  }
-  return parsed.range.text;
-}
-
-/** A protocol number, or null for `any`. */
-function protocol(y: YamlFile, node: YamlNode): number | null {
-  const v = isScalar(node) ? node.value : null;
-  if (typeof v === 'string') {
-    const name = v.toLowerCase();
-    if (name === 'any') return null;
-    if (name in PROTOCOL_NUMBERS) return PROTOCOL_NUMBERS[name as keyof typeof PROTOCOL_NUMBERS];
-  }
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,3}$/.test(v) ? Number(v) : NaN;
-  if (!(Number.isInteger(n) && n >= 0 && n <= 255)) y.fail(node, 'tcp, udp, icmp, icmpv6, any or a protocol number 0-255', 'protocol', describe(node));
-  return n;
-}
-
-function portRange(y: YamlFile, node: YamlNode): PortRange {
-  const v = isScalar(node) ? node.value : null;
-  let lo = NaN;
-  let hi = NaN;
-  if (typeof v === 'number') {
-    lo = hi = v;
-  } else if (typeof v === 'string') {
-    const m = PORT_RANGE_PATTERN.exec(v.trim());
-    if (m) [lo, hi] = [Number(m[1]), Number(m[2])];
-    else if (/^\d{1,5}$/.test(v.trim())) lo = hi = Number(v);
-  }
-  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && hi <= 65535 && lo <= hi)) {
-    y.fail(node, 'a port 0-65535 or a range "LO-HI" with LO <= HI', 'dst_port', describe(node));
-  }
-  return { lo, hi };
-}
-
-function endpoint(y: YamlFile, node: YamlNode): bigint {
-  const m = ENDPOINT_PATTERN.exec(scalarText(node) ?? '');
-  const id = m ? BigInt(`0x${m[1]}`) : -1n;
-  if (id < 0n || id > MAX_U64) {
-    y.fail(node, 'a GWLB endpoint id (vpce- or eni- and up to 17 hex digits that fit 64 bits, e.g. vpce-0123456789abcdef0)', 'endpoint', describe(node));
-  }
-  return id;
-}
-
-function namePattern(y: YamlFile, node: YamlNode, name: string): string {
-  const text = isScalar(node) && typeof node.value === 'string' ? node.value : null;
-  const parsed = text === null ? null : parseNamePattern(text);
-  if (parsed === null || !parsed.ok) {
-    y.fail(node, 'a host name pattern (example.com, .example.com or *.example.com)', name, `${describe(node)}${parsed && !parsed.ok ? ` (${parsed.problem})` : ''}`);
-  }
-  return patternText(parsed.pattern);
 }
 
 interface Settings {
