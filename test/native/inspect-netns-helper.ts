@@ -53,8 +53,10 @@ function run(options: InspectHelperOptions, rule: InspectHelperRule): void {
     midstreamFlows = 0,
     injected = 0;
   const end = (e: InspectFlowEndEvent): void => {
-    const { flow, handle: _h, eni: _e, ...rest } = e;
-    flowEnds.push({ ...rest, flow: String(flow) });
+    const rest: Partial<InspectFlowEndEvent> = { ...e };
+    delete rest.handle;
+    delete rest.eni;
+    flowEnds.push({ ...(rest as Omit<InspectFlowEndEvent, 'flow' | 'handle' | 'eni'>), flow: String(e.flow) });
   };
   const decide = (e: InspectPacketEvent, verdicts: InspectVerdict[]): void => {
     if (e.first) {
