@@ -44,41 +44,8 @@ if [ -n "$PEER" ]; then CMDS[peer]=$PEER; ORDER+=(peer); fi
 # The same seed every run: the same 4 endpoints, created once by the warm-up run.
 # 64 source ports, as GWLB varies its port per flow (spreads over --udpthreads).
 emu() { ip netns exec "$NS_G" $GH emu --bind 192.0.2.1 --target 192.0.2.2 --enis 4 --flows 1000 --v6 20 --sports 64 --seed 1 --json --quiet "$@" | tail -n 1; }
-HZ=$(getconf CLK_TCK)
+# shellcheck source=bench/lib/cpu-per-packet.sh
+source "$ROOT/bench/lib/cpu-per-packet.sh"
 
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); fixed rate $RATE pps for $DURATION s, $ROUNDS rounds alternating"
-declare -A CPU_SUM PK_SUM LOSS BEST
-for SIZE in $SIZES; do
-  for name in "${ORDER[@]}"; do CPU_SUM[$name]=0; PK_SUM[$name]=0; LOSS[$name]=""; done
-  for round in $(seq "$ROUNDS"); do
-    for name in "${ORDER[@]}"; do
-      start_appliance "${CMDS[$name]}" "$name"
-      emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null # warm-up: endpoints created, hooks run
-      t0=$(cpu_ticks "$APID")
-      out=$(emu --rate "$RATE" --duration "$DURATION" --size "$SIZE")
-      t1=$(cpu_ticks "$APID")
-      stop_appliance
-      CPU_SUM[$name]=$((CPU_SUM[$name] + t1 - t0))
-      PK_SUM[$name]=$((PK_SUM[$name] + $(json_field "$out" sent_good)))
-      LOSS[$name]="${LOSS[$name]} $(json_field "$out" loss_pct)%"
-    done
-  done
-  if [ -n "$SEARCH" ]; then
-    for name in "${ORDER[@]}"; do
-      start_appliance "${CMDS[$name]}" "$name"
-      emu --rate 1000 --duration 1 --size "$SIZE" >/dev/null
-      BEST[$name]=$(json_field "$(emu --search "$SEARCH" --duration "$SEARCH_S" --size "$SIZE")" best_pps)
-      stop_appliance
-    done
-  fi
-  echo "size $SIZE bytes:"
-  for name in "${ORDER[@]}"; do
-    node -e '
-      const [name, ticks, pk, hz, echoTicks, echoPk, loss, best] = process.argv.slice(1);
-      const us = (t, p) => (Number(t) / Number(hz)) * 1e6 / Math.max(1, Number(p));
-      const mine = us(ticks, pk), floor = us(echoTicks, echoPk);
-      console.log(`  ${name.padEnd(10)} CPU ${mine.toFixed(3)} us/packet (${(mine / floor).toFixed(2)}x the reflector), loss per run:${loss}` +
-        (best ? `, highest loss-free rate ${best} pps` : ""));
-    ' "$name" "${CPU_SUM[$name]}" "${PK_SUM[$name]}" "$HZ" "${CPU_SUM[echo]}" "${PK_SUM[echo]}" "${LOSS[$name]}" "${BEST[$name]:-}"
-  done
-done
+measure_cpu_per_packet
