@@ -4,6 +4,8 @@
  */
 import { GatehouseError } from '../errors';
 import { runEmuCommand, type CommandIo } from '../emu/command';
+import { runInspectCommand } from '../inspect/command';
+import { runPolicyCommand } from '../inspect/policy';
 import { runLabCommand } from './lab-command';
 import { runStart } from './start';
 import { runTunnelCommand } from '../tunnel/command';
@@ -14,11 +16,13 @@ Commands:
   emu       a local Gateway Load Balancer: load generator and checker,
             reflector (--echo), and the lab's GWLB (emu gateway)
   tunnel    GWLB target: GENEVE <-> per-endpoint TUN pairs + hook scripts (gwlbtun drop-in)
+  inspect   GWLB target with the policy engine in-process: a verdict per flow, EVE logs
+  policy    check a policy file, test it against a flow, import a domain list
   lab       a local AWS network in namespaces: lab up | exec | status | down
   start     bring a lab up, send traffic through it and explain (npm start)
   version   print the version
 
-Planned (see the issues): inspect, proxy, ingress.
+Planned (see the issues): proxy, ingress.
 Run 'gatehouse <command> --help' for a command's options.
 `;
 
@@ -67,6 +71,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'tunnel':
       return runTunnelCommand(rest, io);
     case 'inspect':
+      return runInspectCommand(rest, io);
+    case 'policy':
+      return runPolicyCommand(rest, io);
     case 'proxy':
     case 'ingress':
       io.stderr(`gatehouse ${command}: not in this release yet; it is planned (see the project's issues). Try 'gatehouse lab up' and 'gatehouse emu'.`);
