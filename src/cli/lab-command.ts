@@ -58,7 +58,7 @@ const UP_HELP = `Usage: gatehouse lab up [--name NAME] [--two-arm] [--appliance 
   --json             print the lab's details as JSON
 
 The internet host serves http:// and https:// (self-signed, by SNI) for
-www.example.com, api.example.com and blocked.example.net, and answers DNS for
+www.example.com, api.example.com, blocked.example.net and api.allowed.test, and answers DNS for
 them; every lab host resolves names with it. Traffic from app to internet
 crosses the emulated GWLB and the appliance, GENEVE-encapsulated.
 State, logs and gateway.json: /run/gatehouse/lab/<name>/.

@@ -70,7 +70,7 @@ export const LAB_ADDRESSES = {
 } as const;
 
 /** Names the internet host serves (HTTP, HTTPS by SNI, DNS). */
-export const LAB_SITE_NAMES = ['www.example.com', 'api.example.com', 'blocked.example.net'] as const;
+export const LAB_SITE_NAMES = ['www.example.com', 'api.example.com', 'blocked.example.net', 'api.allowed.test'] as const;
 
 /** Interface names inside each namespace are `veth-<peer host>`. */
 export function vethName(peer: LabHost): string {

@@ -40,6 +40,7 @@ test('dnsmasq listens on the internet host addresses only and reads no system fi
     '--host-record=www.example.com,203.0.113.10,2001:db8:200::10',
     '--host-record=api.example.com,203.0.113.10,2001:db8:200::10',
     '--host-record=blocked.example.net,203.0.113.10,2001:db8:200::10',
+    '--host-record=api.allowed.test,203.0.113.10,2001:db8:200::10',
   ]);
   assert.ok(argv.includes('--pid-file=/run/gatehouse/lab/x/dnsmasq.pid'));
 });
