@@ -689,8 +689,9 @@ void Tunnel::UdpLoop(UdpWorker* w) {
       const TunnelFlowSource fs{d, g.header_len, source, local, ntohs(from[size_t(i)].sin_port)};
       // The cap is checked against the count at the batch's start plus this
       // batch's new flows: other threads may overshoot it by a batch each.
-      const bool may_create = c.Get(kTnFlowsActive) + bc.flows_created < cfg_.max_flows;
-      const auto up = ep->flows.Upsert(pf.key, fs, uint32_t(now), may_create);
+      const auto up = ep->flows.Upsert(pf.key, fs, uint32_t(now), [&] {
+        return c.Get(kTnFlowsActive) + bc.flows_created < cfg_.max_flows;
+      });
       if (up == TunnelFlowTable::Upserted::kCreated) {
         bc.flows_created++;
       } else if (up == TunnelFlowTable::Upserted::kRefused) {

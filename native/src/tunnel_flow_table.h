@@ -66,11 +66,12 @@ class TunnelFlowTable {
 
   enum class Upserted { kRefreshed, kCreated, kRefused };
 
-  // Records the flow of an inbound packet: creates it (when `may_create`;
-  // kRefused otherwise), or refreshes its last-seen time and replaces its
+  // Records the flow of an inbound packet: creates it (when `may_create()`,
+  // asked only then; kRefused otherwise), or refreshes its last-seen time and replaces its
   // header and addressing when GWLB changed them (a rebalanced flow arrives
   // from another GWLB node, or with a new cookie).
-  Upserted Upsert(const FlowKey& key, const TunnelFlowSource& src, uint32_t now_ms, bool may_create) {
+  template <typename MayCreate>
+  Upserted Upsert(const FlowKey& key, const TunnelFlowSource& src, uint32_t now_ms, MayCreate may_create) {
     const uint64_t hash = Hash(key);
     Shard& s = shards_[hash % kShards];
     const uint32_t tag = uint32_t(hash >> 32);
@@ -87,7 +88,7 @@ class TunnelFlowTable {
         e->SetHeader(src.header, src.header_len);
       return Upserted::kRefreshed;
     }
-    if (!may_create) return Upserted::kRefused;
+    if (!may_create()) return Upserted::kRefused;
     Entry* e = s.Insert(key, tag);
     e->gwlb_addr = src.gwlb_addr;
     e->local_addr = src.local_addr;
