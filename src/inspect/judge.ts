@@ -514,7 +514,10 @@ export class FlowJudge {
     this.counts.errors++;
     this.log?.error('flow', 'could not judge an event; dropping its flow', { type: e.type, error: (err as Error)?.message ?? String(err) });
     if (e.type !== 'packet') return;
+    // A verdict already made for this flow in the batch gives way to the drop.
+    for (let i = verdicts.length - 1; i >= 0; i--) if (verdicts[i].flow === e.flow) verdicts.splice(i, 1);
     this.inspecting.delete(e.flow);
+    this.tapped.delete(e.flow);
     this.decided.set(e.flow, Object.freeze({ verdict: 'drop', alerted: false, appProto: undefined }));
     verdicts.push({ flow: e.flow, handle: e.handle, action: 'drop' });
   }
