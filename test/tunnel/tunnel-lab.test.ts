@@ -11,12 +11,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EmuReport } from '../../src/emu/report';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
 import { LAB_ADDRESSES, labDown, labExecCapture, labUp, type LabInfo } from '../../src/lab';
 import { CLI_MAIN, PACKAGE_ROOT } from '../../src/lab/programs';
 import { skipUnlessNetAdmin } from '../helpers/system';
-import { assertLabGone, pidAlive, uniqueLabName } from '../lab/lab-helpers';
+import { applianceHealth, assertLabGone, labEmu, pidAlive, uniqueLabName, waitFor } from '../lab/lab-helpers';
 
 const HOOKS = resolve(PACKAGE_ROOT, 'examples', 'hooks');
 
@@ -54,32 +53,8 @@ async function tunnelLab(t: TestContext, opts: { tunnelArgs: string[]; twoArm?: 
   return labUp({ name: lab, twoArm: opts.twoArm, appliance: `${opts.env ?? ''} exec ${cmd}` });
 }
 
-async function emu(lab: string, args: string[]): Promise<EmuReport> {
-  const r = await labExecCapture(
-    lab,
-    'gwlb',
-    [process.execPath, CLI_MAIN, 'emu', '--bind', LAB_ADDRESSES.gwlb.loadGenerator.v4, '--target', LAB_ADDRESSES.appliance.v4, '--json', '--quiet', ...args],
-    90_000,
-  );
-  assert.equal(r.code, 0, `emu failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as EmuReport;
-}
-
-async function health(lab: string, path = '/'): Promise<{ code: number; body: string }> {
-  const r = await labExecCapture(lab, 'appliance', ['curl', '-s', '-m', '3', '-w', '\n%{http_code}', `http://127.0.0.1:8080${path}`], 10_000);
-  const lines = r.stdout.split('\n');
-  return { code: Number(lines.pop()), body: lines.join('\n') };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const emu = labEmu;
+const health = applianceHealth;
 
 async function tunnelLinks(lab: string): Promise<string[]> {
   const r = await labExecCapture(lab, 'appliance', ['ip', '-o', 'link', 'show'], 10_000);
