@@ -455,6 +455,6 @@ export class InspectApp {
     await this.eve?.close();
     await this.server?.close();
     this.counterBlock?.close();
-    this.log.important('core', 'stopped', { flows_logged: open.length });
+    if (this.engine) this.log.important('core', 'stopped', { flows_logged: open.length });
   }
 }
