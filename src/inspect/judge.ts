@@ -94,6 +94,7 @@ export const PAYLOAD_STALL_MS = 5_000;
 
 const TCP = 6;
 const UDP = 17;
+const NO_BYTES = new Uint8Array(0);
 
 export interface FlowJudgeStats {
   /** Packet events handled (first packets, payload packets, tapped answers). */
@@ -127,7 +128,10 @@ interface Inspecting {
   ref: InspectFlowRef;
   tuple: EveFlowTuple;
   facts: FlowFacts;
-  client: TcpStream;
+  /** The client's bytes, once it sent some (most flows of a SYN flood never do). */
+  client: TcpStream | null;
+  /** Where the client's data starts: after its SYN, or at the first seq seen mid-stream. */
+  clientStart: number | undefined;
   /** The first payload seq the server sent (held, so the client has not seen it). */
   serverStart: number | undefined;
   serverSpoke: boolean;
@@ -280,7 +284,8 @@ export class FlowJudge {
       ref: { flow: e.flow, handle: e.handle },
       tuple,
       facts,
-      client: new TcpStream(TLS_HELLO_MAX_BYTES),
+      client: null,
+      clientStart: undefined,
       serverStart: undefined,
       serverSpoke: false,
       payloadEvents: 0,
@@ -297,8 +302,12 @@ export class FlowJudge {
     // Data on a SYN (TCP Fast Open) starts one after its seq.
     const dataSeq = (e.seq + (syn ? 1 : 0)) >>> 0;
     if (e.fromClient) {
-      if (syn || e.payload.length > 0) state.client.begin(dataSeq);
-      state.client.add(dataSeq, e.payload);
+      state.clientStart ??= dataSeq;
+      if (e.payload.length > 0) {
+        state.client ??= new TcpStream(TLS_HELLO_MAX_BYTES);
+        state.client.begin(state.clientStart);
+        state.client.add(dataSeq, e.payload);
+      }
     } else if (e.payload.length > 0) {
       state.serverSpoke = true;
       state.serverStart ??= dataSeq;
@@ -334,8 +343,8 @@ export class FlowJudge {
       return fromPayload(classifyPayload('udp', state.facts.dstPort, first), state.facts.protocol);
     }
     if (state.facts.protocol !== TCP) return { app: { kind: 'other' }, eve: undefined };
-    const stream = state.client.bytes();
-    const noMore = forced || state.serverSpoke || state.payloadEvents >= this.payloadUpcalls || state.client.full;
+    const stream = state.client?.bytes() ?? NO_BYTES;
+    const noMore = forced || state.serverSpoke || state.payloadEvents >= this.payloadUpcalls || state.client?.full === true;
     if (stream.length === 0) return noMore && state.payloadEvents > 0 ? { app: { kind: 'other' }, eve: {} } : { app: undefined, eve: undefined };
     const payload = classifyPayload('tcp', state.facts.dstPort, stream);
     if (payload.incomplete && !noMore) return { app: undefined, eve: undefined };
@@ -405,7 +414,7 @@ export class FlowJudge {
     const blocked = action === 'drop' || action === 'reject';
     const alerted = blocked || action === 'alert' || mismatch !== undefined;
     if (action === 'reject') {
-      const packets = rejectPackets(state.last, { receiverNextSeq: state.last.fromClient ? state.client.start : state.serverStart });
+      const packets = rejectPackets(state.last, { receiverNextSeq: state.last.fromClient ? state.clientStart : state.serverStart });
       if (packets.length > 0) this.port.inject(state.ref.flow, state.ref.handle, packets);
     }
     const tap = !blocked && this.policyNow.usesVerifyDns && isDnsFlow(state.facts);
@@ -445,7 +454,8 @@ export class FlowJudge {
 
   /** Keeps what the flow event will need, unless the engine's own verdict already says it. */
   private remember(flow: bigint, action: Action, alerted: boolean, eve: EveAppFacts | undefined): void {
-    const appProto = eve === undefined ? undefined : eve.tls ? 'tls' : eve.http ? 'http' : eve.dns ? 'dns' : 'failed';
+    // app_proto "failed" (payload seen, nothing recognised: most UDP) is not worth an entry per flow; the flow event omits it.
+    const appProto = eve === undefined ? undefined : eve.tls ? 'tls' : eve.http ? 'http' : eve.dns ? 'dns' : undefined;
     if (appProto === undefined && ((action === 'allow' && !alerted) || (action === 'drop' && alerted))) return;
     const key = `${action} ${alerted} ${appProto ?? ''}`;
     let record = this.interned.get(key);
