@@ -169,7 +169,15 @@ export class TunnelApp {
       destroy_hook: o.destroyScript ?? 'none',
       endpoint_idle_s: o.endpointIdleTimeoutS,
       flow_idle_s: o.flowIdleTimeoutS,
+      max_flows: o.maxFlows,
     });
+    if (o.gwlbCidrs.length === 0) {
+      // The limits bound what a stranger can make us create, but a stranger
+      // who keeps re-sending made-up endpoint ids keeps their slots.
+      this.log.warning('core', 'GENEVE is accepted from any address: set --gwlb-cidr to the GWLB subnet so only GWLB can create endpoints', {
+        max_endpoints: o.maxEndpoints,
+      });
+    }
   }
 
   private async tick(): Promise<void> {

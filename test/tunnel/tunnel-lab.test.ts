@@ -131,6 +131,7 @@ test('tunnel in the lab: passthrough load, names and hook arguments, health, mal
     assert.equal(m.code, 200);
     assert.match(m.body, /^gatehouse_tunnel_rx_packets_total \d+$/m);
     assert.match(m.body, /^gatehouse_tunnel_endpoint_rx_packets_total\{endpoint="vpce-[0-9a-f]{17}"\} \d+$/m);
+    assert.match(readFileSync(info.logs.appliance, 'utf8'), /warning \[core\] GENEVE is accepted from any address: set --gwlb-cidr/);
   });
 
   await t.test('--malformed 20 at load: none comes back, no good packet lost, still up', async () => {
@@ -212,8 +213,10 @@ test('tunnel -t 3: inbound-only traffic keeps the endpoint; silence destroys it;
     dir,
     `if [ "$1" = CREATE ]; then sysctl -qw "net.ipv4.conf.$2.forwarding=0"; if [ -e ${slow} ]; then sleep 3; fi; fi`,
   );
-  const info = await tunnelLab(t, { tunnelArgs: ['-c', hook.path, '-r', hook.path, '-t', '3'] });
+  // The lab's GWLB sends from 192.0.2.1: --gwlb-cidr lets it in (and silences the start warning).
+  const info = await tunnelLab(t, { tunnelArgs: ['-c', hook.path, '-r', hook.path, '-t', '3', '--gwlb-cidr', '192.0.2.0/30'] });
   const lab = info.name;
+  assert.doesNotMatch(readFileSync(info.logs.appliance, 'utf8'), /set --gwlb-cidr/);
   // 8 s of pings at 5 per second: none answered, the endpoint must stay.
   await labExecCapture(lab, 'app', ['ping', '-c', '40', '-i', '0.2', '-W', '1', LAB_ADDRESSES.internet.v4], 30_000);
   assert.deepEqual(recorded(hook.record).map((a) => a[0]), ['CREATE']);
