@@ -427,7 +427,7 @@ export class FlowJudge {
           {
             action: blocked ? 'blocked' : 'allowed',
             signatureId: rule?.sid ?? setting?.sid ?? SID_BASE,
-            signature: mismatch ?? rule?.message ?? `${setting?.text ?? reason}: ${action}`,
+            signature: mismatch ?? rule?.message ?? setting?.text ?? reason,
           },
           judged.eve,
           new Date(this.clock()),

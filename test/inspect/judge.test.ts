@@ -141,7 +141,7 @@ test('default deny at the first packet: drop, an alert "default deny" and a flow
   judge.handle([f.packet({ first: true, payload: new Uint8Array([1, 2, 3]) })]);
   assert.deepEqual(port.of(f.id), ['drop']);
   const [alert] = eve.ofType('alert');
-  assert.deepEqual(alert.alert, { action: 'blocked', gid: 1, signature_id: SETTING_SIGNATURES.default.sid, rev: 1, signature: 'default deny: drop', category: '', severity: 3 });
+  assert.deepEqual(alert.alert, { action: 'blocked', gid: 1, signature_id: SETTING_SIGNATURES.default.sid, rev: 1, signature: 'default deny', category: '', severity: 3 });
   assert.equal(alert.app_proto, 'failed');
   judge.handle([f.end('drop', { pktsToClient: 0 })]);
   const [flow] = eve.ofType('flow');
@@ -215,7 +215,7 @@ test('HTTP by Host from a real curl request; an unknown name is dropped with htt
   const [alert] = eve.ofType('alert');
   assert.equal(alert.src_port, 40001);
   assert.deepEqual(alert.http, { hostname: 'www.example.net' });
-  assert.equal(alert.alert.signature, 'default deny: drop');
+  assert.equal(alert.alert.signature, 'default deny');
 });
 
 test('UDP DNS from dig: decided at the first packet; an alert rule lets it through and logs dns{rrname, rrtype}', async (t) => {
