@@ -19,7 +19,7 @@ import {
   type GenevePacket,
   type GwlbFields,
 } from './types';
-import { checkInteger, checkU64, expected, invalidArg } from './validate';
+import { checkBoolean, checkInteger, checkU64, expected, invalidArg } from '../validate';
 
 /** Bytes the options take on the wire (option headers included). */
 export function optionsLength(options: readonly GeneveOption[]): number {
@@ -35,27 +35,27 @@ export function geneveHeaderLength(p: Pick<GenevePacket, 'options'>): number {
 
 function checkOption(o: GeneveOption, i: number): void {
   const name = `options[${i}]`;
-  if (typeof o !== 'object' || o === null) throw invalidArg('an option object', name, o);
-  checkInteger(o.optClass, 0, 0xffff, `${name}.optClass`);
-  checkInteger(o.type, 0, 0xff, `${name}.type`);
+  if (typeof o !== 'object' || o === null) invalidArg('an option object', name, o);
+  checkInteger(`${name}.optClass`, o.optClass, 0, 0xffff);
+  checkInteger(`${name}.type`, o.type, 0, 0xff);
   if (!(o.data instanceof Uint8Array) || o.data.length % 4 !== 0 || o.data.length > GENEVE_MAX_OPTION_DATA) {
-    throw invalidArg(`a Uint8Array of a multiple of 4 bytes, at most ${GENEVE_MAX_OPTION_DATA}`, `${name}.data`, o.data);
+    invalidArg(`a Uint8Array of a multiple of 4 bytes, at most ${GENEVE_MAX_OPTION_DATA}`, `${name}.data`, o.data);
   }
 }
 
 function checkPacket(p: GenevePacket): void {
-  if (typeof p !== 'object' || p === null) throw invalidArg('a GENEVE packet object', 'packet', p);
-  if (typeof p.oam !== 'boolean') throw invalidArg('a boolean', 'oam', p.oam);
-  if (typeof p.critical !== 'boolean') throw invalidArg('a boolean', 'critical', p.critical);
-  checkInteger(p.protocol, 0, 0xffff, 'protocol');
-  checkInteger(p.vni, 0, 0xffffff, 'vni');
-  if (!Array.isArray(p.options)) throw invalidArg('an array of options', 'options', p.options);
+  if (typeof p !== 'object' || p === null) invalidArg('a GENEVE packet object', 'packet', p);
+  checkBoolean('oam', p.oam);
+  checkBoolean('critical', p.critical);
+  checkInteger('protocol', p.protocol, 0, 0xffff);
+  checkInteger('vni', p.vni, 0, 0xffffff);
+  if (!Array.isArray(p.options)) invalidArg('an array of options', 'options', p.options);
   p.options.forEach(checkOption);
   const total = optionsLength(p.options);
   if (total > GENEVE_MAX_OPTIONS_LENGTH) {
-    throw expected(`at most ${GENEVE_MAX_OPTIONS_LENGTH} bytes of options (headers included)`, 'options', `${total} bytes`);
+    expected(`at most ${GENEVE_MAX_OPTIONS_LENGTH} bytes of options (headers included)`, 'options', `${total} bytes`);
   }
-  if (!(p.inner instanceof Uint8Array)) throw invalidArg('a Uint8Array', 'inner', p.inner);
+  if (!(p.inner instanceof Uint8Array)) invalidArg('a Uint8Array', 'inner', p.inner);
 }
 
 /** Builds the GENEVE datagram (the UDP payload) for `p`. */
@@ -81,9 +81,9 @@ export function encodeGeneve(p: GenevePacket): Buffer {
 
 /** The three options GWLB sends, in the order it sends them: ENI (1), attachment (2), cookie (3). */
 export function gwlbOptions(f: GwlbFields): GeneveOption[] {
-  checkU64(f.eni, 'eni');
-  checkU64(f.attachment, 'attachment');
-  checkInteger(f.cookie, 0, 0xffffffff, 'cookie');
+  checkU64('eni', f.eni);
+  checkU64('attachment', f.attachment);
+  checkInteger('cookie', f.cookie, 0, 0xffffffff);
   const eni = new Uint8Array(8);
   const attachment = new Uint8Array(8);
   const cookie = new Uint8Array(4);

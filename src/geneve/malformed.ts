@@ -22,7 +22,7 @@ import {
   GENEVE_OPTION_HEADER_LENGTH,
   type GenevePacket,
 } from './types';
-import { expected, invalidArg } from './validate';
+import { expected, invalidArg } from '../validate';
 
 /** EtherType of Transparent Ethernet Bridging: a real GENEVE payload, just not one GWLB sends. */
 const ETHERTYPE_TEB = 0x6558;
@@ -122,7 +122,7 @@ function withProtocol(good: Uint8Array, protocol: number): Uint8Array {
  */
 export function malformedDatagram(reason: GeneveReason, good: Uint8Array): Uint8Array {
   const decoded = decodeGeneve(good);
-  if (!decoded.ok) throw expected('a valid GWLB GENEVE datagram', 'good', `one rejected as ${decoded.reason}`);
+  if (!decoded.ok) expected('a valid GWLB GENEVE datagram', 'good', `one rejected as ${decoded.reason}`);
   const l = layoutOf(decoded.value);
   switch (reason) {
     case 'truncated_header':
@@ -158,6 +158,6 @@ export function malformedDatagram(reason: GeneveReason, good: Uint8Array): Uint8
       // One byte short of the smallest header: the version nibble still agrees.
       return new Uint8Array(good.subarray(0, l.headerLen + (l.protocol === ETHERTYPE_IPV4 ? 19 : 39)));
     default:
-      throw invalidArg('one of GENEVE_REASONS', 'reason', reason);
+      return invalidArg('one of GENEVE_REASONS', 'reason', reason);
   }
 }

@@ -10,7 +10,7 @@
  * A 64-bit id needs at most 11 digits: "gwi-" + 11 = 15 characters, Linux's
  * IFNAMSIZ - 1.
  */
-import { checkU64 } from '../geneve/validate';
+import { checkU64 } from '../validate';
 
 export const BASE60_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX';
 export const INGRESS_PREFIX = 'gwi-';
@@ -20,7 +20,7 @@ export const MAX_INTERFACE_NAME = 15;
 
 /** 0n -> "0", 59n -> "X", 60n -> "10", 2^64-1 -> "uur953OEv0f". */
 export function toBase60(id: bigint): string {
-  checkU64(id, 'id');
+  checkU64('id', id);
   let rest = id;
   let text = '';
   do {

@@ -61,22 +61,22 @@ const INVALID: { name: string; packet: GenevePacket; message: string }[] = [
   {
     name: 'option class over 16 bits',
     packet: gwlbPacket({ options: [{ optClass: 0x10000, type: 1, data: new Uint8Array(0) }] }),
-    message: 'Expected an integer between 0 and 65535 for options[0].optClass but received 65536 of type number',
+    message: 'Expected integer between 0 and 65535 for options[0].optClass but received 65536 of type number',
   },
   {
     name: 'option type over 8 bits',
     packet: gwlbPacket({ options: [{ optClass: 1, type: 256, data: new Uint8Array(0) }] }),
-    message: 'Expected an integer between 0 and 255 for options[0].type but received 256 of type number',
+    message: 'Expected integer between 0 and 255 for options[0].type but received 256 of type number',
   },
   {
     name: 'VNI over 24 bits',
     packet: gwlbPacket({ vni: 0x1000000 }),
-    message: 'Expected an integer between 0 and 16777215 for vni but received 16777216 of type number',
+    message: 'Expected integer between 0 and 16777215 for vni but received 16777216 of type number',
   },
   {
     name: 'fractional protocol',
     packet: gwlbPacket({ protocol: 1.5 }),
-    message: 'Expected an integer between 0 and 65535 for protocol but received 1.5 of type number',
+    message: 'Expected integer between 0 and 65535 for protocol but received 1.5 of type number',
   },
 ];
 
@@ -89,11 +89,11 @@ for (const c of INVALID) {
 test('gwlbOptions refuses values that do not fit their fields', () => {
   assert.throws(() => gwlbOptions({ ...GWLB_FIELDS, eni: 1n << 64n }), {
     code: 'ERR_INVALID_ARG',
-    message: 'Expected a bigint between 0 and 2^64-1 for eni but received 18446744073709551616 of type bigint',
+    message: 'Expected bigint between 0 and 2^64-1 for eni but received 18446744073709551616 of type bigint',
   });
   assert.throws(() => gwlbOptions({ ...GWLB_FIELDS, attachment: -1n }), { code: 'ERR_INVALID_ARG' });
   assert.throws(() => gwlbOptions({ ...GWLB_FIELDS, cookie: 2 ** 32 }), {
     code: 'ERR_INVALID_ARG',
-    message: 'Expected an integer between 0 and 4294967295 for cookie but received 4294967296 of type number',
+    message: 'Expected integer between 0 and 4294967295 for cookie but received 4294967296 of type number',
   });
 });

@@ -21,12 +21,12 @@ test('parseEniId refuses what is not an ENI id', () => {
   for (const bad of ['', 'vpce-', '0x12', '001234567890abcdef0', 'g', 'eni-0123', ' 12']) {
     assert.throws(() => parseEniId(bad), {
       code: 'ERR_INVALID_ARG',
-      message: `Expected 1 to 17 hex digits, optionally after "vpce-", for eni id but received '${bad}' of type string`,
+      message: `Expected 1 to 17 hex digits, optionally after "vpce-", for eni id but received "${bad}" of type string`,
     });
   }
   assert.throws(() => parseEniId('10000000000000000'), {
     code: 'ERR_INVALID_ARG',
-    message: "Expected an ENI id that fits in 64 bits for eni id but received '10000000000000000' of type string",
+    message: 'Expected an ENI id that fits in 64 bits for eni id but received "10000000000000000" of type string',
   });
 });
 

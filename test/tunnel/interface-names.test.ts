@@ -102,7 +102,7 @@ test('eniFromInterfaceName refuses names gwlbtun could not have made', () => {
 });
 
 test('toBase60 refuses values that are not a u64', () => {
-  assert.throws(() => toBase60(-1n), { code: 'ERR_INVALID_ARG', message: 'Expected a bigint between 0 and 2^64-1 for id but received -1 of type bigint' });
+  assert.throws(() => toBase60(-1n), { code: 'ERR_INVALID_ARG', message: 'Expected bigint between 0 and 2^64-1 for id but received -1 of type bigint' });
   assert.throws(() => toBase60(1n << 64n), { code: 'ERR_INVALID_ARG' });
   assert.throws(() => toBase60(5 as unknown as bigint), { code: 'ERR_INVALID_ARG' });
 });
