@@ -8,20 +8,21 @@
  * A policy file change reloads too; a file that does not load is refused
  * and the running policy stays.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { eniIdToEndpointId } from '../geneve';
 import { GENEVE_REASONS } from '../geneve/reasons';
 import type { InspectEvent } from '../native/binding';
-import { startInspect, type Inspect, type InspectCounterName } from '../native/inspect';
+import { startInspect, type Inspect } from '../native/inspect';
 import { monotonicMs } from '../native/tunnel';
 import { composeHealth, type HealthCheck, type HealthReport } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
-import { registerCounterBlock, type CounterBlockSet } from '../observe/metrics';
+import type { CounterBlockSet } from '../observe/metrics';
 import { DROP_WINDOW_S, RECEIVE_DROP_THRESHOLD, WORKER_STALL_MS } from '../tunnel/command';
 import { EveWriter } from './eve';
 import { FlowJudge } from './judge';
 import { NameAddressCache, NameVerifier } from './names';
+import { registerInspectMetrics } from './metrics';
 import { INSPECT_HELP, INSPECT_LOG_SECTIONS, parseInspectOptions, type InspectCliOptions, type InspectLogSection } from './options';
 import { PolicySource, type Policy, type ReloadResult } from './policy';
 
@@ -37,21 +38,6 @@ export const INSPECT_ENGINE = {
 /** How often the name cache drops expired records (ticks of one second). */
 const CACHE_PRUNE_TICKS = 60;
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
-
-const COUNTER_HELP: Readonly<Partial<Record<InspectCounterName, string>>> = {
-  rx_packets: 'GENEVE datagrams received, valid or not',
-  tx_packets: 'datagrams sent back to GWLB (allowed, released from hold, injected)',
-  rx_overflow: 'datagrams the kernel dropped because a receive socket buffer was full',
-  flows_active: 'flows in the flow table',
-  upcalls: 'packet events handed to the policy (first packets, payload packets, tapped DNS answers)',
-  upcalls_dropped: 'packet events that found the event queue full (the flow asks again with its next packet)',
-  held: 'packets held waiting for a verdict',
-  held_dropped: "packets dropped because a pending flow's queue or the held-bytes budget was full",
-  passed_handshake: 'packets without payload passed while a flow was inspected',
-  verdict_allow_packets: 'packets sent by an allow verdict',
-  verdict_drop_packets: 'packets dropped by a drop verdict',
-  injected: 'packets injected (TCP resets, ICMP unreachables of reject verdicts)',
-};
 
 export interface InspectIo {
   stdout: (line: string) => void;
@@ -170,7 +156,7 @@ export class InspectApp {
       allowedSources: o.gwlbCidrs,
       onEvents: (events) => this.onEvents(events),
     });
-    this.registerMetrics(this.engine, this.judge);
+    this.counterBlock = registerInspectMetrics(this.metrics, { engine: this.engine, judge: this.judge, eve: this.eve, reloads: this.reloadCounts });
     if (o.healthPort !== undefined) {
       this.server = await startHealthServer({
         port: o.healthPort,
@@ -254,89 +240,6 @@ export class InspectApp {
       if (now - ep.lastSeenMs <= idleMs) continue;
       this.log.info('endpoint', 'endpoint idle: forgotten with its flows', { endpoint: eniIdToEndpointId(ep.eni), idle_s: Math.floor((now - ep.lastSeenMs) / 1000), flows: ep.flows });
       engine.forgetEndpoint(ep.eni);
-    }
-  }
-
-  private registerMetrics(engine: Inspect, judge: FlowJudge): void {
-    this.counterBlock = registerCounterBlock(this.metrics, {
-      prefix: 'gatehouse_inspect_',
-      help: { ...COUNTER_HELP },
-      block: engine.counters,
-      gauges: ['flows_active'],
-    });
-    const registers = [this.metrics];
-    new Counter({
-      name: 'gatehouse_inspect_verdicts_total',
-      help: 'flow decisions by action and rule (":default", ":midstream", ":tls-without-sni", ":tls-unparsable" when no rule decided)',
-      labelNames: ['action', 'rule'],
-      registers,
-      collect() {
-        this.reset();
-        for (const v of judge.verdicts()) this.inc({ action: v.action, rule: v.rule }, v.count);
-      },
-    });
-    new Counter({
-      name: 'gatehouse_inspect_mismatches_total',
-      help: 'verify_dns checks that failed: the name resolves elsewhere (mismatch) or not at all (unresolved)',
-      labelNames: ['result'],
-      registers,
-      collect() {
-        this.reset();
-        const s = judge.stats();
-        this.inc({ result: 'mismatch' }, s.mismatches);
-        this.inc({ result: 'unresolved' }, s.unresolved);
-      },
-    });
-    const reloads = this.reloadCounts;
-    new Counter({
-      name: 'gatehouse_inspect_policy_reloads_total',
-      help: 'policy reloads (file change or SIGHUP): loaded, or refused (the running policy stayed)',
-      labelNames: ['result'],
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ result: 'ok' }, reloads.ok);
-        this.inc({ result: 'refused' }, reloads.refused);
-      },
-    });
-    const judgeTotals = [
-      ['judge_errors', 'events the judge failed on (their flows were dropped)', 'errors'],
-      ['dns_records_learned', 'DNS answer records learned from allowed DNS flows (for verify_dns)', 'dnsRecordsLearned'],
-      ['stalled_flows', 'flows decided on partial payload after showing nothing new for a while', 'stalled'],
-    ] as const;
-    for (const [name, help, key] of judgeTotals) {
-      new Counter({
-        name: `gatehouse_inspect_${name}_total`,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(judge.stats()[key]);
-        },
-      });
-    }
-    new Gauge({
-      name: 'gatehouse_inspect_flows_inspecting',
-      help: 'flows waiting for their payload or for verify_dns',
-      registers,
-      collect() {
-        this.set(judge.stats().inspecting);
-      },
-    });
-    const eve = this.eve;
-    if (eve) {
-      new Counter({
-        name: 'gatehouse_inspect_eve_events_total',
-        help: 'EVE events: written, or dropped (the log fell behind or failed)',
-        labelNames: ['result'],
-        registers,
-        collect() {
-          this.reset();
-          const s = eve.stats();
-          this.inc({ result: 'written' }, s.written);
-          this.inc({ result: 'dropped' }, s.dropped);
-        },
-      });
     }
   }
 

@@ -34,8 +34,9 @@
 import type { InspectEvent, InspectFlowEndEvent, InspectFlowRef, InspectPacketEvent, InspectVerdict } from '../native/binding';
 import { alertEvent, flowEvent, type AppFacts as EveAppFacts, type EveEvent, type EveFlowReason, type EveFlowTuple, type FlowVerdict } from './eve';
 import type { DnsAnswerRecord, VerifyResult } from './names';
-import { classifyPayload, DNS_PORT, dnsTypeName, parseDnsMessage, parseDnsTcpStream, TLS_HELLO_MAX_BYTES, type DnsMessageResult, type PayloadFacts } from './parse';
-import { evaluate, SID_BASE, type Action, type AppFacts, type DecisionReason, type FlowFacts, type Policy, type PolicyDecision } from './policy';
+import { describeApp, fromPayload, isDnsFlow, NOTHING_YET, type Judged } from './app-facts';
+import { classifyPayload, parseDnsMessage, parseDnsTcpStream, TLS_HELLO_MAX_BYTES, type DnsMessageResult } from './parse';
+import { evaluate, SID_BASE, type Action, type DecisionReason, type FlowFacts, type Policy, type PolicyDecision } from './policy';
 import { rejectPackets, TCP_SYN } from './reject';
 import { TcpStream } from './stream';
 import type { Logger } from '../observe/log';
@@ -155,8 +156,6 @@ interface Tapped {
   packets: number;
   messages: number;
 }
-
-type Judged = { app: AppFacts; eve: EveAppFacts | undefined } | { app: undefined; eve: undefined };
 
 export class FlowJudge {
   private policyNow: Policy;
@@ -345,9 +344,9 @@ export class FlowJudge {
     if (state.facts.protocol !== TCP) return { app: { kind: 'other' }, eve: undefined };
     const stream = state.client?.bytes() ?? NO_BYTES;
     const noMore = forced || state.serverSpoke || state.payloadEvents >= this.payloadUpcalls || state.client?.full === true;
-    if (stream.length === 0) return noMore && state.payloadEvents > 0 ? { app: { kind: 'other' }, eve: {} } : { app: undefined, eve: undefined };
+    if (stream.length === 0) return noMore && state.payloadEvents > 0 ? { app: { kind: 'other' }, eve: {} } : NOTHING_YET;
     const payload = classifyPayload('tcp', state.facts.dstPort, stream);
-    if (payload.incomplete && !noMore) return { app: undefined, eve: undefined };
+    if (payload.incomplete && !noMore) return NOTHING_YET;
     return fromPayload(payload, state.facts.protocol);
   }
 
@@ -559,47 +558,4 @@ function flowOutcome(record: Decided | undefined, engine: InspectFlowEndEvent['v
   if (engine === 'allow') return { verdict: 'allow', alerted: false };
   if (engine === 'drop') return { verdict: 'drop', alerted: true };
   return { verdict: 'alert', alerted: false };
-}
-
-/** Policy facts and EVE facts from the parsers' answer (forced: an incomplete payload is what it is). */
-function fromPayload(p: PayloadFacts, protocol: number): Judged {
-  switch (p.app) {
-    case 'tls': {
-      const h = p.hello;
-      if (h.status === 'complete') {
-        return { app: { kind: 'tls', sni: h.sni }, eve: { tls: h.ech === 'none' ? { sni: h.sni } : { sni: h.sni, ech: h.ech } } };
-      }
-      return { app: { kind: 'tls-unparsable' }, eve: { tls: { sni: null } } };
-    }
-    case 'http': {
-      const host = p.request.status === 'complete' ? p.request.host : null;
-      return { app: { kind: 'http', host }, eve: { http: { hostname: host } } };
-    }
-    case 'dns': {
-      const m = p.messages[0];
-      const q = m?.status === 'complete' ? m.questions[0] : undefined;
-      if (q !== undefined) return { app: { kind: 'dns', query: q.name, qtype: q.type }, eve: { dns: { rrname: q.name, rrtype: dnsTypeName(q.type) } } };
-      return { app: { kind: 'other' }, eve: {} };
-    }
-    default:
-      return { app: { kind: 'other' }, eve: protocol === TCP || protocol === UDP ? {} : undefined };
-  }
-}
-
-function isDnsFlow(f: FlowFacts): boolean {
-  return (f.protocol === UDP || f.protocol === TCP) && f.dstPort === DNS_PORT;
-}
-
-function describeApp(app: AppFacts | undefined): string {
-  if (app === undefined) return 'none';
-  switch (app.kind) {
-    case 'tls':
-      return `tls sni=${app.sni ?? '-'}`;
-    case 'http':
-      return `http host=${app.host ?? '-'}`;
-    case 'dns':
-      return `dns ${app.query} ${dnsTypeName(app.qtype)}`;
-    default:
-      return app.kind;
-  }
 }
