@@ -18,9 +18,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { JsonLinesProcess, nodeInNamespace } from '../helpers/json-lines-process';
 import { createNamespaces, sh, skipUnlessNetAdmin, uniqueSuffix } from '../helpers/system';
 import { startGateway, GATEWAY_COUNTER_NAMES } from '../../src/native/gateway';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
@@ -47,77 +47,15 @@ const PORT_HIGH = 29999;
 
 // ---- helper processes inside namespaces ----
 
-class Helper {
-  readonly messages: HelperMessage[] = [];
-  private waiters: Array<() => void> = [];
-  private stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(readonly what: string, private readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        this.messages.push(JSON.parse(line) as HelperMessage);
-      } catch {
-        this.stderr += `(stdout) ${line}\n`;
-      }
-      for (const w of this.waiters) w();
-    });
-    proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => proc.on('close', (code) => {
-      for (const w of this.waiters) w();
-      resolve(code);
-    }));
-  }
-
-  /** Waits for a message matching `pred` (a bounded wait, not a timing assertion). */
-  async waitFor<T extends HelperMessage>(pred: (m: HelperMessage) => m is T, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.messages.find(pred);
-      if (found) return found;
-      if (this.proc.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`${this.what}: no expected message (exit ${this.proc.exitCode}); stderr: ${this.stderr}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 200);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      this.waiters = [];
-    }
-  }
-
-  send(line: string): void {
-    this.proc.stdin!.write(`${line}\n`);
-  }
-
-  /** The exit code, or a failure when the process has not exited within the bound. */
-  async exitCode(timeoutMs = 15_000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.what} did not exit; stderr: ${this.stderr}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  kill(): void {
-    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
-  }
-
+/** A gateway-netns-helper.js role (gateway, mirror, client...) running in a namespace. */
+class Helper extends JsonLinesProcess<HelperMessage> {
   events(): GatewayFlowEvent[] {
     return this.messages.flatMap((m) => (m.type === 'events' ? m.events : []));
   }
 }
 
 function startHelper(ns: string, args: string[]): Helper {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, HELPER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  return new Helper(`${args[0]} in ${ns}`, proc);
+  return new Helper(nodeInNamespace(ns, HELPER, args), `${args[0]} in ${ns}`, 15_000);
 }
 
 const isReady = (m: HelperMessage): m is { type: 'ready' } => m.type === 'ready';
@@ -135,9 +73,8 @@ async function countersWhen(gw: Helper, done: (c: Record<string, number>) => boo
   for (;;) {
     const before = gw.messages.length;
     gw.send('counters');
-    const isNewCounters = (m: HelperMessage): m is Extract<HelperMessage, { type: 'counters' }> =>
-      m.type === 'counters' && gw.messages.indexOf(m) >= before;
-    const { counters } = await gw.waitFor(isNewCounters);
+    const isCounters = (m: HelperMessage): m is Extract<HelperMessage, { type: 'counters' }> => m.type === 'counters';
+    const { counters } = await gw.waitFor(isCounters, before);
     if (done(counters) || Date.now() > deadline) return counters;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -470,7 +407,7 @@ test('gateway: attaches to an existing persistent TUN, expires idle flows and re
     }
     const isExpired = (m: HelperMessage): m is Extract<HelperMessage, { type: 'events' }> =>
       m.type === 'events' && m.events.some((e) => e.type === 'expired');
-    await gw.waitFor(isExpired, 20_000);
+    await gw.waitFor(isExpired, 0, 20_000);
     gw.send('stop');
     const { counters } = await gw.waitFor(isFinal);
     assert.equal(await gw.exitCode(), 0);

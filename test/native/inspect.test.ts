@@ -7,9 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
+import { JsonLinesProcess, nodeInNamespace } from '../helpers/json-lines-process';
 import { skipUnlessNetAdmin } from '../helpers/system';
 import { buildTopology, GWLB, runEmu, runProbe, type Topology } from './tunnel-harness';
 import type { InspectHelperOptions, InspectHelperRule, InspectHelperSnapshot } from './inspect-netns-helper';
@@ -37,27 +36,16 @@ const OPTIONS: InspectHelperOptions = {
   allowedSources: [],
 };
 
-class InspectProcess {
-  private readonly proc: ChildProcess;
-  private readonly messages: Array<{ type: string } & Partial<InspectHelperSnapshot>> = [];
-  private stderr = '';
+/** What inspect-netns-helper.js prints: 'ready' once, then a snapshot per 'state' and the 'final' one at 'stop'. */
+type InspectHelperLine = { type: 'ready' } | InspectHelperSnapshot;
 
+class InspectProcess extends JsonLinesProcess<InspectHelperLine> {
   constructor(ns: string, options: InspectHelperOptions, rule: InspectHelperRule) {
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, HELPER, 'inspect', JSON.stringify(options), JSON.stringify(rule)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    createInterface({ input: this.proc.stdout! }).on('line', (l) => this.messages.push(JSON.parse(l)));
-    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    super(nodeInNamespace(ns, HELPER, ['inspect', JSON.stringify(options), JSON.stringify(rule)]), 'inspect helper');
   }
 
-  private async next(type: string, from: number): Promise<InspectHelperSnapshot> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const m = this.messages.slice(from).find((x) => x.type === type);
-      if (m) return m as InspectHelperSnapshot;
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`no ${type} from the helper; stderr: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  private async next(type: InspectHelperLine['type'], from: number): Promise<InspectHelperSnapshot> {
+    return (await this.waitFor((m) => m.type === type, from)) as InspectHelperSnapshot;
   }
 
   ready(): Promise<InspectHelperSnapshot> {
@@ -69,7 +57,7 @@ class InspectProcess {
     const deadline = Date.now() + 15_000;
     for (;;) {
       const from = this.messages.length;
-      this.proc.stdin!.write('state\n');
+      this.send('state');
       const s = await this.next('state', from);
       if (until(s) || Date.now() > deadline) return s;
       await new Promise((r) => setTimeout(r, 100));
@@ -78,12 +66,8 @@ class InspectProcess {
 
   async stop(): Promise<InspectHelperSnapshot> {
     const from = this.messages.length;
-    this.proc.stdin!.write('stop\n');
+    this.send('stop');
     return this.next('final', from);
-  }
-
-  kill(): void {
-    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
 }
 

@@ -9,10 +9,10 @@
  * IPv6 is off on a's interfaces, so the kernel sends nothing of its own
  * into the TUNs and every packet the tunnel reads is one the test caused.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { JsonLinesProcess, nodeInNamespace } from '../helpers/json-lines-process';
 import { createNamespaces, sh, uniqueSuffix } from '../helpers/system';
 import type { EmuReport } from '../../src/emu/report';
 import type { TunnelHelperMessage, TunnelHelperOptions, TunnelHelperPolicy } from './tunnel-netns-helper';
@@ -76,57 +76,9 @@ export type StateMessage = Extract<TunnelHelperMessage, { type: 'state' | 'final
 export type EndpointMessage = Extract<TunnelHelperMessage, { type: 'endpoint' }>;
 
 /** The tunnel helper running in a namespace; messages are collected as they arrive. */
-export class TunnelProcess {
-  readonly messages: TunnelHelperMessage[] = [];
-  private stderr = '';
-  private readonly proc: ChildProcess;
-  private readonly exited: Promise<number | null>;
-  private waiters: Array<() => void> = [];
-
+export class TunnelProcess extends JsonLinesProcess<TunnelHelperMessage> {
   constructor(ns: string, options: TunnelHelperOptions, policy: TunnelHelperPolicy) {
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, HELPER, 'tunnel', JSON.stringify(options), JSON.stringify(policy)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
-      try {
-        this.messages.push(JSON.parse(line) as TunnelHelperMessage);
-      } catch {
-        this.stderr += `(stdout) ${line}\n`;
-      }
-      this.wake();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) =>
-      this.proc.on('close', (code) => {
-        this.wake();
-        resolve(code);
-      }),
-    );
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  /** Waits (bounded) for a message at index >= from matching pred. */
-  async waitFor<T extends TunnelHelperMessage>(pred: (m: TunnelHelperMessage) => m is T, from = 0, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.messages.slice(from).find(pred);
-      if (found) return found;
-      if (this.proc.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`tunnel helper: no expected message (exit ${this.proc.exitCode}); stderr: ${this.stderr}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 200);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    super(nodeInNamespace(ns, HELPER, ['tunnel', JSON.stringify(options), JSON.stringify(policy)]), 'tunnel helper');
   }
 
   ready(): Promise<unknown> {
@@ -136,7 +88,7 @@ export class TunnelProcess {
   /** Sends a command and waits for the first reply of `type` after it. */
   async request<K extends TunnelHelperMessage['type']>(line: string, type: K): Promise<Extract<TunnelHelperMessage, { type: K }>> {
     const from = this.messages.length;
-    this.proc.stdin!.write(`${line}\n`);
+    this.send(line);
     type Reply = Extract<TunnelHelperMessage, { type: K }> | Extract<TunnelHelperMessage, { type: 'error' }>;
     const isReply = (m: TunnelHelperMessage): m is Reply => m.type === type || m.type === 'error';
     const reply: Reply = await this.waitFor(isReply, from);
@@ -160,27 +112,6 @@ export class TunnelProcess {
 
   endpointEvents(): EndpointMessage[] {
     return this.messages.filter((m): m is EndpointMessage => m.type === 'endpoint');
-  }
-
-  /** The exit code, or a failure when the process has not exited within the bound. */
-  async exitCode(timeoutMs = 15_000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`tunnel helper did not exit; stderr: ${this.stderr}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  get stderrText(): string {
-    return this.stderr;
-  }
-
-  kill(): void {
-    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
 }
 
