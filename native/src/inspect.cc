@@ -181,7 +181,7 @@ struct InspectEventData {
   uint32_t source = 0;
   // packet and flow-end
   uint64_t flow = 0, eni = 0;
-  FlowKey key{};
+  InspectKey key{};
   bool client_is_a = true;
   bool midstream = false;
   // packet
@@ -195,7 +195,7 @@ struct InspectEventData {
   const char* reason = "timeout";
 };
 
-void FlowEndInto(const InspectFlow& f, const FlowKey& key, const char* reason, uint64_t now_wall,
+void FlowEndInto(const InspectFlow& f, const InspectKey& key, const char* reason, uint64_t now_wall,
                  InspectEventData* e) {
   e->kind = InspectEventData::kFlowEnd;
   e->flow = f.id;
@@ -282,8 +282,8 @@ class Inspect : public std::enable_shared_from_this<Inspect> {
   void Start(Napi::ThreadSafeFunction tsfn);
   // Joins the threads; the flows still open go to `*open` (if given).
   void Stop(std::vector<InspectEventData>* open);
-  size_t SetVerdict(const FlowKey& key, uint64_t id, InspectState state, bool tap);
-  size_t Inject(const FlowKey& key, uint64_t id, const std::vector<std::vector<uint8_t>>& packets);
+  size_t SetVerdict(const InspectKey& key, uint64_t id, InspectState state, bool tap);
+  size_t Inject(const InspectKey& key, uint64_t id, const std::vector<std::vector<uint8_t>>& packets);
   void ForgetEndpoint(uint64_t eni);
   std::vector<std::shared_ptr<InspectEndpoint>> Endpoints();
   std::shared_ptr<CounterBlock> counters() { return counters_; }
@@ -302,7 +302,7 @@ class Inspect : public std::enable_shared_from_this<Inspect> {
   InspectEndpoint* FindEndpoint(uint64_t eni, uint32_t source, uint64_t attachment, uint64_t now,
                                 std::vector<InspectEventData>* events);
   void Queue(std::vector<InspectEventData>* events);
-  void PacketEvent(const InspectFlow& f, const FlowKey& key, bool first, bool tap, const PacketFacts& pf,
+  void PacketEvent(const InspectFlow& f, const InspectKey& key, bool first, bool tap, const PacketFacts& pf,
                    const uint8_t* inner, size_t inner_len, std::vector<InspectEventData>* events);
   bool Hold(InspectFlow* f, const uint8_t* datagram, size_t len, uint32_t inner_offset, uint32_t payload_len,
             bool upcalled);
@@ -477,7 +477,7 @@ void Inspect::TakeEvents(std::vector<InspectEventData>* out) {
   call_pending_ = false;
 }
 
-void Inspect::PacketEvent(const InspectFlow& f, const FlowKey& key, bool first, bool tap,
+void Inspect::PacketEvent(const InspectFlow& f, const InspectKey& key, bool first, bool tap,
                           const PacketFacts& pf, const uint8_t* inner, size_t inner_len,
                           std::vector<InspectEventData>* events) {
   InspectEventData e;
@@ -641,16 +641,17 @@ void Inspect::UdpLoop(UdpWorker* w) {
           local_addr_ ? local_addr_ : (i == got - 1 ? last_dst : ReadControl(&h, &ignored));
       const uint16_t gwlb_port = ntohs(from[size_t(i)].sin_port);
 
-      InspectFlowTable::Shard& s = flows_.ShardOf(pf.key);
+      const InspectKey key{pf.key, 0, g.eni};
+      InspectFlowTable::Shard& s = flows_.ShardOf(key);
       std::lock_guard<std::mutex> lock(s.mu);
-      auto it = s.flows.find(pf.key);
+      auto it = s.flows.find(key);
       bool first = false;
       if (it == s.flows.end()) {
         if (c.Get(kInFlowsActive) + created >= cfg_.max_flows) {
           flow_limit++;
           continue;
         }
-        it = s.flows.emplace(pf.key, InspectFlow{}).first;
+        it = s.flows.emplace(key, InspectFlow{}).first;
         InspectFlow& f = it->second;
         f.id = next_flow_.fetch_add(1, std::memory_order_relaxed);
         f.eni = g.eni;
@@ -751,7 +752,7 @@ void Inspect::UdpLoop(UdpWorker* w) {
 
 // ---- verdicts and injects (JavaScript thread) ----
 
-size_t Inspect::SetVerdict(const FlowKey& key, uint64_t id, InspectState state, bool tap) {
+size_t Inspect::SetVerdict(const InspectKey& key, uint64_t id, InspectState state, bool tap) {
   InspectFlowTable::Shard& s = flows_.ShardOf(key);
   std::vector<InspectEventData> events;
   std::lock_guard<std::mutex> send_lock(js_send_mu_);
@@ -811,7 +812,7 @@ size_t Inspect::SetVerdict(const FlowKey& key, uint64_t id, InspectState state, 
   return 1;
 }
 
-size_t Inspect::Inject(const FlowKey& key, uint64_t id, const std::vector<std::vector<uint8_t>>& packets) {
+size_t Inspect::Inject(const InspectKey& key, uint64_t id, const std::vector<std::vector<uint8_t>>& packets) {
   InspectFlowTable::Shard& s = flows_.ShardOf(key);
   std::lock_guard<std::mutex> send_lock(js_send_mu_);
   OutBatch out(packets.size() ? packets.size() : 1, js_raw_fd_);
@@ -893,9 +894,9 @@ std::string AddressText(const FlowKey& k, bool side_a) {
 }
 
 void SetTuple(Napi::Env env, Napi::Object o, const InspectEventData& e) {
-  const FlowKey& k = e.key;
+  const FlowKey& k = e.key.flow;
   o.Set("flow", Napi::BigInt::New(env, e.flow));
-  o.Set("handle", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&k), sizeof k));
+  o.Set("handle", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&e.key), sizeof e.key));
   o.Set("eni", Napi::BigInt::New(env, e.eni));
   o.Set("family", double(k.family));
   o.Set("protocol", double(k.protocol));
@@ -992,17 +993,17 @@ std::shared_ptr<Inspect> Live(const std::weak_ptr<Inspect>& weak, Napi::Env env,
   return t;
 }
 
-// A flow reference from JavaScript: its id and its 38-byte handle (the key).
+// A flow reference from JavaScript: its id and its 48-byte handle (the key).
 void FlowRef(Napi::Env env, Napi::Value flow, Napi::Value handle, const char* fn, uint64_t* id,
-             FlowKey* key) {
+             InspectKey* key) {
   bool lossless = false;
   *id = flow.IsBigInt() ? flow.As<Napi::BigInt>().Uint64Value(&lossless) : 0;
   if (!lossless) throw Napi::TypeError::New(env, std::string(fn) + ": flow must be a 64-bit bigint");
-  if (!handle.IsTypedArray() || handle.As<Napi::TypedArray>().ByteLength() != sizeof(FlowKey))
+  if (!handle.IsTypedArray() || handle.As<Napi::TypedArray>().ByteLength() != sizeof(InspectKey))
     throw Napi::TypeError::New(env,
-                               std::string(fn) + ": handle must be the 38-byte handle of a packet event");
+                               std::string(fn) + ": handle must be the 48-byte handle of a packet event");
   Napi::Uint8Array h = handle.As<Napi::Uint8Array>();
-  memcpy(key, h.Data(), sizeof(FlowKey));
+  memcpy(key, h.Data(), sizeof(InspectKey));
 }
 
 Napi::Value StartInspectJs(const Napi::CallbackInfo& info) {
@@ -1042,7 +1043,7 @@ Napi::Value StartInspectJs(const Napi::CallbackInfo& info) {
                                for (uint32_t i = 0; i < list.Length(); i++) {
                                  Napi::Object v = list.Get(i).As<Napi::Object>();
                                  uint64_t id;
-                                 FlowKey key;
+                                 InspectKey key;
                                  FlowRef(e, v.Get("flow"), v.Get("handle"), "setVerdicts", &id, &key);
                                  const std::string action = v.Get("action").ToString().Utf8Value();
                                  const InspectState state = action == "allow"     ? InspectState::kAllow
@@ -1064,7 +1065,7 @@ Napi::Value StartInspectJs(const Napi::CallbackInfo& info) {
                           Napi::Env e = ci.Env();
                           std::shared_ptr<Inspect> t = Live(weak, e, "inject");
                           uint64_t id;
-                          FlowKey key;
+                          InspectKey key;
                           FlowRef(e, ci[0], ci[1], "inject", &id, &key);
                           if (!ci[2].IsArray())
                             throw Napi::TypeError::New(e, "inject: packets must be an array");

@@ -8,8 +8,9 @@
 // little memory, an inspected flow carries state that changes (verdict,
 // held packets) and is looked up by TypeScript too (verdicts, injects), so
 // plain maps keep this small and obviously correct; the per-packet cost is
-// one lock and one lookup either way. Keys are hashed with a per-table
-// random seed so crafted inner 5-tuples cannot pile up in one bucket chain.
+// one lock and one lookup either way. Keys (InspectKey: the inner flow key
+// and the endpoint) are hashed with a per-table random seed so crafted inner 5-tuples cannot pile up in one
+// bucket chain.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,19 @@
 namespace gatehouse {
 
 struct InspectEndpoint;  // inspect.cc
+
+// A flow is its inner 5-tuple *within one GWLB endpoint*: two VPCs behind
+// different endpoints may use the same addresses (overlapping CIDRs), and
+// their flows must not share a verdict. This is also the handle TypeScript
+// passes back with a verdict.
+struct InspectKey {
+  FlowKey flow;
+  uint16_t reserved;  // zero: keys compare and hash as plain bytes
+  uint64_t eni;
+  bool operator==(const InspectKey& o) const { return memcmp(this, &o, sizeof o) == 0; }
+};
+static_assert(sizeof(InspectKey) == 48,
+              "InspectKey must have no padding: it is compared and hashed as bytes");
 
 enum class InspectState : uint8_t {
   kNew,      // created by this packet: ask TypeScript
@@ -91,19 +105,21 @@ class InspectFlowTable {
 
   struct Hasher {
     uint64_t seed;
-    size_t operator()(const FlowKey& k) const { return size_t(SeededFlowHash(k, seed)); }
+    size_t operator()(const InspectKey& k) const {
+      return size_t(SeededFlowHash(k.flow, seed ^ (k.eni * 0x9e3779b97f4a7c15ull)));
+    }
   };
 
   struct alignas(64) Shard {
     std::mutex mu;
-    std::unordered_map<FlowKey, InspectFlow, Hasher> flows;
+    std::unordered_map<InspectKey, InspectFlow, Hasher> flows;
   };
 
-  Shard& ShardOf(const FlowKey& key) { return shards_[Hasher{seed_}(key) % kShards]; }
+  Shard& ShardOf(const InspectKey& key) { return shards_[Hasher{seed_}(key) % kShards]; }
   Shard& ShardAt(size_t i) { return shards_[i % kShards]; }
 
   void Init() {
-    for (Shard& s : shards_) s.flows = std::unordered_map<FlowKey, InspectFlow, Hasher>(16, Hasher{seed_});
+    for (Shard& s : shards_) s.flows = std::unordered_map<InspectKey, InspectFlow, Hasher>(16, Hasher{seed_});
   }
 
  private:

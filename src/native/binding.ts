@@ -377,7 +377,8 @@ export interface NativeTunnelAddon {
  * Inbound as the tunnel (source check, DecodeGeneve, endpoint by ENI: a new
  * one is recorded while fewer than maxEndpoints are known, with one
  * 'endpoint' event; else drop_endpoint_limit). Then the inner packet's
- * symmetric flow key finds or creates the endpoint's flow (while fewer than
+ * symmetric flow key, within its endpoint (two endpoints' flows never
+ * share an entry, even with the same 5-tuple), finds or creates the flow (while fewer than
  * maxFlows exist; else drop_flow_limit). The flow's first packet decides
  * which side is the client (for TCP: the side that sent the SYN; a flow
  * whose first packet is not a bare SYN is `midstream`, and its first
@@ -387,7 +388,8 @@ export interface NativeTunnelAddon {
  *  - asked (waiting for the first verdict): held.
  *  - inspect: packets without payload pass (the handshake); packets with
  *    payload (either direction) are held and each goes up as a 'packet'
- *    event, at most payloadUpcalls per flow (after that: held, no event).
+ *    event, at most payloadUpcalls per flow (after that: held, no event;
+ *    the first packet's event is not counted).
  *  - allow: sent back to GWLB at once (the datagram as received, outer
  *    IPv4/UDP mirrored, checksums correct); with `tap`, the first tapPackets
  *    server-to-client packets with payload are also copied up (tap: true).
@@ -420,7 +422,7 @@ export interface InspectOptions {
 /** A flow as the core names it: pass both back with a verdict. */
 export interface InspectFlowRef {
   flow: bigint; // engine-wide id, never reused
-  handle: Uint8Array; // opaque (the flow key)
+  handle: Uint8Array; // opaque (the flow key: inner 5-tuple and endpoint, 48 bytes)
 }
 
 /** The flow's addresses in its own orientation (client = the side that opened it). */

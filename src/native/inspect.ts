@@ -45,8 +45,8 @@ export const MAX_HELD_PER_FLOW = 1024;
 export const MAX_HELD_BYTES = 2 ** 30;
 export const MAX_PAYLOAD_UPCALLS = 64;
 export const MAX_TAP_PACKETS = 1024;
-/** The engine's handles are flow keys: 38 bytes. */
-export const INSPECT_HANDLE_BYTES = 38;
+/** The engine's handles are its flow keys (inner 5-tuple and endpoint): 48 bytes. */
+export const INSPECT_HANDLE_BYTES = 48;
 
 export interface Inspect {
   readonly counters: NamedCounters<InspectCounterName>;

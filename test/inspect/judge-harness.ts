@@ -55,7 +55,7 @@ let nextFlow = 1000n;
 /** A flow between CLIENT:port and SERVER:serverPort, and the packets of it the engine would send up. */
 export class Flow {
   readonly id = nextFlow++;
-  readonly handle = new Uint8Array(38).fill(Number(this.id % 251n));
+  readonly handle = new Uint8Array(48).fill(Number(this.id % 251n));
   constructor(
     readonly protocol: 6 | 17 | 1,
     readonly serverPort: number,

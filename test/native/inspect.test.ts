@@ -185,3 +185,19 @@ test('inspect engine: the flows open at stop come back from stop()', { timeout: 
     assert.equal(final.counters.flows_active, 0);
   });
 });
+
+test('inspect engine: the same 5-tuple behind two endpoints is two flows, each with its own verdict', { timeout: 60_000 }, async (t) => {
+  if (skipUnlessNetAdmin(t)) return;
+  await withEngine({ first: 'allow' }, { flowIdleMs: 1000 }, async (topo, engine) => {
+    const inner = buildInnerPacket({ src: Buffer.from([198, 51, 100, 10]), dst: Buffer.from([203, 0, 113, 10]), protocol: 'udp', srcPort: 40001, dstPort: 443, size: 60 }).bytes;
+    const datagram = (eni: bigint) =>
+      encodeGeneve({ oam: false, critical: false, protocol: 0x0800, vni: 0, options: gwlbOptions({ eni, attachment: 1n, cookie: 7 }), inner });
+    // Overlapping VPC CIDRs behind two GWLB endpoints.
+    const replies = await runProbe(topo.g, 45_679, [datagram(0x0aaan), datagram(0x0bbbn)]);
+    assert.equal(replies.filter(Boolean).length, 2);
+    const s = await engine.state((x) => x.flowEnds.length >= 2);
+    assert.equal(s.firstEvents, 2, 'each endpoint\'s flow asked for its own verdict');
+    assert.equal(s.counters.flows_created, 2);
+    assert.deepEqual(s.flowEnds.map((e) => e.pktsToServer), [1, 1]);
+  });
+});

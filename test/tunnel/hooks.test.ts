@@ -202,7 +202,7 @@ test('programming errors throw ERR_INVALID_ARG', async (t) => {
     [{ script: '' }, /Expected a file path for hook script/],
     [{ gwi: 'gwi 1' }, /Expected an interface name .* for gwi but received "gwi 1"/],
     [{ gwo: 'gwo-0123456789ab' }, /for gwo but received "gwo-0123456789ab"/],
-    [{ eni: -1n }, /Expected a bigint between 0 and 2\^64-1 for eni/],
+    [{ eni: -1n }, /Expected bigint between 0 and 2\^64-1 for eni/],
     [{ timeoutMs: 0 }, /Expected an integer between 1 and 86400000 for hook timeoutMs but received "0"/],
     [{ timeoutMs: 1.5 }, /for hook timeoutMs/],
   ];
