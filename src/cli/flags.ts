@@ -24,6 +24,12 @@ export function parseFlags(
   }
 }
 
+/** How a flag is named in messages: "-t/--timeout" when it has a short form, "--udpthreads" otherwise. */
+export function flagLabelIn(specs: NonNullable<ParseArgsConfig['options']>, flag: string): string {
+  const short = specs[flag]?.short;
+  return short ? `-${short}/--${flag}` : `--${flag}`;
+}
+
 function invalid(flag: string, what: string, raw: string, label = `--${flag}`): GatehouseError {
   return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${label} but received ${JSON.stringify(raw)}`);
 }

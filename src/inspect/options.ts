@@ -7,12 +7,12 @@
  */
 import { isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
-import { intFlag, parseFlags, type FlagValues } from '../cli/flags';
+import { flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import { DEFAULT_VERIFY_TIMEOUT_MS } from './names';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig } from '../observe/log';
-import { MAX_THREADS, TUNNEL_DEFAULTS, TUNNEL_FLAGS, defaultThreads, parseIpv4Prefix } from '../tunnel/options';
+import { MAX_THREADS, TUNNEL_DEFAULTS, TUNNEL_FLAGS, defaultThreads, gwlbCidrs } from '../tunnel/options';
 
 export const INSPECT_FLAGS = {
   policy: { type: 'string' },
@@ -96,8 +96,7 @@ export type InspectCommandLine = InspectCliOptions | { help: true };
 
 /** "-t/--timeout" for flags with a short form, "--eve" otherwise. */
 export function inspectFlagLabel(flag: InspectFlag): string {
-  const spec = INSPECT_FLAGS[flag] as { short?: string };
-  return spec.short ? `-${spec.short}/--${flag}` : `--${flag}`;
+  return flagLabelIn(INSPECT_FLAGS, flag);
 }
 
 function invalid(flag: InspectFlag, what: string, raw: string, detail = ''): GatehouseError {
@@ -124,19 +123,6 @@ function label(values: FlagValues, flag: InspectFlag, fallback: string): string 
   // eslint-disable-next-line no-control-regex
   if (raw === '' || raw.length > 128 || /[\x00-\x1f\x7f]/.test(raw)) throw invalid(flag, 'a name of 1 to 128 printable characters', raw);
   return raw;
-}
-
-function gwlbCidrs(values: FlagValues): Ipv4Prefix[] {
-  const raw = text(values, 'gwlb-cidr');
-  if (raw === undefined) return [];
-  const parts = raw.split(',').map((s) => s.trim());
-  const prefixes = parts.map(parseIpv4Prefix);
-  const bad = prefixes.findIndex((p) => p === undefined);
-  if (bad >= 0 || parts.length > 64) {
-    const detail = bad >= 0 ? ` (${JSON.stringify(parts[bad])} is not one)` : '';
-    throw invalid('gwlb-cidr', 'comma-separated IPv4 prefixes with no host bits set, like 10.0.0.0/16,192.0.2.0/24 (at most 64)', raw, detail);
-  }
-  return prefixes as Ipv4Prefix[];
 }
 
 function eveWrap(values: FlagValues): AnfWrapSetting | undefined {

@@ -25,7 +25,7 @@
  * RFC 4443 2.4(e)).
  */
 import type { InspectPacketEvent } from '../native/binding';
-import { internetChecksum } from '../packet/checksum';
+import { internetChecksum, pseudoHeaderSum } from '../packet/checksum';
 
 /** What the builder reads from a packet event. */
 export type RejectInput = Pick<InspectPacketEvent, 'family' | 'protocol' | 'tcpFlags' | 'seq' | 'ack' | 'payload' | 'packet' | 'fromClient' | 'clientPort' | 'serverPort'>;
@@ -160,13 +160,6 @@ function ipPacket(family: 4 | 6, src: Uint8Array, dst: Uint8Array, protocol: num
   }
   p.set(l4, headerLength);
   return p;
-}
-
-/** The unfolded sum of the TCP/UDP/ICMPv6 pseudo-header (RFC 9293 3.1, RFC 8200 8.1). */
-function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, protocol: number, length: number): number {
-  let sum = 0;
-  for (const a of [src, dst]) for (let i = 0; i < a.length; i += 2) sum += (a[i] << 8) | a[i + 1];
-  return sum + protocol + (length >>> 16) + (length & 0xffff);
 }
 
 function isMulticastOrBroadcast(a: Uint8Array): boolean {

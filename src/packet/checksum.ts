@@ -10,3 +10,10 @@ export function internetChecksum(bytes: Uint8Array, initial = 0): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
   return ~sum & 0xffff;
 }
+
+/** The unfolded sum of the TCP/UDP/ICMPv6 pseudo-header (RFC 9293 3.1, RFC 8200 8.1), for internetChecksum's `initial`. */
+export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, protocol: number, length: number): number {
+  let sum = 0;
+  for (const a of [src, dst]) for (let i = 0; i < a.length; i += 2) sum += (a[i] << 8) | a[i + 1];
+  return sum + protocol + (length >>> 16) + (length & 0xffff);
+}

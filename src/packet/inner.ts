@@ -7,7 +7,7 @@
  * accounts for with an incremental checksum update; the rest of the payload
  * is a fixed pattern so a corrupted byte anywhere is detected.
  */
-import { internetChecksum } from './checksum';
+import { internetChecksum, pseudoHeaderSum } from './checksum';
 
 export const STAMP_LENGTH = 24;
 
@@ -120,9 +120,3 @@ export function buildInnerPacket(spec: InnerPacketSpec): InnerPacket {
   };
 }
 
-function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, proto: number, length: number): number {
-  let sum = 0;
-  for (const a of [src, dst]) for (let i = 0; i < a.length; i += 2) sum += (a[i] << 8) | a[i + 1];
-  sum += proto + (length >>> 16) + (length & 0xffff);
-  return sum;
-}

@@ -12,7 +12,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { intFlag, parseFlags, type FlagValues } from '../cli/flags';
+import { flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig, type TunnelLogSection } from '../observe/log';
@@ -112,8 +112,7 @@ export type TunnelCommandLine = TunnelCliOptions | { help: true };
 
 /** "-t/--timeout" for flags with a short form, "--udpthreads" otherwise. */
 export function flagLabel(flag: TunnelFlag): string {
-  const spec = TUNNEL_FLAGS[flag] as { short?: string };
-  return spec.short ? `-${spec.short}/--${flag}` : `--${flag}`;
+  return flagLabelIn(TUNNEL_FLAGS, flag);
 }
 
 function invalid(flag: TunnelFlag, what: string, raw: string, detail = ''): GatehouseError {
@@ -193,7 +192,8 @@ export function parseIpv4Prefix(raw: string): Ipv4Prefix | undefined {
   return { address: m[1], prefixLength };
 }
 
-function gwlbCidrs(values: FlagValues): Ipv4Prefix[] {
+/** --gwlb-cidr: comma-separated IPv4 prefixes (shared with `gatehouse inspect`). */
+export function gwlbCidrs(values: FlagValues): Ipv4Prefix[] {
   const raw = text(values, 'gwlb-cidr');
   if (raw === undefined) return [];
   const parts = raw.split(',').map((s) => s.trim());
