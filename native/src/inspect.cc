@@ -11,7 +11,8 @@
 //               drop:    dropped
 //               new / asked / inspect: held, and sent up as an event
 //   JavaScript: setVerdicts (held packets released or dropped), inject.
-//   housekeeping thread: expires idle flows (flow-end events).
+//   housekeeping thread: expires idle flows (flow-end events), and keeps
+//   light load on one UDP thread (ReuseportBalancer).
 //
 // The policy lives in TypeScript: this file only moves packets, keeps each
 // flow's state and hands TypeScript the packets it must see. Events are
@@ -43,6 +44,7 @@
 #include "inspect_flow.h"
 #include "raw_sender.h"
 #include "reflector_support.h"
+#include "reuseport_balancer.h"
 #include "tunnel_support.h"
 #include "udp_socket.h"
 
@@ -325,6 +327,7 @@ class Inspect : public std::enable_shared_from_this<Inspect> {
   std::atomic<size_t> held_bytes_{0};
 
   InspectFlowTable flows_;
+  ReuseportBalancer balancer_;  // housekeeper only, once started
 
   WriterFirstLock endpoints_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<InspectEndpoint>> endpoints_;
@@ -370,6 +373,7 @@ bool Inspect::Open(std::string* error) {
     w->raw_fd = OpenRawIPv4Socket(cfg_.sndbuf, error);
     if (w->raw_fd < 0) return false;
   }
+  balancer_.Open(udp_[0]->fd, udp_.size());
   js_raw_fd_ = OpenRawIPv4Socket(cfg_.sndbuf, error);
   return js_raw_fd_ >= 0;
 }
@@ -382,6 +386,7 @@ void Inspect::Start(Napi::ThreadSafeFunction tsfn) {
     w->thread = std::thread([this, wp] { UdpLoop(wp); });
     pthread_setname_np(w->thread.native_handle(),
                        ("gh-insp-udp" + std::to_string(w->index)).substr(0, 15).c_str());
+    balancer_.AddThread(w->thread.native_handle());
   }
   housekeeper_ = std::thread([this] { Housekeeping(); });
   pthread_setname_np(housekeeper_.native_handle(), "gh-insp-house");
@@ -874,6 +879,7 @@ void Inspect::Housekeeping() {
   std::vector<InspectEventData> events;
   while (house_stop_.WaitReadable(-1, kTickMs)) {
     const uint64_t now = MonotonicMs();
+    balancer_.Tick(now);
     for (size_t k = 0; k < per_tick; k++, next++) {
       EndFlows(
           next % InspectFlowTable::kShards,

@@ -25,7 +25,7 @@
 // while the UDP threads are idle, and while they are busy by sweeps every 1
 // to 8 ms instead, since sleeping in epoll on gwo would mean being woken for
 // each packet the UDP threads are about to drain. For the same reason the
-// UDP threads share the load only when one is not enough (kSpreadAbove).
+// UDP threads share the load only when one is not enough (ReuseportBalancer).
 //
 // The endpoint table is read on every batch and changed only when an
 // endpoint appears, is attached, rejected or detached: UDP threads hold its
@@ -66,6 +66,7 @@
 #include "geneve.h"
 #include "raw_sender.h"
 #include "reflector_support.h"
+#include "reuseport_balancer.h"
 #include "tunnel_endpoint.h"
 #include "tunnel_flow_table.h"
 #include "tunnel_return_path.h"
@@ -88,20 +89,7 @@ constexpr int kTurnMs = 100;  // every worker turns at least this often (heartbe
 constexpr int kSweepMinMs = 1;
 constexpr int kSweepMaxMs = 8;
 constexpr uint64_t kBusyMs = 2;  // UDP threads count as busy this long after a batch
-// Load-adaptive spreading over the UDP threads. Each thread that receives
-// pays its own wakeup per burst, so at moderate rates several threads cost
-// more CPU than one doing all the work; under load one thread is not
-// enough. So while the UDP threads are lightly loaded a reuseport program
-// steers every datagram to the first socket, and when that thread is busy
-// more than kSpreadAbove of a core (measured on its CPU clock every
-// kBalanceMs) the kernel spreads datagrams over all sockets again, until
-// all UDP threads together use less than kConsolidateBelow. A flow moves
-// between threads only at these switches (a few packets may be reordered
-// then).
-constexpr uint64_t kBalanceMs = 100;
-constexpr double kSpreadAbove = 0.5;
-constexpr double kConsolidateBelow = 0.25;
-constexpr int kTickMs = 20;  // housekeeping period
+constexpr int kTickMs = 20;      // housekeeping period
 constexpr uint64_t kEventEveryMs = 50;
 constexpr size_t kEventsPerCall = 256;
 constexpr size_t kMaxEpollEvents = 64;
@@ -175,7 +163,6 @@ class Tunnel {
   void UdpLoop(UdpWorker* w);
   void TunLoop(TunWorker* w);
   void Housekeeping();
-  void BalanceUdp(uint64_t elapsed_ms);
 
   Endpoint* FindLocked(uint64_t eni) {
     auto it = endpoints_.find(eni);
@@ -219,11 +206,7 @@ class Tunnel {
   StopSignal house_stop_;                 // the housekeeper, raised once the workers are joined
   std::atomic<uint64_t> udp_busy_ms_{0};  // when a UDP thread last wrote a batch to gwi
   std::atomic<size_t> pending_bytes_{0};  // see TakePendingBytes
-  // Housekeeper only, once started: see kSpreadAbove.
-  bool balance_ = false;       // the reuseport program attaches and detaches here
-  bool consolidated_ = false;  // every datagram goes to udp_[0]
-  std::vector<clockid_t> udp_clocks_;
-  std::vector<uint64_t> udp_cpu_ns_;
+  ReuseportBalancer balancer_;            // housekeeper only, once started
   std::vector<std::unique_ptr<UdpWorker>> udp_;
   std::vector<std::unique_ptr<TunWorker>> tun_;
   std::thread housekeeper_;
@@ -274,13 +257,7 @@ bool Tunnel::Open(std::string* error) {
       return false;
     }
   }
-  // Start consolidated, if the kernel lets the program go again too.
-  if (udp_.size() > 1) {
-    balance_ = SteerReuseportToFirst(udp_[0]->fd) && SpreadReuseport(udp_[0]->fd) &&
-               SteerReuseportToFirst(udp_[0]->fd);
-    consolidated_ = balance_;
-    if (!balance_) SpreadReuseport(udp_[0]->fd);
-  }
+  balancer_.Open(udp_[0]->fd, udp_.size());
   for (int j = 0; j < cfg_.tun_threads; j++) {
     tun_.push_back(std::make_unique<TunWorker>());
     TunWorker* w = tun_.back().get();
@@ -326,10 +303,7 @@ void Tunnel::Start(Napi::ThreadSafeFunction tsfn) {
     UdpWorker* wp = w.get();
     w->thread = std::thread([this, wp] { UdpLoop(wp); });
     pin(w->thread, cfg_.udp_affinity, size_t(w->index), "udp");
-    clockid_t clock;
-    if (pthread_getcpuclockid(w->thread.native_handle(), &clock) != 0) balance_ = false;
-    udp_clocks_.push_back(clock);
-    udp_cpu_ns_.push_back(0);
+    balancer_.AddThread(w->thread.native_handle());
   }
   for (auto& w : tun_) {
     TunWorker* wp = w.get();
@@ -851,27 +825,6 @@ Napi::Array Tunnel::EventsToJs(Napi::Env env, const std::vector<EndpointEvent>& 
   return arr;
 }
 
-void Tunnel::BalanceUdp(uint64_t elapsed_ms) {
-  double total = 0, first = 0;
-  bool sampled = true;
-  for (size_t i = 0; i < udp_clocks_.size(); i++) {
-    timespec ts;
-    if (clock_gettime(udp_clocks_[i], &ts) != 0) return;  // the thread is ending
-    const uint64_t ns = uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-    const double busy = double(ns - udp_cpu_ns_[i]) / (double(elapsed_ms) * 1e6);
-    sampled = sampled && udp_cpu_ns_[i] != 0;
-    udp_cpu_ns_[i] = ns;
-    total += busy;
-    if (i == 0) first = busy;
-  }
-  if (!sampled) return;  // the first sample only sets the baseline
-  if (consolidated_ && first > kSpreadAbove) {
-    if (SpreadReuseport(udp_[0]->fd)) consolidated_ = false;
-  } else if (!consolidated_ && total < kConsolidateBelow) {
-    if (SteerReuseportToFirst(udp_[0]->fd)) consolidated_ = true;
-  }
-}
-
 void Tunnel::Housekeeping() {
   // A full expiry sweep every quarter of the idle time (at most every
   // second), spread over the ticks a few shards at a time so no lock is held
@@ -881,7 +834,6 @@ void Tunnel::Housekeeping() {
       TunnelFlowTable::kShards, (TunnelFlowTable::kShards * kTickMs + sweep_ms - 1) / sweep_ms);
   size_t next_shard = 0;
   uint64_t last_events = 0;
-  uint64_t last_balance = MonotonicMs();
   std::vector<EndpointEvent> batch;
   for (;;) {
     const bool stopping = !house_stop_.WaitReadable(-1, kTickMs);
@@ -896,10 +848,7 @@ void Tunnel::Housekeeping() {
       last_events = now;
     }
     if (stopping) return;
-    if (balance_ && now - last_balance >= kBalanceMs) {
-      BalanceUdp(now - last_balance);
-      last_balance = now;
-    }
+    balancer_.Tick(now);
     uint64_t expired = 0;
     {
       std::shared_lock<WriterFirstLock> lock(endpoints_mu_);
