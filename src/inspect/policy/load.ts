@@ -31,15 +31,19 @@ function domainListPaths(text: string, source: string): string[] {
   return paths;
 }
 
-/** Reads, parses and checks a policy file; throws ERR_POLICY (file:line:col: reason). */
-export async function loadPolicyFile(path: string): Promise<Policy> {
-  let text: string;
+/** A policy file's text; an unreadable file is ERR_POLICY at 1:1 (shared with the proxy's policy). */
+export async function readPolicyText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new GatehouseError('ERR_POLICY', `${path}:1:1: Expected a readable policy file for the policy but received ${JSON.stringify(path)} (${code})`);
   }
+}
+
+/** Reads, parses and checks a policy file; throws ERR_POLICY (file:line:col: reason). */
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  const text = await readPolicyText(path);
   const lists = new Map<string, string | Error>();
   await Promise.all(
     domainListPaths(text, path).map(async (p) => {

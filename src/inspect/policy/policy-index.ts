@@ -13,8 +13,11 @@ import type { Action, MidstreamSetting, PolicyDecision, PolicyRule } from './typ
 const TCP = 6;
 const UDP = 17;
 
-/** Patterns of one name kind (TLS SNI, HTTP Host, DNS query): key -> offset of its rule bitset. */
-class NameTable {
+/**
+ * Patterns of one name kind (TLS SNI, HTTP Host, DNS query; the proxy's
+ * destination host): key -> offset of its rule bitset.
+ */
+export class NameTable {
   readonly offsets = new Map<string, number>();
   readonly sets: Uint32Array;
 

@@ -4,6 +4,10 @@
  * Watching covers the directories of the policy and of its domain lists,
  * because editors replace files (write a temp file, rename it over) and a
  * watch on the file itself would follow the old inode.
+ *
+ * The class is generic over what it loads (a PolicyLoader), so that other
+ * policy kinds (the proxy's) share the reload and watch logic; without a
+ * loader it loads inspect policies.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -11,45 +15,66 @@ import { GatehouseError } from '../../errors';
 import { loadPolicyFile } from './load';
 import type { Policy } from './types';
 
-export type ReloadResult = { ok: true; policy: Policy } | { ok: false; error: GatehouseError };
+export type ReloadResult<P = Policy> = { ok: true; policy: P } | { ok: false; error: GatehouseError };
+
+/** How a PolicySource reads its kind of policy, and which files it depends on. */
+export interface PolicyLoader<P> {
+  /** Reads, parses and checks the file; throws ERR_POLICY when it is invalid. */
+  load(path: string): Promise<P>;
+  /** Absolute paths whose change means a reload, besides the policy file itself (imported lists). */
+  dependencies(policy: P, path: string): string[];
+}
+
+/** Inspect policies: the file and the domain lists its rules import. */
+export const INSPECT_POLICY_LOADER: PolicyLoader<Policy> = {
+  load: loadPolicyFile,
+  dependencies: (policy, path) =>
+    policy.rules.flatMap((rule) => rule.domainLists.map((list) => resolve(isAbsolute(list.path) ? list.path : join(dirname(path), list.path)))),
+};
 
 /** Quiet time after the last file event before reloading (editors write in several steps). */
 export const WATCH_DEBOUNCE_MS = 200;
 
-export class PolicySource {
-  private policy: Policy;
+export class PolicySource<P = Policy> {
+  private policy: P;
   private readonly watchers = new Map<string, FSWatcher>();
-  private onChange: ((result: ReloadResult) => void) | null = null;
+  private onChange: ((result: ReloadResult<P>) => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   private constructor(
     readonly path: string,
-    policy: Policy,
+    policy: P,
+    private readonly loader: PolicyLoader<P>,
   ) {
     this.policy = policy;
   }
 
-  /** Loads the policy; throws ERR_POLICY when the file is invalid. */
-  static async open(path: string): Promise<PolicySource> {
-    return new PolicySource(path, await loadPolicyFile(path));
+  /** Loads an inspect policy; throws ERR_POLICY when the file is invalid. */
+  static async open(path: string): Promise<PolicySource<Policy>> {
+    return PolicySource.openWith(path, INSPECT_POLICY_LOADER);
   }
 
-  get current(): Policy {
+  /** Loads a policy of any kind through `loader`; throws ERR_POLICY when the file is invalid. */
+  static async openWith<Q>(path: string, loader: PolicyLoader<Q>): Promise<PolicySource<Q>> {
+    return new PolicySource<Q>(path, await loader.load(path), loader);
+  }
+
+  get current(): P {
     return this.policy;
   }
 
   /** Reads the file again; on success the new policy becomes current. Reloads run one at a time. */
-  reload(): Promise<ReloadResult> {
+  reload(): Promise<ReloadResult<P>> {
     const run = this.queue.then(() => this.reloadNow());
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async reloadNow(): Promise<ReloadResult> {
+  private async reloadNow(): Promise<ReloadResult<P>> {
     try {
-      const policy = await loadPolicyFile(this.path);
+      const policy = await this.loader.load(this.path);
       this.policy = policy;
       // Its domain lists may have moved: watch where they are now.
       if (!this.closed && this.onChange !== null) this.watchDirectories();
@@ -64,19 +89,15 @@ export class PolicySource {
    * Reloads when the policy file or one of its domain lists changes, and
    * reports each outcome (a refused file included). One watcher at a time.
    */
-  watch(onChange: (result: ReloadResult) => void): void {
+  watch(onChange: (result: ReloadResult<P>) => void): void {
     if (this.closed) return;
     this.onChange = onChange;
     this.watchDirectories();
   }
 
-  /** Files whose change means a reload: the policy and the lists it imported. */
+  /** Files whose change means a reload: the policy and what it imported. */
   private watchedFiles(): Set<string> {
-    const files = new Set([resolve(this.path)]);
-    for (const rule of this.policy.rules) {
-      for (const list of rule.domainLists) files.add(resolve(isAbsolute(list.path) ? list.path : join(dirname(this.path), list.path)));
-    }
-    return files;
+    return new Set([resolve(this.path), ...this.loader.dependencies(this.policy, this.path)]);
   }
 
   private watchDirectories(): void {

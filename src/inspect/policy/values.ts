@@ -44,7 +44,7 @@ export function protocol(y: YamlFile, node: YamlNode): number | null {
   return n;
 }
 
-export function portRange(y: YamlFile, node: YamlNode): PortRange {
+export function portRange(y: YamlFile, node: YamlNode, name = 'dst_port'): PortRange {
   const v = isScalar(node) ? node.value : null;
   let lo = NaN;
   let hi = NaN;
@@ -56,7 +56,7 @@ export function portRange(y: YamlFile, node: YamlNode): PortRange {
     else if (/^\d{1,5}$/.test(v.trim())) lo = hi = Number(v);
   }
   if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && hi <= 65535 && lo <= hi)) {
-    y.fail(node, 'a port 0-65535 or a range "LO-HI" with LO <= HI', 'dst_port', describe(node));
+    y.fail(node, 'a port 0-65535 or a range "LO-HI" with LO <= HI', name, describe(node));
   }
   return { lo, hi };
 }
