@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ERR_LAB_MISSING: 'no lab with this name is up',
   ERR_LISTEN: 'a server could not listen on its address and port (in use, or not allowed)',
   ERR_POLICY: 'a policy file (or a domain list it imports) is invalid; the message names file, line, column and reason',
+  ERR_PROXY_PROTOCOL: 'a connection did not start with a valid PROXY protocol v1/v2 header in time',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
