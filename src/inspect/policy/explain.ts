@@ -11,7 +11,7 @@ const SHOWN = 4;
 const PROTOCOL_NAMES = new Map<number, string>(Object.entries(PROTOCOL_NUMBERS).map(([name, n]) => [n, name]));
 
 /** "a", "a or b", "a, b or c", "a, b, c and 5 more". */
-function alternatives(items: readonly string[]): string {
+export function alternatives(items: readonly string[]): string {
   if (items.length > SHOWN) return `${items.slice(0, SHOWN - 1).join(', ')} and ${items.length - (SHOWN - 1)} more`;
   if (items.length === 1) return items[0];
   return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
@@ -21,7 +21,7 @@ export function protocolName(p: number): string {
   return PROTOCOL_NAMES.get(p) ?? `protocol ${p}`;
 }
 
-function portText(r: PortRange): string {
+export function portText(r: PortRange): string {
   return r.lo === r.hi ? String(r.lo) : `${r.lo}-${r.hi}`;
 }
 

@@ -42,7 +42,8 @@ const RULE_KEYS = [
 type RuleKey = (typeof RULE_KEYS)[number];
 const NAME_FIELDS = { tls_sni: 'tlsSni', http_host: 'httpHost', dns_query: 'dnsQuery' } as const;
 
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+/** Rule ids (shared with the proxy policy). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 /** Reads a domain list by absolute path (throws the fs error when it cannot). */
 export type ReadList = (absolutePath: string) => string;
