@@ -1,0 +1,188 @@
+/**
+ * An append-only log of text lines, to a file or to stdout: what the EVE
+ * log, the proxy's access log and its decision log are written through.
+ *
+ * Logging must never stop the data path: write() never throws and never
+ * waits. When the disk or the pipe falls behind by more than
+ * `maxBufferedBytes`, new lines are dropped and counted rather than queued
+ * without bound. reopen() is for logrotate (postrotate: SIGHUP -> reopen):
+ * lines written before it go to the file under its old name, lines written
+ * after it to a new file at the configured path, and none are lost between.
+ */
+import { open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { GatehouseError } from '../errors';
+
+export interface LineLogOptions {
+  /** Drop lines while more than this many bytes wait to be written (default 8 MiB). */
+  maxBufferedBytes?: number;
+  /** What the log is called in error messages ("EVE log", "access log"); default "log". */
+  label?: string;
+}
+
+/**
+ * Every write() ends up in exactly one of `written` (the OS took the line)
+ * or `dropped` (backlog over the bound, log closed, or the write failed).
+ * `errors` counts stream failures.
+ */
+export interface LineLogStats {
+  written: number;
+  dropped: number;
+  errors: number;
+}
+
+export const LINE_LOG_STDOUT = '-';
+export const LINE_LOG_FILE_MODE = 0o640;
+const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+export class LineLog {
+  readonly target: string;
+  private stream: Writable;
+  private readonly ownsStream: boolean;
+  private readonly maxBufferedBytes: number;
+  private readonly label: string;
+  private readonly counts: LineLogStats = { written: 0, dropped: 0, errors: 0 };
+  private readonly onError = (): void => {
+    this.counts.errors++;
+  };
+  /** Lines handed to a stream whose callback has not run yet (close() waits for them on stdout). */
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private reopening: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  private constructor(target: string, stream: Writable, ownsStream: boolean, maxBufferedBytes: number, label: string) {
+    this.target = target;
+    this.stream = stream;
+    this.ownsStream = ownsStream;
+    this.maxBufferedBytes = maxBufferedBytes;
+    this.label = label;
+    stream.on('error', this.onError);
+  }
+
+  /** Opens `target`: a file path (appended to, created with mode 0640) or '-' for stdout. */
+  static async open(target: string, opts: LineLogOptions = {}): Promise<LineLog> {
+    const label = opts.label ?? 'log';
+    if (typeof target !== 'string' || target === '') {
+      throw new GatehouseError('ERR_INVALID_ARG', `Expected a file path or '-' for the ${label} target but received ${JSON.stringify(target)}`);
+    }
+    const max = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new GatehouseError('ERR_INVALID_ARG', `Expected a positive integer for maxBufferedBytes but received ${String(max)}`);
+    }
+    if (target === LINE_LOG_STDOUT) return new LineLog(target, process.stdout, false, max, label);
+    return new LineLog(target, await openAppend(target, label), true, max, label);
+  }
+
+  /**
+   * Appends `line` and a newline. `line` must not contain a newline itself
+   * (formatters escape theirs). Never throws; see stats() for what happened.
+   */
+  write(line: string): void {
+    if (this.closing !== null) {
+      this.counts.dropped++;
+      return;
+    }
+    const stream = this.stream;
+    const text = `${line}\n`;
+    // One line always goes to an idle stream, however long, so a small bound cannot block everything.
+    const backlog = stream.writableLength;
+    if (stream.destroyed || !stream.writable || (backlog > 0 && backlog + text.length > this.maxBufferedBytes)) {
+      this.counts.dropped++;
+      return;
+    }
+    this.inFlight++;
+    try {
+      stream.write(text, (err) => this.settled(err));
+    } catch {
+      this.settled(new Error('write threw'));
+      this.counts.errors++;
+    }
+  }
+
+  stats(): LineLogStats {
+    return { ...this.counts };
+  }
+
+  /**
+   * Closes the file and opens the same path again (append, 0640), for log
+   * rotation. Lines written while this runs still go to the old file.
+   * No-op for stdout. Rejects (and keeps writing to the old file) if the
+   * path cannot be opened.
+   */
+  reopen(): Promise<void> {
+    if (!this.ownsStream || this.closing !== null) return Promise.resolve();
+    if (this.reopening === null) {
+      this.reopening = this.swapStream().finally(() => {
+        this.reopening = null;
+      });
+    }
+    return this.reopening;
+  }
+
+  /** Flushes what was written and closes the file (stdout is flushed, not closed). Idempotent. */
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.shutDown();
+    return this.closing;
+  }
+
+  private async swapStream(): Promise<void> {
+    let next: Writable;
+    try {
+      next = await openAppend(this.target, this.label);
+    } catch (err) {
+      this.counts.errors++;
+      throw err;
+    }
+    const old = this.stream;
+    next.on('error', this.onError);
+    this.stream = next;
+    await endStream(old);
+    old.off('error', this.onError);
+  }
+
+  private async shutDown(): Promise<void> {
+    if (this.reopening !== null) await this.reopening.catch(() => undefined);
+    if (this.ownsStream) {
+      await endStream(this.stream);
+    } else {
+      await new Promise<void>((resolve) => {
+        if (this.inFlight === 0) resolve();
+        else this.idleWaiters.push(resolve);
+      });
+    }
+    this.stream.off('error', this.onError);
+  }
+
+  private settled(err: Error | null | undefined): void {
+    this.inFlight--;
+    if (err) this.counts.dropped++;
+    else this.counts.written++;
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+async function openAppend(path: string, label: string): Promise<Writable> {
+  try {
+    const handle = await open(path, 'a', LINE_LOG_FILE_MODE);
+    return handle.createWriteStream();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new GatehouseError('ERR_INVALID_ARG', `Expected a writable file path for the ${label} but received ${JSON.stringify(path)} (${code})`, {
+      cause: err,
+    });
+  }
+}
+
+/** Ends a stream and resolves once its data is flushed and its file closed (or it failed). */
+function endStream(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed) return resolve();
+    stream.once('close', () => resolve());
+    stream.end();
+  });
+}
