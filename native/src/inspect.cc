@@ -973,19 +973,7 @@ InspectConfig ParseConfig(const Napi::Object& js) {
   c.held_bytes = size_t(OptionNumber(js, "heldBytes", 0, double(1ull << 40)));
   c.payload_upcalls = uint16_t(OptionNumber(js, "payloadUpcalls", 1, 1024));
   c.tap_packets = uint16_t(OptionNumber(js, "tapPackets", 0, 65535));
-  Napi::Value v = OptionValue(js, "allowedSources");
-  if (!v.IsArray()) throw OptionError{"allowedSources must be an array"};
-  Napi::Array arr = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value p = arr.Get(i);
-    if (!p.IsObject()) throw OptionError{"allowedSources entries must be objects"};
-    in_addr addr{};
-    if (!ParseIPv4(OptionString(p.As<Napi::Object>(), "address"), &addr))
-      throw OptionError{"allowedSources address must be IPv4"};
-    const int len = int(OptionNumber(p.As<Napi::Object>(), "prefixLength", 0, 32));
-    const uint32_t mask = len == 0 ? 0 : ~uint32_t(0) << (32 - len);
-    c.allowed_sources.push_back({ntohl(addr.s_addr) & mask, mask});
-  }
+  c.allowed_sources = OptionPrefixes(js, "allowedSources");
   return c;
 }
 

@@ -866,41 +866,6 @@ void Tunnel::Housekeeping() {
 
 // ---- JavaScript binding ----
 
-std::vector<int> OptionIntArray(const Napi::Object& o, const char* key, int lo, int hi) {
-  Napi::Value v = OptionValue(o, key);
-  if (!v.IsArray()) throw OptionError{std::string("option ") + key + " must be an array"};
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value x = a.Get(i);
-    if (!x.IsNumber()) throw OptionError{std::string("option ") + key + " must hold numbers"};
-    const double d = x.As<Napi::Number>().DoubleValue();
-    if (!(d >= lo && d <= hi) || double(int64_t(d)) != d)
-      throw OptionError{std::string("option ") + key + " holds a value out of range"};
-    out.push_back(int(d));
-  }
-  return out;
-}
-
-std::vector<Ipv4Prefix> OptionPrefixes(const Napi::Object& o, const char* key) {
-  Napi::Value v = OptionValue(o, key);
-  if (!v.IsArray()) throw OptionError{std::string("option ") + key + " must be an array"};
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<Ipv4Prefix> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value x = a.Get(i);
-    if (!x.IsObject()) throw OptionError{std::string("option ") + key + " must hold prefixes"};
-    Napi::Object p = x.As<Napi::Object>();
-    in_addr addr{};
-    if (!ParseIPv4(OptionString(p, "address"), &addr))
-      throw OptionError{std::string("option ") + key + " holds an address that is not IPv4"};
-    const int len = int(OptionNumber(p, "prefixLength", 0, 32));
-    const uint32_t mask = len == 0 ? 0 : ~uint32_t(0) << (32 - len);
-    out.push_back({ntohl(addr.s_addr) & mask, mask});
-  }
-  return out;
-}
-
 TunnelConfig ParseConfig(const Napi::Object& js) {
   TunnelConfig c;
   c.bind = OptionString(js, "bind");
