@@ -1,0 +1,88 @@
+/**
+ * One AccessEntry per request or tunnel, filled in as the request goes and
+ * handed on exactly once when it ends, whichever way it ends.
+ */
+import { performance } from 'node:perf_hooks';
+import type { AccessEntry } from '../types';
+import type { ProxyDecision } from './options';
+
+/** Who is asking, as the connection knows it (PROXY header source, else the TCP peer). */
+export interface ClientIdentity {
+  client: string;
+  clientPort: number;
+  endpoint: string | null;
+}
+
+export type AccessSink = (entry: AccessEntry) => void;
+
+export class AccessRecord {
+  readonly entry: AccessEntry;
+  private readonly startedAt = performance.now();
+  private finished = false;
+
+  constructor(
+    private readonly sink: AccessSink,
+    who: ClientIdentity,
+    method: string,
+    url: string,
+  ) {
+    this.entry = {
+      start: new Date(),
+      durationMs: 0,
+      client: who.client,
+      clientPort: who.clientPort,
+      endpoint: who.endpoint,
+      method,
+      url,
+      host: '',
+      port: 0,
+      status: 0,
+      squidResult: 'NONE',
+      bytesToClient: 0,
+      bytesFromClient: 0,
+      hierarchy: 'HIER_NONE',
+      upstreamAddress: null,
+      contentType: null,
+      rule: null,
+      decision: 'error',
+      reason: null,
+      resolvedAddresses: [],
+      resolveMs: null,
+      connectMs: null,
+    };
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /** Milliseconds since the record was opened (for resolveMs / connectMs). */
+  elapsedSince(mark: number): number {
+    return Math.round(performance.now() - mark);
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  decided(decision: ProxyDecision): void {
+    this.entry.rule = decision.rule?.id ?? null;
+    this.entry.decision = decision.action;
+    this.entry.reason = decision.reason;
+  }
+
+  connected(address: string, connectMs: number): void {
+    this.entry.hierarchy = 'HIER_DIRECT';
+    this.entry.upstreamAddress = address;
+    this.entry.connectMs = connectMs;
+  }
+
+  /** Hands the entry on; later calls do nothing. */
+  finish(fields: Partial<AccessEntry>): void {
+    if (this.finished) return;
+    this.finished = true;
+    Object.assign(this.entry, fields);
+    this.entry.durationMs = Math.round(performance.now() - this.startedAt);
+    this.sink(this.entry);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Header rewriting for forwarded HTTP (RFC 9110 section 7.6): hop-by-hop
+ * fields belong to one connection and are removed in both directions, Via
+ * records the proxy, X-Forwarded-For the client.
+ *
+ * Headers travel as flat raw arrays (`[name, value, name, value, ...]`, the
+ * shape of `IncomingMessage.rawHeaders`) so that repeated fields (Set-Cookie)
+ * and the client's spelling survive.
+ */
+
+/** Always connection-specific, named in Connection or not. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Every header name the message treats as hop-by-hop: the fixed set plus the ones Connection names. */
+export function hopByHopNames(raw: readonly string[]): Set<string> {
+  const names = new Set(HOP_BY_HOP);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name !== 'connection' && name !== 'proxy-connection') continue;
+    for (const token of raw[i + 1].split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '') names.add(t);
+    }
+  }
+  return names;
+}
+
+/** The raw headers without hop-by-hop fields and without `alsoRemove` (lowercase names). */
+export function endToEndHeaders(raw: readonly string[], alsoRemove: readonly string[] = []): string[] {
+  const drop = hopByHopNames(raw);
+  for (const name of alsoRemove) drop.add(name);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (!drop.has(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
+  }
+  return out;
+}
+
+/** Joins every `name` field into one list with `value` appended (RFC 9110 5.3: repeated fields are one list). */
+function appendToList(raw: string[], name: string, value: string): string[] {
+  const lower = name.toLowerCase();
+  const existing: string[] = [];
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === lower) {
+      if (raw[i + 1].trim() !== '') existing.push(raw[i + 1].trim());
+    } else {
+      out.push(raw[i], raw[i + 1]);
+    }
+  }
+  existing.push(value);
+  out.push(name, existing.join(', '));
+  return out;
+}
+
+function has(raw: readonly string[], name: string): boolean {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name) return true;
+  return false;
+}
+
+export interface RequestRewrite {
+  /** The Host header sent upstream: the request target's authority (RFC 9112 3.2.2: a proxy replaces Host with it). */
+  authority: string;
+  via: string | null;
+  /** The client address to append to X-Forwarded-For, or null to leave the header as it came. */
+  forwardedFor: string | null;
+}
+
+/**
+ * Headers for the upstream request. Expect is removed because Node's server
+ * has already answered `100 Continue` to the client. A chunked request body
+ * is re-framed by Node, so `Transfer-Encoding: chunked` is put back (Node
+ * chunk-encodes when it sees it); a Content-Length passes through as is.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestRewrite): string[] {
+  const chunked = has(raw, 'transfer-encoding');
+  // Node's parser already refuses a request with both; dropping Content-Length here keeps that true upstream.
+  let out = ['Host', rewrite.authority, ...endToEndHeaders(raw, chunked ? ['host', 'expect', 'content-length'] : ['host', 'expect'])];
+  if (chunked) out.push('Transfer-Encoding', 'chunked');
+  if (rewrite.via !== null) out = appendToList(out, 'Via', rewrite.via);
+  if (rewrite.forwardedFor !== null) out = appendToList(out, 'X-Forwarded-For', rewrite.forwardedFor);
+  return out;
+}
+
+/** Headers for the response to the client: Node frames the body again, so the upstream framing headers go. */
+export function clientResponseHeaders(raw: readonly string[], via: string | null): string[] {
+  const out = endToEndHeaders(raw);
+  return via === null ? out : appendToList(out, 'Via', via);
+}
