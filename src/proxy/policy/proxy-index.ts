@@ -22,7 +22,12 @@ class KeyIndex {
   readonly anyOffset: number;
   private readonly offsets = new Map<string, number>();
 
-  constructor(words: number, perRule: ReadonlyArray<readonly string[] | null>) {
+  /** `lowercase`: keys are stored lowercase and a key that misses is tried again lowercased (endpoint ids). */
+  constructor(
+    words: number,
+    perRule: ReadonlyArray<readonly string[] | null>,
+    private readonly lowercase = false,
+  ) {
     const keys = [...new Set(perRule.flatMap((k) => k ?? []))];
     this.sets = new Uint32Array((keys.length + 1) * words);
     this.anyOffset = keys.length * words;
@@ -37,7 +42,10 @@ class KeyIndex {
   }
 
   offsetOf(key: string | null): number {
-    return key === null ? this.anyOffset : (this.offsets.get(key) ?? this.anyOffset);
+    if (typeof key !== 'string') return this.anyOffset;
+    const offset = this.offsets.get(key);
+    if (offset !== undefined) return offset;
+    return this.lowercase ? (this.offsets.get(key.toLowerCase()) ?? this.anyOffset) : this.anyOffset;
   }
 }
 
@@ -120,7 +128,7 @@ export class ProxyIndex {
     });
     this.nameScratch = new Uint32Array(words);
     this.port = IntervalIndex.build(1, words, m.map((x) => portRanges(x.port)));
-    this.endpoint = new KeyIndex(words, m.map((x) => x.endpoint));
+    this.endpoint = new KeyIndex(words, m.map((x) => x.endpoint), true);
     this.method = new KeyIndex(words, m.map((x) => x.method));
     this.connectPorts = Uint32Array.from(settings.connectPorts.flatMap((r) => [r.lo, r.hi]));
 
@@ -158,6 +166,9 @@ export class ProxyIndex {
    */
   firstMatch(client: string, endpoint: string | null, host: string, port: number, method: string): number {
     const key = this.addressScratch;
+    // Typed callers never pass anything else, but facts come from the network: never throw.
+    if (typeof client !== 'string') client = '';
+    if (typeof host !== 'string') host = '';
 
     let clientSets = this.client4.sets;
     let clientAt = this.client4.anyOffset;

@@ -176,3 +176,22 @@ test('more than 32 rules (several bitset words): the first match is still the fi
   assert.equal(verdict(policy, request({ host: 'h99.example' })), 'deny r99 rule');
   assert.equal(verdict(policy, request({ host: 'h100.example' })), 'allow late rule');
 });
+
+test('facts that do not parse match only the rules that do not constrain them, and never throw', () => {
+  const policy = policyFrom(
+    `rules:\n  - {id: keyed, action: allow, client: 10.0.0.0/8, endpoint: ${ENDPOINT_A}, host: .example.com, port: 443, method: CONNECT}\n  - {id: open, action: deny}\n`,
+  );
+  const odd = [
+    request({ client: '' }),
+    request({ client: '10.0.0.1%eth0' }),
+    request({ host: '' }),
+    request({ host: '[::1' }),
+    request({ host: 'a'.repeat(5000) }),
+    request({ endpoint: 'vpce-nope' }),
+    request({ port: 70000 }),
+    request({ method: '' }),
+  ];
+  for (const facts of odd) assert.equal(verdict(policy, facts), facts.port === 70000 ? 'deny - port' : 'deny open rule', JSON.stringify(facts).slice(0, 80));
+  // An endpoint id in capitals (not what AWS sends) still selects its rules.
+  assert.equal(verdict(policy, request({ client: '10.1.1.1', endpoint: ENDPOINT_A.toUpperCase() })), 'allow keyed rule');
+});
