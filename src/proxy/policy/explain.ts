@@ -83,6 +83,6 @@ export function explainProxyPolicy(policy: ProxyPolicy): string[] {
 /** One line for a decision: "allow by rule web (line 5): <message>". */
 export function explainProxyDecision(decision: ProxyDecision): string {
   if (decision.rule !== null) return `${decision.action} by rule ${decision.rule.id} (line ${decision.rule.line}): ${decision.message}`;
-  if (decision.reason === 'port') return `${decision.action} before any rule: ${decision.message.replace(/^deny: /, '')}`;
+  if (decision.reason === 'port') return `${decision.action} before any rule: ${decision.message}`;
   return `${decision.action} by the default (no rule matched)`;
 }

@@ -139,14 +139,14 @@ export class ProxyIndex {
       action: settings.defaultAction,
       rule: null,
       reason: 'default' as const,
-      message: `${settings.defaultAction}: no rule matched (default ${settings.defaultAction})`,
+      message: `no rule matched (default ${settings.defaultAction})`,
       allowAddresses: NO_ADDRESSES,
     });
     this.connectPortDenied = Object.freeze({
       action: 'deny' as const,
       rule: null,
       reason: 'port' as const,
-      message: `deny: ${explainConnectPorts(settings.connectPorts)}`,
+      message: explainConnectPorts(settings.connectPorts),
       allowAddresses: NO_ADDRESSES,
     });
   }

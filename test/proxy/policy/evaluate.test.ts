@@ -16,7 +16,7 @@ test('deny by default; default: allow when the policy says so', () => {
   const deny = policyFrom('rules:\n  - {id: web, action: allow, host: example.com}\n');
   assert.equal(verdict(deny, request({ host: 'other.example' })), 'deny - default');
   const d = evaluateProxyPolicy(deny, request({ host: 'other.example' }));
-  assert.equal(d.message, 'deny: no rule matched (default deny)');
+  assert.equal(d.message, 'no rule matched (default deny)');
   assert.deepEqual(d.allowAddresses, []);
   const allow = policyFrom('default: allow\nrules:\n  - {id: block, action: deny, host: .blocked.example}\n');
   assert.equal(verdict(allow, request({ host: 'x.blocked.example' })), 'deny block rule');
@@ -67,14 +67,14 @@ test('connect_ports: a CONNECT elsewhere is denied before any rule; other method
   assert.equal(verdict(policy, request({ port: 443 })), 'allow all rule');
   assert.equal(verdict(policy, request({ port: 8444 })), 'allow all rule');
   assert.equal(verdict(policy, request({ port: 22 })), 'deny - port');
-  assert.equal(evaluateProxyPolicy(policy, request({ port: 22 })).message, 'deny: CONNECT is allowed only to ports 443 or 8443-8444');
+  assert.equal(evaluateProxyPolicy(policy, request({ port: 22 })).message, 'CONNECT is allowed only to ports 443 or 8443-8444');
   assert.equal(verdict(policy, request({ port: 22, method: 'GET' })), 'allow all rule');
   const defaults = policyFrom('default: allow\n');
   assert.equal(verdict(defaults, request({ port: 443 })), 'allow - default');
   assert.equal(verdict(defaults, request({ port: 80 })), 'deny - port');
   const none = policyFrom('default: allow\nconnect_ports: []\n');
   assert.equal(verdict(none, request({ port: 443 })), 'deny - port');
-  assert.equal(evaluateProxyPolicy(none, request()).message, 'deny: CONNECT is not allowed (connect_ports is empty)');
+  assert.equal(evaluateProxyPolicy(none, request()).message, 'CONNECT is not allowed (connect_ports is empty)');
 });
 
 test('per-endpoint rule sets: the PrivateLink endpoint selects the rules', () => {
