@@ -91,14 +91,15 @@ export class ProxyApp {
       labelNames: ['result'],
       registers: [this.metrics],
     });
-    const app = this;
+    // prom-client calls collect() with the metric as `this`: the server is read through this closure.
+    const stats = () => this.server?.stats();
     const stat = (name: string, help: string, key: 'connections' | 'tunnels' | 'bytesIn' | 'bytesOut' | 'denied' | 'errors'): void => {
       new Counter({
         name: `gatehouse_proxy_${name}_total`,
         help,
         registers: [this.metrics],
         collect() {
-          const s = app.server?.stats();
+          const s = stats();
           this.reset();
           if (s) this.inc(s[key]);
         },
@@ -113,7 +114,7 @@ export class ProxyApp {
       help: 'client connections open now',
       registers: [this.metrics],
       collect() {
-        this.set(app.server?.stats().active ?? 0);
+        this.set(stats()?.active ?? 0);
       },
     });
   }
