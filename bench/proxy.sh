@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# gatehouse proxy against Squid (Debian's `squid`), the same load through each
+# in one run, alternating, all on loopback:
+#   - HTTP keep-alive requests/s (1 KiB answers) with p50/p99 latency;
+#   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close), p99;
+#   - MB/s through one tunnel (a TCP source behind it);
+#   - CPU time per request at a FIXED rate (utime + stime of the proxy process
+#     from /proc/<pid>/stat over the requests done), the figure to compare on
+#     a shared, noisy machine, with its p99;
+#   - the proxy's peak RSS (VmHWM).
+# Both proxies get the same allowlist: one upstream name (localhost) and its
+# ports; gatehouse also gets `allow_addresses: [127.0.0.1/32]`, since its SSRF
+# defences deny loopback otherwise. Both write an access log to a temp file.
+#
+#   bash bench/proxy.sh [--only squid|gatehouse] [--connections N] [--duration S]
+#                       [--rate RPS] [--rate-duration S] [--rounds N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CONNECTIONS=32 TUNNEL_CONNECTIONS=8 DURATION=3 RATE=2000 RATE_DURATION=10 ROUNDS=2 ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) ONLY=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --rate-duration) RATE_DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    *) echo "bench/proxy.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -f dist/bench/lib/http-load.js ] && [ -f dist/src/cli/main.js ] || npx tsc -p tsconfig.json >/dev/null || true
+[ -f dist/bench/lib/http-load.js ] || { echo "bench/proxy.sh: dist/bench/lib/http-load.js missing (npx tsc -p tsconfig.json)" >&2; exit 1; }
+
+LOAD="node $ROOT/dist/bench/lib/http-load.js"
+GH="node $ROOT/dist/src/cli/main.js"
+WORK=$(mktemp -d /tmp/gatehouse-bench-proxy.XXXXXX)
+chmod 0777 "$WORK" # Squid started as root writes its logs as the "proxy" user
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Six free loopback ports, chosen by the kernel (released just before use).
+read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH < <(node -e '
+  const net = require("net"); const servers = [];
+  (async () => {
+    for (let i = 0; i < 6; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
+    console.log(servers.map((s) => s.address().port).join(" "));
+    servers.forEach((s) => s.close());
+  })();')
+
+# ---- the upstreams
+$LOAD upstreams --http-port "$HTTP_PORT" --echo-port "$ECHO_PORT" --source-port "$SOURCE_PORT" >"$WORK/upstreams.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$WORK/upstreams.out" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$WORK/upstreams.out" || { echo "bench/proxy.sh: upstreams did not start: $(cat "$WORK/upstreams.out")" >&2; exit 1; }
+
+# ---- the proxies: name -> command line, and the port each listens on
+declare -A CMDS PORTS LABELS
+ORDER=()
+if [ "$ONLY" != gatehouse ]; then
+  if command -v squid >/dev/null; then
+    # shellcheck source=bench/lib/squid.sh
+    source "$ROOT/bench/lib/squid.sh"
+    write_squid_conf "$WORK/squid" "$SQUID_PORT" localhost "$HTTP_PORT $ECHO_PORT $SOURCE_PORT"
+    CMDS[squid]="squid -N -f $WORK/squid/squid.conf"
+    PORTS[squid]=$SQUID_PORT
+    LABELS[squid]="squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -n 1)"
+    ORDER+=(squid)
+  else
+    echo "bench/proxy.sh: squid not installed (Debian: apt-get install squid); measuring gatehouse alone" >&2
+  fi
+fi
+if [ "$ONLY" != squid ]; then
+  if help=$($GH proxy --help 2>&1) && ! grep -q "not in this release" <<<"$help"; then
+    cat >"$WORK/proxy.yaml" <<EOF
+version: 1
+default: deny
+connect_ports: [$ECHO_PORT, $SOURCE_PORT]
+rules:
+  - id: bench-upstream
+    action: allow
+    host: localhost
+    port: [$HTTP_PORT, $ECHO_PORT, $SOURCE_PORT]
+    allow_addresses: [127.0.0.1/32]
+EOF
+    GH_ARGS="proxy --policy $WORK/proxy.yaml --listen 127.0.0.1:$GH_PORT --health-port $GH_HEALTH"
+    # Log like Squid does, when the command offers an access log.
+    if grep -q -- "--access-log" <<<"$help"; then GH_ARGS="$GH_ARGS --access-log $WORK/gatehouse-access.log"; fi
+    # The tunnels carry plain TCP (echo, source), not TLS: Squid does not look inside; let gatehouse not look either.
+    if grep -q -- "--non-tls-connect" <<<"$help"; then GH_ARGS="$GH_ARGS --non-tls-connect allow"; fi
+    CMDS[gatehouse]="$GH $GH_ARGS"
+    PORTS[gatehouse]=$GH_PORT
+    LABELS[gatehouse]="gatehouse"
+    ORDER+=(gatehouse)
+  else
+    echo "bench/proxy.sh: 'gatehouse proxy --help' does not work yet; measuring squid alone" >&2
+  fi
+fi
+[ ${#ORDER[@]} -gt 0 ] || { echo "bench/proxy.sh: nothing to measure" >&2; exit 1; }
+
+PROXY_PID=""
+start_proxy() { # name
+  local name=$1
+  ${CMDS[$name]} >"$WORK/$name.out" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  for _ in $(seq 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${PORTS[$name]}") 2>/dev/null; then return 0; fi
+    kill -0 "$PROXY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench/proxy.sh: $name did not listen on 127.0.0.1:${PORTS[$name]}:" >&2
+  tail -n 20 "$WORK/$name.out" "$WORK/squid/cache.log" 2>/dev/null >&2 || true
+  exit 1
+}
+stop_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+  PROXY_PID=""
+}
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime, after "(comm) "
+peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+RESULTS=$WORK/results.jsonl
+HZ=$(getconf CLK_TCK)
+echo "machine: $(nproc) cores, $(uname -r), node $(node -v); ${#ORDER[@]} proxies, $ROUNDS rounds alternating;" \
+  "$CONNECTIONS connections for ${DURATION} s; fixed rate $RATE req/s for $RATE_DURATION s"
+for round in $(seq "$ROUNDS"); do
+  for name in "${ORDER[@]}"; do
+    proxy=127.0.0.1:${PORTS[$name]}
+    start_proxy "$name"
+    $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
+    http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
+    tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
+    stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
+    t0=$(cpu_ticks "$PROXY_PID")
+    fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
+    t1=$(cpu_ticks "$PROXY_PID")
+    rss=$(peak_rss_kib "$PROXY_PID")
+    stop_proxy
+    printf '{"proxy":"%s","round":%d,"http":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$tunnels" "$stream" "$fixed" $((t1 - t0)) "$HZ" "$rss" >>"$RESULTS"
+    echo "  round $round: $name done" >&2
+  done
+done
+
+# ---- the table: the median over rounds of each figure, one column per proxy
+TABLE_JS=$(cat <<'EOF'
+const fs = require('fs');
+const [file, ...names] = process.argv.slice(1);
+const labels = process.env.LABELS_TSV.split('\t').filter(Boolean);
+const runs = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const median = (xs) => { const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : null; };
+const figures = [
+  ['HTTP keep-alive req/s', (r) => r.http.rps, 0],
+  ['  p50 ms', (r) => r.http.p50_ms, 2],
+  ['  p99 ms', (r) => r.http.p99_ms, 2],
+  ['  errors', (r) => r.http.errors, 0],
+  ['CONNECT tunnels/s', (r) => r.connect.tunnels_per_s, 0],
+  ['  p99 ms', (r) => r.connect.p99_ms, 2],
+  ['  errors', (r) => r.connect.errors, 0],
+  ['one tunnel MB/s', (r) => r.stream.mb_per_s, 1],
+  [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
+  ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
+  ['  p99 ms', (r) => r.fixed.p99_ms, 2],
+  ['  errors', (r) => r.fixed.errors, 0],
+  ['peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],
+];
+const width = 16;
+console.log(''.padEnd(26) + labels.map((l) => l.padStart(width)).join(''));
+for (const [title, get, digits] of figures) {
+  const cells = names.map((n) => {
+    const m = median(runs.filter((r) => r.proxy === n).map(get));
+    return (m === null ? '-' : m.toFixed(digits)).padStart(width);
+  });
+  console.log(title.padEnd(26) + cells.join(''));
+}
+EOF
+)
+LABELS_TSV=$(for n in "${ORDER[@]}"; do printf '%s\t' "${LABELS[$n]}"; done) node -e "$TABLE_JS" "$RESULTS" "${ORDER[@]}"
