@@ -52,19 +52,6 @@ export class AccessRecord {
     };
   }
 
-  get isFinished(): boolean {
-    return this.finished;
-  }
-
-  /** Milliseconds since the record was opened (for resolveMs / connectMs). */
-  elapsedSince(mark: number): number {
-    return Math.round(performance.now() - mark);
-  }
-
-  now(): number {
-    return performance.now();
-  }
-
   decided(decision: ProxyDecision): void {
     this.entry.rule = decision.rule?.id ?? null;
     this.entry.decision = decision.action;

@@ -99,8 +99,9 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
     // closeIdleConnections uses) on 'listening'. This server never listens
     // itself, so it is told it does.
     this.http.emit('listening');
-    this.http.on('request', (req, res) => void handleHttpRequest(this, req, res));
-    this.http.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleConnect(this, req, socket as net.Socket, head));
+    // A handler bug must cost one connection, never the process.
+    this.http.on('request', (req, res) => handleHttpRequest(this, req, res).catch(() => res.destroy()));
+    this.http.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(this, req, socket as net.Socket, head).catch(() => socket.destroy()));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as net.Socket));
   }
 
@@ -194,7 +195,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
       this.refuse(socket, peer, 503, 'connection-limit', 'the proxy has too many connections; retry later');
       return;
     }
-    void this.admit(socket, peer);
+    this.admit(socket, peer).catch(() => socket.destroy());
   }
 
   private async admit(socket: net.Socket, peer: ClientIdentity): Promise<void> {

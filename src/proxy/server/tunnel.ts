@@ -38,6 +38,11 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, soc
     refuse(ctx, socket, rec, { status: 400, text: `expected host:port after CONNECT (${target.reason})` }, 'NONE', `bad-request:${target.reason}`);
     return;
   }
+  if (ctx.closing) {
+    // A tunnel opened now would only be cut at the drain deadline.
+    refuse(ctx, socket, rec, { status: 503, text: 'the proxy is shutting down; retry' }, 'NONE', 'shutting-down');
+    return;
+  }
   await tunnel(ctx, conn, socket, head, rec, target.value);
 }
 
