@@ -18,7 +18,8 @@ import { composeHealth, type HealthCheck, type HealthReport } from '../observe/h
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
 import type { CounterBlockSet } from '../observe/metrics';
-import { DROP_WINDOW_S, RECEIVE_DROP_THRESHOLD, WORKER_STALL_MS } from '../tunnel/command';
+import { ReceiveDropWindow, workersHealth } from '../observe/engine-health';
+import { runService } from '../cli/service';
 import { EveWriter } from './eve';
 import { FlowJudge } from './judge';
 import { NameAddressCache, NameVerifier } from './names';
@@ -51,31 +52,7 @@ export async function runInspectCommand(argv: string[], io: InspectIo): Promise<
   }
   const log = createLogger({ sections: INSPECT_LOG_SECTIONS, config: opts.logLevels, format: opts.logFormat });
   const app = new InspectApp(opts, log);
-  let stopping = false;
-  let stop!: (signal: NodeJS.Signals) => void;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
-  const onStop = (signal: NodeJS.Signals): void => {
-    if (stopping) log.warning('core', 'already shutting down', { signal });
-    stopping = true;
-    stop(signal);
-  };
-  const onHangup = (): void => void app.hangup();
-  for (const s of STOP_SIGNALS) process.on(s, onStop);
-  process.on('SIGHUP', onHangup);
-  try {
-    try {
-      await app.start();
-    } catch (err) {
-      await app.stop();
-      throw err;
-    }
-    const signal = await signalled;
-    log.important('core', 'shutting down', { signal });
-    await app.stop();
-  } finally {
-    for (const s of STOP_SIGNALS) process.off(s, onStop);
-    process.off('SIGHUP', onHangup);
-  }
+  await runService(app, log, { stop: STOP_SIGNALS, hangup: () => void app.hangup() });
   return 0;
 }
 
@@ -102,8 +79,7 @@ export class InspectApp {
   private readonly cache = new NameAddressCache();
   private readonly verifier: NameVerifier;
   private readonly metrics = new Registry();
-  /** rx_overflow at the end of each of the last DROP_WINDOW_S seconds. */
-  private readonly dropHistory: number[] = [];
+  private readonly drops = new ReceiveDropWindow();
 
   constructor(
     private readonly opts: InspectCliOptions,
@@ -229,8 +205,7 @@ export class InspectApp {
   private tick(): void {
     const engine = this.engine;
     if (!engine || this.stopped) return;
-    this.dropHistory.push(engine.readCounters().rx_overflow);
-    if (this.dropHistory.length > DROP_WINDOW_S + 1) this.dropHistory.shift();
+    this.drops.sample(engine.readCounters().rx_overflow);
     this.judge?.sweep();
     if (++this.ticks % CACHE_PRUNE_TICKS === 0) this.cache.prune(Date.now());
     const idleMs = this.opts.endpointIdleTimeoutS * 1000;
@@ -258,34 +233,20 @@ export class InspectApp {
   }
 
   private workersHealth(): HealthReport {
-    const now = monotonicMs();
-    const workers = this.engine?.workerStatus() ?? [];
-    const stalled = workers.filter((w) => now - w.heartbeatMs > WORKER_STALL_MS);
-    return {
-      healthy: stalled.length === 0 && workers.length > 0,
-      reason: stalled.length ? `stalled: ${stalled.map((w) => `${w.name} (${now - w.heartbeatMs} ms)`).join(', ')}` : undefined,
-      children: workers.map((w) => ({
-        name: w.name,
-        healthy: now - w.heartbeatMs <= WORKER_STALL_MS,
-        details: { packets: w.packets, last_turn_ms_ago: now - w.heartbeatMs },
-      })),
-    };
+    return workersHealth(this.engine?.workerStatus() ?? [], monotonicMs());
   }
 
   private receiveHealth(): HealthReport {
     const c = this.engine?.readCounters();
     if (!c) return { healthy: false, reason: 'not started' };
-    const recentDrops = c.rx_overflow - (this.dropHistory[0] ?? c.rx_overflow);
+    const recentDrops = this.drops.recent(c.rx_overflow);
     const malformed: Record<string, number> = {};
     for (const r of GENEVE_REASONS) if (c[`malformed_${r}`] > 0) malformed[r] = c[`malformed_${r}`];
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(c)) if ((k.startsWith('drop_') || k === 'held_dropped' || k === 'upcalls_dropped') && v > 0) drops[k] = v;
-    const unhealthy = recentDrops > RECEIVE_DROP_THRESHOLD;
     return {
-      healthy: !unhealthy,
-      reason: unhealthy
-        ? `${recentDrops} datagrams dropped by the kernel (socket receive overflow) in the last ${DROP_WINDOW_S} s, over the threshold of ${RECEIVE_DROP_THRESHOLD}`
-        : undefined,
+      healthy: ReceiveDropWindow.reason(recentDrops) === undefined,
+      reason: ReceiveDropWindow.reason(recentDrops),
       details: {
         rx_packets: c.rx_packets,
         rx_bytes: c.rx_bytes,

@@ -79,3 +79,15 @@ export function checkCounterNames<N extends string>(
   }
   return counters as NamedCounters<N>;
 }
+
+/**
+ * Worker threads' liveness from an engine's workers block, whose counters
+ * come in pairs per thread: `<worker>_heartbeat_ms`, `<worker>_packets`.
+ */
+export function workerStatusOf(workers: NamedCounters<string>): Array<{ name: string; heartbeatMs: number; packets: number }> {
+  const out = [];
+  for (let i = 0; i + 1 < workers.names.length; i += 2) {
+    out.push({ name: workers.names[i].replace(/_heartbeat_ms$/, ''), heartbeatMs: Number(workers.values[i]), packets: Number(workers.values[i + 1]) });
+  }
+  return out;
+}

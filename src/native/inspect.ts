@@ -6,7 +6,7 @@
  */
 import { loadNative } from './addon';
 import type { InspectEndpointInfo, InspectEvent, InspectFlowEndEvent, InspectOptions, InspectVerdict, NativeInspect } from './binding';
-import { checkCounterNames, readCounters, type NamedCounters } from './counters';
+import { checkCounterNames, readCounters, workerStatusOf, type NamedCounters } from './counters';
 import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg, MAX_SOCKET_BUFFER } from './validate';
 import { checkPrefixes, MAX_ENDPOINTS, MAX_FLOWS, MAX_TUNNEL_FLOW_IDLE_MS, MAX_TUNNEL_THREADS } from './tunnel';
 import { GatehouseError } from '../errors';
@@ -117,13 +117,7 @@ export function startInspect(opts: InspectOptions): Inspect {
     counters,
     workers,
     readCounters: () => readCounters(counters),
-    workerStatus() {
-      const out = [];
-      for (let i = 0; i < workers.names.length; i += 2) {
-        out.push({ name: workers.names[i].replace(/_heartbeat_ms$/, ''), heartbeatMs: Number(workers.values[i]), packets: Number(workers.values[i + 1]) });
-      }
-      return out;
-    },
+    workerStatus: () => workerStatusOf(workers),
     setVerdicts(verdicts) {
       if (!Array.isArray(verdicts)) invalidArg('an array of verdicts', 'verdicts', verdicts);
       verdicts.forEach((v, i) => {

@@ -6,7 +6,7 @@
  */
 import { loadNative } from './addon';
 import type { Ipv4Prefix, NativeCounters, NativeTunnel, TunnelEndpointInfo, TunnelEvent, TunnelOptions } from './binding';
-import { checkCounterNames, readCounters, type NamedCounters } from './counters';
+import { checkCounterNames, readCounters, workerStatusOf, type NamedCounters } from './counters';
 import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg, MAX_SOCKET_BUFFER } from './validate';
 import { GatehouseError } from '../errors';
 import { GENEVE_REASONS } from '../geneve/reasons';
@@ -209,17 +209,7 @@ export function startTunnel(opts: TunnelOptions): Tunnel {
     counters,
     workers,
     readCounters: () => readCounters(counters),
-    workerStatus() {
-      const out: TunnelWorkerStatus[] = [];
-      for (let i = 0; i < workers.names.length; i += 2) {
-        out.push({
-          name: workers.names[i].replace(/_heartbeat_ms$/, ''),
-          heartbeatMs: Number(workers.values[i]),
-          packets: Number(workers.values[i + 1]),
-        });
-      }
-      return out;
-    },
+    workerStatus: () => workerStatusOf(workers),
     attachEndpoint(eni, gwi, gwo) {
       checkU64('eni', eni);
       const gwiFds = checkFds('gwi', gwi, checked.tunThreads);

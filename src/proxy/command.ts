@@ -9,6 +9,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { HealthCheck, HealthReport } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
+import { runService } from '../cli/service';
 import { ProxyLogs } from './logs';
 import { evaluateProxyPolicy, openProxyPolicySource, type ProxyPolicySource, type ReloadResult } from './policy';
 import { readProxyHeader } from './proxy-protocol';
@@ -34,25 +35,7 @@ export async function runProxyCommand(argv: string[], io: ProxyIo): Promise<numb
   const config = Object.fromEntries(PROXY_LOG_SECTIONS.map((s) => [s, opts.logLevel])) as Record<ProxyLogSection, typeof opts.logLevel>;
   const log = createLogger({ sections: PROXY_LOG_SECTIONS, config, format: opts.logFormat });
   const app = new ProxyApp(opts, log);
-  let stop!: (s: NodeJS.Signals) => void;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
-  const onHangup = (): void => void app.hangup('SIGHUP');
-  for (const s of STOP_SIGNALS) process.on(s, stop);
-  process.on('SIGHUP', onHangup);
-  try {
-    try {
-      await app.start();
-    } catch (err) {
-      await app.stop();
-      throw err;
-    }
-    const signal = await signalled;
-    log.important('core', 'draining', { signal, drain_ms: opts.drainTimeoutMs });
-    await app.stop();
-  } finally {
-    for (const s of STOP_SIGNALS) process.off(s, stop);
-    process.off('SIGHUP', onHangup);
-  }
+  await runService(app, log, { stop: STOP_SIGNALS, hangup: () => void app.hangup('SIGHUP'), stopping: 'draining' });
   return 0;
 }
 

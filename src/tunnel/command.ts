@@ -12,15 +12,13 @@ import { composeHealth, type HealthCheck, type HealthReport } from '../observe/h
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, TUNNEL_LOG_SECTIONS, type Logger, type TunnelLogSection } from '../observe/log';
 import { CounterBlockSet, registerCounterBlock } from '../observe/metrics';
+import { ReceiveDropWindow, workersHealth } from '../observe/engine-health';
 import { EndpointRegistry } from './endpoints';
 import { parseTunnelOptions, TUNNEL_HELP, type TunnelCliOptions } from './options';
+import { runService } from '../cli/service';
 import { readTunTxDropped } from './tun-drops';
 
-/** A worker that has not turned its loop for this long is stalled (a live one turns every <= 100 ms). */
-export const WORKER_STALL_MS = 2_000;
-/** Receive drops (socket overflow) tolerated over the last DROP_WINDOW_S seconds before health says 503. */
-export const RECEIVE_DROP_THRESHOLD = 1_000;
-export const DROP_WINDOW_S = 10;
+export { DROP_WINDOW_S, RECEIVE_DROP_THRESHOLD, WORKER_STALL_MS } from '../observe/engine-health';
 const PENDING_QUEUE = 1024;
 // All pending endpoints together: a slow CREATE hook for many endpoints at
 // once must not hold hundreds of MB of packets (1024 x 8500 B each).
@@ -40,29 +38,10 @@ export async function runTunnelCommand(argv: string[], io: TunnelIo): Promise<nu
   }
   const log = createLogger({ sections: TUNNEL_LOG_SECTIONS, config: opts.logLevels, format: opts.logFormat });
   const app = new TunnelApp(opts, log);
-  // Handlers first: endpoints (and their CREATE hooks) can appear while
-  // starting. A second signal during shutdown is logged, not fatal, so the
-  // remaining DESTROY hooks still run.
-  let stopping = false;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    for (const s of SHUTDOWN_SIGNALS) {
-      process.on(s, () => {
-        if (stopping) log.warning('core', 'already shutting down: running the remaining DESTROY hooks', { signal: s });
-        stopping = true;
-        resolve(s);
-      });
-    }
-  });
-  try {
-    await app.start();
-  } catch (err) {
-    await app.stop();
-    throw err;
-  }
-  const signal = await signalled;
-  log.important('core', 'shutting down', { signal });
-  await app.stop();
-  for (const s of SHUTDOWN_SIGNALS) process.removeAllListeners(s);
+  // Endpoints (and their CREATE hooks) can appear while starting; a second
+  // signal during shutdown is logged, so the remaining DESTROY hooks run.
+  // gwlbtun stops on SIGHUP too.
+  await runService(app, log, { stop: SHUTDOWN_SIGNALS });
   return 0;
 }
 
@@ -76,8 +55,7 @@ export class TunnelApp {
   private endpointMetrics?: CounterBlockSet<'endpoint'>;
   /** Endpoint ids whose metrics are exported (removed when the endpoint goes). */
   private exported = new Set<string>();
-  /** rx_overflow at the end of each of the last DROP_WINDOW_S seconds. */
-  private readonly dropHistory: number[] = [];
+  private readonly drops = new ReceiveDropWindow();
 
   constructor(
     private readonly opts: TunnelCliOptions,
@@ -182,8 +160,7 @@ export class TunnelApp {
 
   private async tick(): Promise<void> {
     if (!this.tunnel || !this.registry) return;
-    this.dropHistory.push(this.tunnel.readCounters().rx_overflow);
-    if (this.dropHistory.length > DROP_WINDOW_S + 1) this.dropHistory.shift();
+    this.drops.sample(this.tunnel.readCounters().rx_overflow);
     const live = new Set<string>();
     for (const ep of this.registry.list()) {
       live.add(ep.endpointId);
@@ -211,25 +188,13 @@ export class TunnelApp {
   }
 
   private workersHealth(): HealthReport {
-    const now = monotonicMs();
-    const workers = this.tunnel?.workerStatus() ?? [];
-    const stalled = workers.filter((w) => now - w.heartbeatMs > WORKER_STALL_MS);
-    return {
-      healthy: stalled.length === 0 && workers.length > 0,
-      reason: stalled.length ? `stalled: ${stalled.map((w) => `${w.name} (${now - w.heartbeatMs} ms)`).join(', ')}` : undefined,
-      children: workers.map((w) => ({
-        name: w.name,
-        healthy: now - w.heartbeatMs <= WORKER_STALL_MS,
-        details: { packets: w.packets, last_turn_ms_ago: now - w.heartbeatMs },
-      })),
-    };
+    return workersHealth(this.tunnel?.workerStatus() ?? [], monotonicMs());
   }
 
   private receiveHealth(): HealthReport {
     const c = this.tunnel?.readCounters();
     if (!c) return { healthy: false, reason: 'not started' };
-    const oldest = this.dropHistory[0] ?? c.rx_overflow;
-    const recentDrops = c.rx_overflow - oldest;
+    const recentDrops = this.drops.recent(c.rx_overflow);
     const malformed: Record<string, number> = {};
     for (const r of GENEVE_REASONS) if (c[`malformed_${r}` as keyof typeof c] > 0) malformed[r] = c[`malformed_${r}` as keyof typeof c];
     const drops: Record<string, number> = {};
@@ -238,11 +203,8 @@ export class TunnelApp {
     for (const ep of this.registry?.list() ?? []) ringDropped += readTunTxDropped(ep.gwi) + readTunTxDropped(ep.gwo);
     if (ringDropped > 0) drops.tun_ring_dropped = ringDropped;
     return {
-      healthy: recentDrops <= RECEIVE_DROP_THRESHOLD,
-      reason:
-        recentDrops > RECEIVE_DROP_THRESHOLD
-          ? `${recentDrops} datagrams dropped by the kernel (socket receive overflow) in the last ${DROP_WINDOW_S} s, over the threshold of ${RECEIVE_DROP_THRESHOLD}`
-          : undefined,
+      healthy: ReceiveDropWindow.reason(recentDrops) === undefined,
+      reason: ReceiveDropWindow.reason(recentDrops),
       details: {
         rx_packets: c.rx_packets,
         rx_bytes: c.rx_bytes,
