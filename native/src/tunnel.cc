@@ -236,21 +236,9 @@ bool Tunnel::Open(std::string* error) {
     udp_.push_back(std::make_unique<UdpWorker>());
     UdpWorker* w = udp_.back().get();
     w->index = i;
-    UdpSocketOptions so;
-    so.bind_address = cfg_.bind;
-    so.port = cfg_.port;
-    so.reuse_port = true;
-    so.rcvbuf = cfg_.rcvbuf;
-    so.sndbuf = cfg_.sndbuf;
-    w->fd = OpenUdpSocket(so, error);
-    if (w->fd < 0) return false;
-    int one = 1;
-    if (local_addr_ == 0 && setsockopt(w->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
-      *error = std::string("setsockopt(IP_PKTINFO): ") + strerror(errno);
+    if (!OpenGwlbSockets(cfg_.bind, cfg_.port, cfg_.rcvbuf, cfg_.sndbuf, local_addr_ == 0, &w->fd, &w->raw_fd,
+                         error))
       return false;
-    }
-    w->raw_fd = OpenRawIPv4Socket(cfg_.sndbuf, error);
-    if (w->raw_fd < 0) return false;
     w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epoll_fd < 0) {
       *error = std::string("epoll_create1: ") + strerror(errno);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "geneve.h"
+#include "raw_sender.h"
 #include "reflector_support.h"
 #include "udp_socket.h"
 
@@ -171,6 +172,29 @@ inline std::vector<Ipv4Prefix> OptionPrefixes(const Napi::Object& o, const char*
     out.push_back({ntohl(addr.s_addr) & mask, mask});
   }
   return out;
+}
+
+// One UDP worker's sockets: its SO_REUSEPORT socket on bind:port for GENEVE
+// (with IP_PKTINFO when bound to any address, so each datagram tells which
+// of our addresses GWLB sent it to: the reply's source) and the raw socket
+// its replies leave on. False with `*error` set; the caller closes what was opened.
+inline bool OpenGwlbSockets(const std::string& bind, uint16_t port, int rcvbuf, int sndbuf, bool pktinfo,
+                            int* fd, int* raw_fd, std::string* error) {
+  UdpSocketOptions so;
+  so.bind_address = bind;
+  so.port = port;
+  so.reuse_port = true;
+  so.rcvbuf = rcvbuf;
+  so.sndbuf = sndbuf;
+  *fd = OpenUdpSocket(so, error);
+  if (*fd < 0) return false;
+  int one = 1;
+  if (pktinfo && setsockopt(*fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
+    *error = std::string("setsockopt(IP_PKTINFO): ") + strerror(errno);
+    return false;
+  }
+  *raw_fd = OpenRawIPv4Socket(sndbuf, error);
+  return *raw_fd >= 0;
 }
 
 inline bool SourceAllowed(const std::vector<Ipv4Prefix>& allowed, uint32_t addr) {
