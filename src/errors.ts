@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   ERR_LISTEN: 'a server could not listen on its address and port (in use, or not allowed)',
   ERR_POLICY: 'a policy file (or a domain list it imports) is invalid; the message names file, line, column and reason',
   ERR_PROXY_PROTOCOL: 'a connection did not start with a valid PROXY protocol v1/v2 header in time',
+  ERR_CREDENTIALS: 'no AWS credentials could be loaded from the default chain (environment, ECS, IMDSv2)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
