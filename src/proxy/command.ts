@@ -116,7 +116,8 @@ export class ProxyApp {
     const source = await openProxyPolicySource(o.policy);
     this.source = source;
     this.logs = await ProxyLogs.open({ accessLog: o.accessLog, decisionLog: o.decisionLog });
-    const own = ownAddresses();
+    // Frozen: the SSRF check compiles a frozen list once, not per request.
+    const own = Object.freeze(ownAddresses());
     this.server = await startProxyServer({
       listen: o.listen,
       proxyProtocol: o.proxyProtocol,
