@@ -1,0 +1,214 @@
+/**
+ * The signer's Authorization header must equal what an independent SigV4
+ * implementation computes. `referenceSigV4` below is written from the AWS
+ * documentation ("Create a signed AWS API request": canonical request, string
+ * to sign, HMAC key chain) with node:crypto only, and is itself checked first
+ * against the AWS SigV4 test suite's published "get-vanilla" signature.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
+import { createLatticeSigner, splitPathAndQuery } from '../../../src/ingress/sigv4/lattice-signer';
+import { GatehouseError } from '../../../src/errors';
+
+const ACCESS_KEY = 'AKIDEXAMPLE';
+const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+const SESSION_TOKEN = 'FwoGZXIvYXdzEXAMPLE//////////wEaDExampleSessionToken+/=';
+const SIGNING_TIME = new Date('2015-08-30T12:36:00Z');
+const AMZ_DATE = '20150830T123600Z';
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+// RFC 3986 unreserved characters stay; everything else is %XX upper-case, per byte of UTF-8.
+function uriEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += /[A-Za-z0-9\-_.~]/.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+interface ReferenceInput {
+  method: string;
+  path: string; // as sent, already percent-encoded once
+  query: string; // raw, without "?"
+  headers: Record<string, string>;
+  payloadHash: string;
+  region: string;
+  service: string;
+  secretKey: string;
+  accessKey: string;
+  amzDate: string;
+}
+
+function referenceSigV4(input: ReferenceInput): { authorization: string; signature: string; signedHeaders: string } {
+  // Canonical URI: non-S3 services encode each segment of the sent path once more.
+  const canonicalUri = input.path
+    .split('/')
+    .map((segment) => uriEncode(segment))
+    .join('/');
+  // Canonical query: decoded names and values, re-encoded, sorted by name then value.
+  const pairs = input.query === '' ? [] : input.query.split('&').filter((p) => p !== '');
+  const canonicalQuery = pairs
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
+      const value = eq === -1 ? '' : decodeURIComponent(pair.slice(eq + 1));
+      return [uriEncode(name), uriEncode(value)] as const;
+    })
+    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1))
+    .map(([n, v]) => `${n}=${v}`)
+    .join('&');
+  const names = Object.keys(input.headers)
+    .map((n) => n.toLowerCase())
+    .sort();
+  const lowered = Object.fromEntries(Object.entries(input.headers).map(([n, v]) => [n.toLowerCase(), v]));
+  const canonicalHeaders = names.map((n) => `${n}:${lowered[n]!.trim().replace(/\s+/g, ' ')}\n`).join('');
+  const signedHeaders = names.join(';');
+  const canonicalRequest = [input.method, canonicalUri, canonicalQuery, canonicalHeaders, signedHeaders, input.payloadHash].join('\n');
+  const date = input.amzDate.slice(0, 8);
+  const scope = `${date}/${input.region}/${input.service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', input.amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data, 'utf8').digest();
+  const signingKey = hmac(hmac(hmac(hmac('AWS4' + input.secretKey, date), input.region), input.service), 'aws4_request');
+  const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
+  return {
+    signature,
+    signedHeaders,
+    authorization: `AWS4-HMAC-SHA256 Credential=${input.accessKey}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+  };
+}
+
+test('the reference implementation reproduces the AWS SigV4 test suite get-vanilla signature', () => {
+  const got = referenceSigV4({
+    method: 'GET',
+    path: '/',
+    query: '',
+    headers: { Host: 'example.amazonaws.com', 'X-Amz-Date': AMZ_DATE },
+    payloadHash: EMPTY_SHA256,
+    region: 'us-east-1',
+    service: 'service',
+    accessKey: ACCESS_KEY,
+    secretKey: SECRET_KEY,
+    amzDate: AMZ_DATE,
+  });
+  assert.equal(got.signature, '5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31');
+  assert.equal(
+    got.authorization,
+    'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+  );
+});
+
+const LATTICE_HOST = 'orders-0a1b2c3d4e5f6a7b8.7d67968.vpc-lattice-svcs.us-west-2.on.aws';
+
+const CASES: { name: string; method: string; pathAndQuery: string; sessionToken?: string }[] = [
+  { name: 'GET / with long-term keys', method: 'GET', pathAndQuery: '/' },
+  { name: 'GET with repeated and valueless query parameters', method: 'GET', pathAndQuery: '/api/v1/items?b=2&a=1&a=0&flag' },
+  { name: 'POST with a session token', method: 'POST', pathAndQuery: '/api/v1/orders', sessionToken: SESSION_TOKEN },
+  {
+    name: 'encoded path segments and query values, with a session token',
+    method: 'PUT',
+    pathAndQuery: '/files/a%20b/%C3%A9t%C3%A9~x?q=x%2Fy&name=hello%20world&Z=%2A',
+    sessionToken: SESSION_TOKEN,
+  },
+];
+
+for (const c of CASES) {
+  test(`Authorization equals the reference computation: ${c.name}`, async () => {
+    const signer = createLatticeSigner({
+      region: 'us-west-2',
+      credentials: async () => ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, sessionToken: c.sessionToken }),
+      clock: () => SIGNING_TIME,
+    });
+    const headers = await signer.sign({ method: c.method, host: LATTICE_HOST, path: c.pathAndQuery });
+
+    const expectedSigned: Record<string, string> = {
+      host: LATTICE_HOST,
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'x-amz-date': AMZ_DATE,
+    };
+    if (c.sessionToken !== undefined) expectedSigned['x-amz-security-token'] = c.sessionToken;
+    const mark = c.pathAndQuery.indexOf('?');
+    const reference = referenceSigV4({
+      method: c.method,
+      path: mark === -1 ? c.pathAndQuery : c.pathAndQuery.slice(0, mark),
+      query: mark === -1 ? '' : c.pathAndQuery.slice(mark + 1),
+      headers: expectedSigned,
+      payloadHash: 'UNSIGNED-PAYLOAD',
+      region: 'us-west-2',
+      service: 'vpc-lattice-svcs',
+      accessKey: ACCESS_KEY,
+      secretKey: SECRET_KEY,
+      amzDate: AMZ_DATE,
+    });
+
+    assert.equal(headers.authorization, reference.authorization);
+    assert.equal(
+      reference.signedHeaders,
+      c.sessionToken === undefined ? 'host;x-amz-content-sha256;x-amz-date' : 'host;x-amz-content-sha256;x-amz-date;x-amz-security-token',
+    );
+    // Exactly the headers to add, nothing else.
+    assert.deepEqual(headers, { ...expectedSigned, authorization: reference.authorization });
+  });
+}
+
+test('the signature changes with the host, so it must be computed after the rewrite', async () => {
+  const signer = createLatticeSigner({
+    region: 'us-west-2',
+    credentials: async () => ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }),
+    clock: () => SIGNING_TIME,
+  });
+  const a = await signer.sign({ method: 'GET', host: LATTICE_HOST, path: '/' });
+  const b = await signer.sign({ method: 'GET', host: 'public.example.com', path: '/' });
+  assert.notEqual(a.authorization, b.authorization);
+  assert.equal(b.host, 'public.example.com');
+});
+
+test('region: option, then AWS_REGION, then AWS_DEFAULT_REGION, else ERR_INVALID_ARG', (t) => {
+  const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+  t.after(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  const credentials = async () => ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY });
+  process.env.AWS_REGION = 'eu-west-1';
+  process.env.AWS_DEFAULT_REGION = 'eu-central-1';
+  assert.equal(createLatticeSigner({ region: 'ap-south-1', credentials }).region, 'ap-south-1');
+  assert.equal(createLatticeSigner({ credentials }).region, 'eu-west-1');
+  delete process.env.AWS_REGION;
+  assert.equal(createLatticeSigner({ credentials }).region, 'eu-central-1');
+  delete process.env.AWS_DEFAULT_REGION;
+  assert.throws(
+    () => createLatticeSigner({ credentials }),
+    (err: unknown) =>
+      err instanceof GatehouseError &&
+      err.code === 'ERR_INVALID_ARG' &&
+      err.message === 'Expected an AWS region (option region, AWS_REGION or AWS_DEFAULT_REGION) for region but received none',
+  );
+  assert.throws(
+    () => createLatticeSigner({ region: 'US East', credentials }),
+    (err: unknown) =>
+      err instanceof GatehouseError && err.message === 'Expected an AWS region such as "us-east-1" for region but received "US East" of type string',
+  );
+});
+
+test('bad requests are refused with the one message shape', async () => {
+  const signer = createLatticeSigner({ region: 'us-west-2', credentials: async () => ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }) });
+  await assert.rejects(signer.sign({ method: 'GET', host: 'bad host', path: '/' }), {
+    code: 'ERR_INVALID_ARG',
+    message: 'Expected a host name for host but received "bad host" of type string',
+  });
+  await assert.rejects(signer.sign({ method: 'get', host: LATTICE_HOST, path: '/' }), { code: 'ERR_INVALID_ARG' });
+  await assert.rejects(signer.sign({ method: 'GET', host: LATTICE_HOST, path: 'no-slash' }), { code: 'ERR_INVALID_ARG' });
+  await assert.rejects(signer.sign({ method: 'GET', host: LATTICE_HOST, path: '/?a=%zz' }), {
+    code: 'ERR_INVALID_ARG',
+    message: 'Expected a query string with valid percent-encoding for path but received "/?a=%zz" of type string',
+  });
+});
+
+test('splitPathAndQuery keeps the path encoded and decodes the query', () => {
+  assert.deepEqual(splitPathAndQuery('/a%20b?x=1&x=2&y&z=%2F'), { path: '/a%20b', query: { x: ['1', '2'], y: '', z: '/' } });
+  assert.deepEqual(splitPathAndQuery('/'), { path: '/', query: {} });
+});
