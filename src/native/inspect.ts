@@ -8,7 +8,7 @@ import { loadNative } from './addon';
 import type { InspectEndpointInfo, InspectEvent, InspectFlowEndEvent, InspectOptions, InspectVerdict, NativeInspect } from './binding';
 import { checkCounterNames, readCounters, workerStatusOf, type NamedCounters } from './counters';
 import { checkBoolean, checkInteger, checkIPv4, checkU64, invalidArg, MAX_SOCKET_BUFFER } from './validate';
-import { checkPrefixes, MAX_ENDPOINTS, MAX_FLOWS, MAX_TUNNEL_FLOW_IDLE_MS, MAX_TUNNEL_THREADS } from './tunnel';
+import { checkPrefixes, MAX_ENDPOINTS, MAX_FLOWS, MAX_TUNNEL_FLOW_IDLE_MS, MAX_TUNNEL_THREADS, tunnelWorkerCounterNames } from './tunnel';
 import { GatehouseError } from '../errors';
 import { GENEVE_REASONS } from '../geneve/reasons';
 
@@ -107,8 +107,8 @@ export function startInspect(opts: InspectOptions): Inspect {
   let workers: NamedCounters<string>;
   try {
     counters = checkCounterNames('inspect', native.counters, INSPECT_COUNTER_NAMES);
-    const workerNames = Array.from({ length: checked.udpThreads }, (_, i) => [`udp${i}_heartbeat_ms`, `udp${i}_packets`]).flat();
-    workers = checkCounterNames('inspect.workers', native.workers, workerNames);
+    // The same per-thread pairs as the tunnel's UDP workers (the engine has no TUN threads).
+    workers = checkCounterNames('inspect.workers', native.workers, tunnelWorkerCounterNames(checked.udpThreads, 0));
   } catch (err) {
     native.stop();
     throw err;
