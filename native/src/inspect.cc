@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "checksum.h"
 #include "counters.h"
 #include "flow_key.h"
 #include "geneve.h"
@@ -142,15 +143,6 @@ uint64_t WallMs() {
   return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
 }
 
-// What one packet of a flow carries that TypeScript may need.
-struct PacketFacts {
-  bool from_client;
-  uint8_t tcp_flags = 0;
-  uint32_t seq = 0, ack = 0;
-  uint32_t payload_offset = 0;  // in the inner packet
-  uint32_t payload_len = 0;
-};
-
 // The L4 payload of a parsed inner packet (TCP: after its header; UDP:
 // after 8 bytes; anything else, ICMP included: the whole L4 message). A
 // later fragment counts as payload (it is data of a datagram already seen).
@@ -159,10 +151,8 @@ void ReadPayload(const uint8_t* inner, const ParsedFlow& pf, PacketFacts* f) {
   uint32_t start = off;
   if (pf.fragment != FragmentKind::kLater) {
     if (pf.key.protocol == kProtoTcp && end >= off + 20) {
-      f->seq = uint32_t(inner[off + 4]) << 24 | uint32_t(inner[off + 5]) << 16 |
-               uint32_t(inner[off + 6]) << 8 | inner[off + 7];
-      f->ack = uint32_t(inner[off + 8]) << 24 | uint32_t(inner[off + 9]) << 16 |
-               uint32_t(inner[off + 10]) << 8 | inner[off + 11];
+      f->seq = LoadBe32(inner + off + 4);
+      f->ack = LoadBe32(inner + off + 8);
       f->tcp_flags = inner[off + 13];
       start = off + std::max<uint32_t>(20, uint32_t(inner[off + 12] >> 4) * 4);
     } else if (pf.key.protocol == kProtoUdp) {
@@ -179,10 +169,11 @@ void ReadPayload(const uint8_t* inner, const ParsedFlow& pf, PacketFacts* f) {
 struct InspectEventData {
   enum Kind : uint8_t { kEndpoint, kPacket, kFlowEnd } kind;
   // endpoint
+  uint64_t eni = 0;
   uint64_t attachment = 0;
   uint32_t source = 0;
-  // packet and flow-end
-  uint64_t flow = 0, eni = 0;
+  // packet and flow-end (the endpoint is key.eni)
+  uint64_t flow = 0;
   InspectKey key{};
   bool client_is_a = true;
   bool midstream = false;
@@ -201,7 +192,6 @@ void FlowEndInto(const InspectFlow& f, const InspectKey& key, const char* reason
                  InspectEventData* e) {
   e->kind = InspectEventData::kFlowEnd;
   e->flow = f.id;
-  e->eni = f.eni;
   e->key = key;
   e->client_is_a = f.client_is_a;
   e->midstream = f.midstream;
@@ -246,8 +236,9 @@ class OutBatch {
     eps_[n_] = ep;
     n_++;
   }
-  void Flush(const StopSignal& stop, CounterBlock* c) {
-    if (!n_) return;
+  // Returns how many datagrams the kernel took.
+  size_t Flush(const StopSignal& stop, CounterBlock* c) {
+    if (!n_) return 0;
     uint64_t bytes = 0, errors = 0;
     const size_t sent = SendAll(raw_fd_, msgs_.data(), n_, stop, &bytes, &errors);
     for (size_t k = 0; k < n_ && sent; k++)
@@ -259,6 +250,7 @@ class OutBatch {
     }
     if (errors) c->Add(kInTxErrors, errors);
     n_ = 0;
+    return sent;
   }
 
  private:
@@ -306,8 +298,8 @@ class Inspect : public std::enable_shared_from_this<Inspect> {
   void Queue(std::vector<InspectEventData>* events);
   void PacketEvent(const InspectFlow& f, const InspectKey& key, bool first, bool tap, const PacketFacts& pf,
                    const uint8_t* inner, size_t inner_len, std::vector<InspectEventData>* events);
-  bool Hold(InspectFlow* f, const uint8_t* datagram, size_t len, uint32_t inner_offset, uint32_t payload_len,
-            bool upcalled);
+  bool Hold(InspectFlow* f, const uint8_t* datagram, size_t len, uint32_t inner_offset,
+            const PacketFacts& facts, bool upcalled);
   void DropHeld(InspectFlow* f, size_t counter);
   // Removes flows for which `gone` says so, as flow-end events; caller holds no shard lock.
   template <typename Pred>
@@ -476,7 +468,6 @@ void Inspect::PacketEvent(const InspectFlow& f, const InspectKey& key, bool firs
   InspectEventData e;
   e.kind = InspectEventData::kPacket;
   e.flow = f.id;
-  e.eni = f.eni;
   e.key = key;
   e.client_is_a = f.client_is_a;
   e.midstream = f.midstream;
@@ -490,7 +481,7 @@ void Inspect::PacketEvent(const InspectFlow& f, const InspectKey& key, bool firs
 
 // Holds a datagram for its flow (bounded per flow and over all flows).
 bool Inspect::Hold(InspectFlow* f, const uint8_t* datagram, size_t len, uint32_t inner_offset,
-                   uint32_t payload_len, bool upcalled) {
+                   const PacketFacts& facts, bool upcalled) {
   size_t held = held_bytes_.load(std::memory_order_relaxed);
   do {
     if (f->held.size() >= cfg_.held_per_flow || held + len > cfg_.held_bytes) {
@@ -502,7 +493,7 @@ bool Inspect::Hold(InspectFlow* f, const uint8_t* datagram, size_t len, uint32_t
   h.bytes.resize(kOuterHeaderLen + len);
   memcpy(h.bytes.data() + kOuterHeaderLen, datagram, len);
   h.inner_offset = uint32_t(kOuterHeaderLen) + inner_offset;
-  h.payload_len = payload_len;
+  h.facts = facts;
   h.upcalled = upcalled;
   f->held.push_back(std::move(h));
   f->held_bytes += len;
@@ -590,6 +581,7 @@ void Inspect::UdpLoop(UdpWorker* w) {
     const uint64_t now_wall = WallMs();
 
     endpoints_mu_.lock_shared();
+    InspectEndpoint* cached = nullptr;  // valid while the read lock is held
     for (int i = 0; i < got; i++) {
       msghdr& h = rx[size_t(i)].msg_hdr;
       uint8_t* start = &slots[size_t(i) * kSlot];
@@ -612,7 +604,10 @@ void Inspect::UdpLoop(UdpWorker* w) {
         by_reason[int(reason)]++;
         continue;
       }
-      InspectEndpoint* ep = FindEndpoint(g.eni, source, g.attachment, now, &events);
+      // Datagrams of one endpoint come in runs: one map lookup per run.
+      InspectEndpoint* ep =
+          cached && cached->eni == g.eni ? cached : FindEndpoint(g.eni, source, g.attachment, now, &events);
+      cached = ep;
       if (!ep) {
         endpoint_limit++;
         continue;
@@ -647,7 +642,6 @@ void Inspect::UdpLoop(UdpWorker* w) {
         it = s.flows.emplace(key, InspectFlow{}).first;
         InspectFlow& f = it->second;
         f.id = next_flow_.fetch_add(1, std::memory_order_relaxed);
-        f.eni = g.eni;
         f.endpoint = ep->shared_from_this();
         f.start_wall_ms = now_wall;
         // The client is the side that sent a bare SYN; a TCP flow seen
@@ -690,12 +684,12 @@ void Inspect::UdpLoop(UdpWorker* w) {
         case InspectState::kNew:
           // Held first, so a verdict that comes back before this batch is
           // queued still finds the packet.
-          Hold(&f, d, len, g.header_len, facts.payload_len, true);
+          Hold(&f, d, len, g.header_len, facts, true);
           PacketEvent(f, it->first, first, false, facts, inner, inner_len, &events);
           f.state = InspectState::kAsked;
           break;
         case InspectState::kAsked:
-          Hold(&f, d, len, g.header_len, facts.payload_len, false);
+          Hold(&f, d, len, g.header_len, facts, false);
           break;
         case InspectState::kInspect:
           if (facts.payload_len == 0 && !(facts.tcp_flags & (kTcpFin | kTcpRst))) {
@@ -703,7 +697,7 @@ void Inspect::UdpLoop(UdpWorker* w) {
             handshake++;
           } else {
             const bool up = facts.payload_len && f.upcalls < cfg_.payload_upcalls;
-            if (Hold(&f, d, len, g.header_len, facts.payload_len, up) && up) {
+            if (Hold(&f, d, len, g.header_len, facts, up) && up) {
               f.upcalls++;
               PacketEvent(f, it->first, false, false, facts, inner, inner_len, &events);
             }
@@ -763,41 +757,29 @@ size_t Inspect::SetVerdict(const InspectKey& key, uint64_t id, InspectState stat
     } else {
       // allow: everything held goes, in order. inspect: the handshake goes;
       // payload stays held, and what was not sent up yet is now.
-      std::vector<HeldPacket> keep;
-      size_t kept_bytes = 0, released = 0;
+      std::vector<HeldPacket> keep, sent;  // `sent`: the batch points into them until flushed
+      size_t kept_bytes = 0;
       for (HeldPacket& h : f.held) {
         const size_t geneve_len = h.bytes.size() - kOuterHeaderLen;
-        if (state == InspectState::kAllow || h.payload_len == 0) {
+        if (state == InspectState::kAllow || h.facts.payload_len == 0) {
           if (out.full()) out.Flush(stop_, counters_.get());
           out.Add(h.bytes.data(), geneve_len, f, cfg_.port, &js_ip_id_, ep);
-          released++;
-          // The batch points into h.bytes: keep it alive until flushed.
-          keep.push_back(std::move(h));
-          keep.back().payload_len = UINT32_MAX;  // marks "sent"
+          sent.push_back(std::move(h));
           continue;
         }
         if (!h.upcalled && f.upcalls < cfg_.payload_upcalls) {
           h.upcalled = true;
           f.upcalls++;
           const uint8_t* inner = h.bytes.data() + h.inner_offset;
-          const size_t inner_len = h.bytes.size() - h.inner_offset;
-          ParsedFlow pf;
-          if (ParseFlowKey(inner, inner_len, nullptr, 0, &pf) == FlowKeyReason::kOk) {
-            PacketFacts facts;
-            ReadPayload(inner, pf, &facts);
-            facts.from_client = f.client_is_a == !pf.reversed;
-            PacketEvent(f, it->first, false, false, facts, inner, inner_len, &events);
-          }
+          PacketEvent(f, it->first, false, false, h.facts, inner, h.bytes.size() - h.inner_offset, &events);
         }
         kept_bytes += geneve_len;
         keep.push_back(std::move(h));
       }
       out.Flush(stop_, counters_.get());
-      counters_->Add(kInVerdictAllowPackets, released);
+      counters_->Add(kInVerdictAllowPackets, sent.size());
       held_bytes_.fetch_sub(f.held_bytes - kept_bytes, std::memory_order_relaxed);
-      f.held.clear();
-      for (HeldPacket& h : keep)
-        if (h.payload_len != UINT32_MAX) f.held.push_back(std::move(h));
+      f.held = std::move(keep);
       f.held_bytes = kept_bytes;
     }
   }
@@ -828,11 +810,10 @@ size_t Inspect::Inject(const InspectKey& key, uint64_t id, const std::vector<std
       out.Add(b.data(), f.header.size() + p.size(), f, cfg_.port, &js_ip_id_, nullptr);
     }
   }
-  const uint64_t before = counters_->Get(kInTxPackets);
-  out.Flush(stop_, counters_.get());
-  const uint64_t sent = counters_->Get(kInTxPackets) - before;
+  // Counted from the send itself: UDP threads add to tx_packets meanwhile.
+  const size_t sent = out.Flush(stop_, counters_.get());
   counters_->Add(kInInjected, sent);
-  return size_t(sent);
+  return sent;
 }
 
 void Inspect::ForgetEndpoint(uint64_t eni) {
@@ -843,7 +824,7 @@ void Inspect::ForgetEndpoint(uint64_t eni) {
   std::vector<InspectEventData> events;
   for (size_t s = 0; s < InspectFlowTable::kShards; s++)
     EndFlows(
-        s, [eni](const InspectFlow& f) { return f.eni == eni; }, "endpoint", &events);
+        s, [eni](const InspectFlow& f) { return f.endpoint->eni == eni; }, "endpoint", &events);
   Queue(&events);
 }
 
@@ -891,7 +872,7 @@ void SetTuple(Napi::Env env, Napi::Object o, const InspectEventData& e) {
   const FlowKey& k = e.key.flow;
   o.Set("flow", Napi::BigInt::New(env, e.flow));
   o.Set("handle", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&e.key), sizeof e.key));
-  o.Set("eni", Napi::BigInt::New(env, e.eni));
+  o.Set("eni", Napi::BigInt::New(env, e.key.eni));
   o.Set("family", double(k.family));
   o.Set("protocol", double(k.protocol));
   const bool icmp_echo = k.port_b == 0 && (k.protocol == 1 || k.protocol == 58);

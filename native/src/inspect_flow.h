@@ -63,18 +63,27 @@ inline const char* InspectStateName(InspectState s) {
   return "asked";
 }
 
+// What one packet of a flow carries that TypeScript may need.
+struct PacketFacts {
+  bool from_client = true;
+  uint8_t tcp_flags = 0;
+  uint32_t seq = 0, ack = 0;
+  uint32_t payload_offset = 0;  // in the inner packet
+  uint32_t payload_len = 0;     // L4 payload bytes (0: handshake or control)
+};
+
 // A datagram waiting for its flow's verdict: kOuterHeaderLen bytes of
-// headroom, then the GENEVE datagram as received.
+// headroom, then the GENEVE datagram as received, with the facts read from
+// it when it arrived (sent up later without parsing it again).
 struct HeldPacket {
   std::vector<uint8_t> bytes;
   uint32_t inner_offset;  // where the inner packet starts in `bytes`
-  uint32_t payload_len;   // L4 payload bytes (0: handshake or control)
-  bool upcalled;          // already sent up as a packet event
+  PacketFacts facts;
+  bool upcalled;  // already sent up as a packet event
 };
 
 struct InspectFlow {
   uint64_t id = 0;
-  uint64_t eni = 0;
   // Held so that ending a flow never needs the endpoint table's lock (which
   // UDP threads take before a shard lock, the other way round).
   std::shared_ptr<InspectEndpoint> endpoint;
