@@ -12,6 +12,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { GatehouseError } from '../errors';
+import { expected } from '../validate';
 import { composeHealth, errorMessage, type HealthCheck, type OverallHealth } from './health';
 import { HEALTH_FORMATS, renderHealth, type HealthFormat } from './health-render';
 import type { Logger } from './log';
@@ -261,26 +262,22 @@ function pathOf(url: string | undefined): string {
 
 function validate(options: HealthServerOptions): Required<HealthServerTimeouts> & { maxConnections: number } {
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    throw invalidArg('an integer port between 0 and 65535', 'port', options.port);
+    expected('an integer port between 0 and 65535', 'port', JSON.stringify(options.port));
   }
   if (!HEALTH_FORMATS.includes(options.format)) {
-    throw invalidArg(`one of ${HEALTH_FORMATS.join(', ')}`, 'format', options.format);
+    expected(`one of ${HEALTH_FORMATS.join(', ')}`, 'format', JSON.stringify(options.format));
   }
   const names = new Set<string>();
   for (const c of options.checks) {
     if (typeof c.name !== 'string' || c.name === '' || names.has(c.name)) {
-      throw invalidArg('a unique non-empty name', 'checks[].name', c.name);
+      expected('a unique non-empty name', 'checks[].name', JSON.stringify(c.name));
     }
     names.add(c.name);
   }
   const t = { ...DEFAULTS, ...options.timeouts, maxConnections: options.maxConnections ?? DEFAULTS.maxConnections };
   for (const key of ['headersMs', 'requestMs', 'keepAliveMs', 'maxConnections'] as const) {
-    if (!Number.isInteger(t[key]) || t[key] < 1) throw invalidArg('a positive integer', key, t[key]);
+    if (!Number.isInteger(t[key]) || t[key] < 1) expected('a positive integer', key, JSON.stringify(t[key]));
   }
-  if (t.requestMs < t.headersMs) throw invalidArg(`at least headersMs (${t.headersMs})`, 'requestMs', t.requestMs);
+  if (t.requestMs < t.headersMs) expected(`at least headersMs (${t.headersMs})`, 'requestMs', JSON.stringify(t.requestMs));
   return t;
-}
-
-function invalidArg(what: string, name: string, value: unknown): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${JSON.stringify(value)}`);
 }

@@ -12,7 +12,7 @@
  * embedders can watch lifecycle events without parsing lines.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { GatehouseError } from '../errors';
+import { expected } from '../validate';
 
 /** Most severe first. */
 export const LOG_LEVELS = ['critical', 'error', 'warning', 'important', 'info', 'debug', 'debugdetail'] as const;
@@ -90,23 +90,20 @@ export function parseLoggingSpec<S extends string>(
   for (const raw of spec.split(',')) {
     const entry = raw.trim();
     const eq = entry.indexOf('=');
-    if (eq < 0) throw invalid(`section=level entries separated by commas`, entry, spec);
+    if (eq < 0) invalid(`section=level entries separated by commas`, entry, spec);
     const section = entry.slice(0, eq).trim().toLowerCase();
     const level = entry.slice(eq + 1).trim().toLowerCase();
     if (section !== 'all' && !(sections as readonly string[]).includes(section)) {
-      throw invalid(`a section (${sectionList})`, entry.slice(0, eq).trim(), spec);
+      invalid(`a section (${sectionList})`, entry.slice(0, eq).trim(), spec);
     }
-    if (!rank.has(level)) throw invalid(`a level (${LOG_LEVELS.join(', ')})`, entry.slice(eq + 1).trim(), spec);
+    if (!rank.has(level)) invalid(`a level (${LOG_LEVELS.join(', ')})`, entry.slice(eq + 1).trim(), spec);
     for (const s of section === 'all' ? sections : [section as S]) config[s] = level as LogLevel;
   }
   return config;
 }
 
-function invalid(what: string, got: string, spec: string): GatehouseError {
-  return new GatehouseError(
-    'ERR_INVALID_ARG',
-    `Expected ${what} for --logging but received ${JSON.stringify(got)} in ${JSON.stringify(spec)}`,
-  );
+function invalid(what: string, got: string, spec: string): never {
+  return expected(what, '--logging', `${JSON.stringify(got)} in ${JSON.stringify(spec)}`);
 }
 
 export function createLogger<S extends string>(options: LoggerOptions<S>): Logger<S> {
@@ -144,10 +141,10 @@ export function createLogger<S extends string>(options: LoggerOptions<S>): Logge
   };
 }
 
-/** The fixed fields of a JSON line; a caller's field with one of these names is written with a leading '_'. */
-export const LOG_JSON_FIELDS = ['time', 'level', 'section', 'msg'] as const;
-
-/** `{"time":"<ISO 8601 UTC>","level":"info","section":"endpoint","msg":"created",<fields>}` */
+/**
+ * `{"time":"<ISO 8601 UTC>","level":"info","section":"endpoint","msg":"created",<fields>}`;
+ * a caller's field named like a fixed one (time, level, section, msg) is written with a leading '_'.
+ */
 export function jsonLine(time: Date, level: LogLevel, section: string, msg: string, fields: LogFields): string {
   const out: Record<string, unknown> = { time: time.toISOString(), level, section, msg };
   for (const [k, v] of Object.entries(fields)) {

@@ -13,7 +13,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NativeCounters } from '../native/binding';
-import { GatehouseError } from '../errors';
+import { expected } from '../validate';
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -52,11 +52,11 @@ export class CounterBlockSet<L extends string = never> {
     private readonly options: CounterBlockSetOptions<L>,
   ) {
     if (!METRIC_NAME.test(options.prefix) && options.prefix !== '') {
-      throw invalidArg('a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)', 'prefix', options.prefix);
+      expected('a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)', 'prefix', JSON.stringify(options.prefix));
     }
     this.labelNames = options.labelNames ?? [];
     for (const l of this.labelNames) {
-      if (!LABEL_NAME.test(l) || l.startsWith('__')) throw invalidArg('a Prometheus label name', 'labelNames', l);
+      if (!LABEL_NAME.test(l) || l.startsWith('__')) expected('a Prometheus label name', 'labelNames', JSON.stringify(l));
     }
     this.gauges = new Set(options.gauges ?? []);
   }
@@ -68,7 +68,7 @@ export class CounterBlockSet<L extends string = never> {
   add(labels: Readonly<Record<L, string>>, block: NativeCounters): void {
     const values = this.labelValues(labels);
     if (block.names.length !== block.values.length) {
-      throw invalidArg(`${block.values.length} counter names`, 'block.names', `${block.names.length} names`);
+      expected(`${block.values.length} counter names`, 'block.names', JSON.stringify(`${block.names.length} names`));
     }
     for (const name of block.names) this.ensureMetric(name);
     const indexOf = new Map<string, number>();
@@ -95,7 +95,7 @@ export class CounterBlockSet<L extends string = never> {
   private labelValues(labels: Readonly<Record<string, string>>): string[] {
     const keys = Object.keys(labels);
     if (keys.length !== this.labelNames.length || !this.labelNames.every((l) => typeof labels[l] === 'string')) {
-      throw invalidArg(`labels {${this.labelNames.join(', ')}}`, 'labels', `{${keys.join(', ')}}`);
+      expected(`labels {${this.labelNames.join(', ')}}`, 'labels', JSON.stringify(`{${keys.join(', ')}}`));
     }
     return this.labelNames.map((l) => labels[l] as string);
   }
@@ -104,12 +104,12 @@ export class CounterBlockSet<L extends string = never> {
     if (this.metrics.has(name)) return;
     const gauge = this.gauges.has(name);
     const fullName = `${this.options.prefix}${name}${gauge ? '' : '_total'}`;
-    if (!METRIC_NAME.test(fullName)) throw invalidArg('a counter name usable in a Prometheus metric name', 'block.names', name);
+    if (!METRIC_NAME.test(fullName)) expected('a counter name usable in a Prometheus metric name', 'block.names', JSON.stringify(name));
     const help = typeof this.options.help === 'string' ? this.options.help : (this.options.help[name] ?? name);
     // `collect` runs at scrape time with `this` bound to the metric, so it reaches the blocks through this closure.
     const forEachValue = this.forEachValue.bind(this, name);
     if (this.registry.getSingleMetric(fullName) !== undefined) {
-      throw invalidArg('a metric name not yet registered', 'prefix + counter name', fullName);
+      expected('a metric name not yet registered', 'prefix + counter name', JSON.stringify(fullName));
     }
     const config = { name: fullName, help, labelNames: this.labelNames, registers: [this.registry] };
     const metric = gauge
@@ -154,8 +154,4 @@ export function registerCounterBlock<L extends string = never>(
 function metricName(metric: Counter<string> | Gauge<string>): string {
   // prom-client keeps the configured name on the instance.
   return (metric as unknown as { name: string }).name;
-}
-
-function invalidArg(what: string, name: string, value: string): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${JSON.stringify(value)}`);
 }

@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { eniIdToString } from '../geneve/eni';
-import { GatehouseError } from '../errors';
+import { expected } from '../validate';
 import { MAX_INTERFACE_NAME } from './interface-names';
 
 export type HookAction = 'CREATE' | 'DESTROY';
@@ -147,8 +147,7 @@ export function runHook(request: HookRequest): Promise<HookResult> {
 }
 
 function checkRequest(r: HookRequest): void {
-  const bad = (what: string, name: string, value: unknown): GatehouseError =>
-    new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${name} but received ${JSON.stringify(String(value))}`);
+  const bad = (what: string, name: string, value: unknown): never => expected(what, name, JSON.stringify(String(value)));
   if (typeof r !== 'object' || r === null) throw bad('an object', 'hook request', r);
   if (typeof r.script !== 'string' || r.script === '' || r.script.includes('\0')) throw bad('a file path', 'hook script', r.script);
   if (!ACTIONS.includes(r.action)) throw bad('CREATE or DESTROY', 'hook action', r.action);
