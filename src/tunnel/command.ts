@@ -8,7 +8,7 @@ import { Counter, Registry } from 'prom-client';
 import { eniIdToEndpointId } from '../geneve';
 import { GENEVE_REASONS } from '../geneve/reasons';
 import { monotonicMs, startTunnel, type Tunnel } from '../native/tunnel';
-import { composeHealth, type HealthCheck, type HealthReport } from '../observe/health';
+import type { HealthCheck, HealthReport } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, TUNNEL_LOG_SECTIONS, type Logger, type TunnelLogSection } from '../observe/log';
 import { CounterBlockSet, registerCounterBlock } from '../observe/metrics';
@@ -18,7 +18,6 @@ import { parseTunnelOptions, TUNNEL_HELP, type TunnelCliOptions } from './option
 import { runService } from '../cli/service';
 import { readTunTxDropped } from './tun-drops';
 
-export { DROP_WINDOW_S, RECEIVE_DROP_THRESHOLD, WORKER_STALL_MS } from '../observe/engine-health';
 const PENDING_QUEUE = 1024;
 // All pending endpoints together: a slow CREATE hook for many endpoints at
 // once must not hold hundreds of MB of packets (1024 x 8500 B each).
@@ -61,10 +60,6 @@ export class TunnelApp {
     private readonly opts: TunnelCliOptions,
     private readonly log: Logger<TunnelLogSection>,
   ) {}
-
-  get healthPort(): number | undefined {
-    return this.server?.port;
-  }
 
   async start(): Promise<void> {
     const o = this.opts;
@@ -181,10 +176,6 @@ export class TunnelApp {
       { name: 'receive', check: () => this.receiveHealth() },
       { name: 'endpoints', check: () => this.endpointsHealth() },
     ];
-  }
-
-  health(): ReturnType<typeof composeHealth> {
-    return composeHealth(this.healthChecks());
   }
 
   private workersHealth(): HealthReport {

@@ -198,7 +198,7 @@ export class EndpointRegistry {
       counters = this.core.attachEndpoint(eni, [...tuns.gwiTun.fds], [...tuns.gwoTun.fds]);
     } catch (err) {
       this.log.error('endpoint', 'attaching the endpoint to the packet core failed', { ...fields, error: (err as Error).message });
-      await this.undo(eni, tuns, true);
+      await this.undo(eni, tuns);
       this.fail(event, 'attach', (err as Error).message);
       return;
     }
@@ -237,13 +237,13 @@ export class EndpointRegistry {
       const r = await this.hook('CREATE', this.settings.createScript, eni, gwi, gwo);
       if (!r.ok) {
         // What a failed CREATE left half done is the DESTROY hook's to undo.
-        await this.undo(eni, { gwiTun, gwoTun }, true);
+        await this.undo(eni, { gwiTun, gwoTun });
         this.hookFailures++;
         this.fail(event, 'create-hook', describeHookFailure(r));
         return undefined;
       }
       if (this.closing) {
-        await this.undo(eni, { gwiTun, gwoTun }, true);
+        await this.undo(eni, { gwiTun, gwoTun });
         return undefined;
       }
     }
@@ -269,10 +269,10 @@ export class EndpointRegistry {
     return r;
   }
 
-  /** DESTROY hook (when CREATE ran), then the TUNs go. */
-  private async undo(eni: bigint, tuns: Prepared, createRan: boolean): Promise<void> {
+  /** For TUNs made (and CREATE run, when there is one) but not attached: DESTROY hook if CREATE ran, then the TUNs go. */
+  private async undo(eni: bigint, tuns: Prepared): Promise<void> {
     const { gwi, gwo } = interfaceNames(eni);
-    if (createRan && this.settings.createScript && this.settings.destroyScript) {
+    if (this.settings.createScript && this.settings.destroyScript) {
       await this.hook('DESTROY', this.settings.destroyScript, eni, gwi, gwo);
     }
     tuns.gwiTun.close();
@@ -325,7 +325,7 @@ export class EndpointRegistry {
     for (const ep of [...this.live.values()]) await this.destroy(ep);
     for (const [eni, tuns] of [...this.prepared]) {
       this.prepared.delete(eni);
-      await this.undo(eni, tuns, true);
+      await this.undo(eni, tuns);
     }
   }
 
@@ -360,6 +360,7 @@ const STAGE_NAMES: Record<EndpointFailure['stage'], string> = {
   'rate-limit': 'rate limit',
 };
 
-export function describeHookFailure(r: HookResult): string {
-  return r.reason ?? (r.timedOut ? `timed out after ${r.durationMs} ms and was killed` : r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`);
+/** runHook words every failure itself (reason is set exactly when ok is false). */
+function describeHookFailure(r: HookResult): string {
+  return r.reason ?? 'failed';
 }

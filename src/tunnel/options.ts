@@ -12,7 +12,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
+import { choiceFlag, flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig, type TunnelLogSection } from '../observe/log';
@@ -225,8 +225,7 @@ export function parseTunnelOptions(argv: string[]): TunnelCommandLine {
   const debug = values.debug === true;
   // gwlbtun: -d is short for --logging all=debug; entries given with --logging come after, so they win.
   const spec = [debug ? 'all=debug' : '', logging ?? ''].filter(Boolean).join(',');
-  const logFormat = text(values, 'log-format') ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json') throw invalid('log-format', 'one of text, json', logFormat);
+  const logFormat = choiceFlag(values, 'log-format', 'text', ['text', 'json'] as const);
   const bind = text(values, 'bind') ?? TUNNEL_DEFAULTS.bind;
   if (!isIPv4(bind)) throw invalid('bind', 'an IPv4 address (GWLB sends GENEVE over IPv4)', bind);
   const healthPort = integer(values, 'port', 0, 0, 65535);
