@@ -40,6 +40,7 @@
 #include "addon.h"
 #include "checksum.h"
 #include "counters.h"
+#include "engine_start.h"
 #include "flow_key.h"
 #include "geneve.h"
 #include "inspect_flow.h"
@@ -275,7 +276,7 @@ class Inspect : public std::enable_shared_from_this<Inspect> {
   bool Open(std::string* error);
   void Start(Napi::ThreadSafeFunction tsfn);
   // Joins the threads; the flows still open go to `*open` (if given).
-  void Stop(std::vector<InspectEventData>* open);
+  void Stop(std::vector<InspectEventData>* open = nullptr);
   size_t SetVerdict(const InspectKey& key, uint64_t id, InspectState state, bool tap);
   size_t Inject(const InspectKey& key, uint64_t id, const std::vector<std::vector<uint8_t>>& packets);
   void ForgetEndpoint(uint64_t eni);
@@ -946,10 +947,6 @@ InspectConfig ParseConfig(const Napi::Object& js) {
   return c;
 }
 
-struct TsfnData {
-  std::shared_ptr<Inspect> inspect;
-};
-
 std::shared_ptr<Inspect> Live(const std::weak_ptr<Inspect>& weak, Napi::Env env, const char* fn) {
   std::shared_ptr<Inspect> t = weak.lock();
   if (!t) throw Napi::Error::New(env, std::string(fn) + ": the inspect engine is stopped");
@@ -971,25 +968,7 @@ void FlowRef(Napi::Env env, Napi::Value flow, Napi::Value handle, const char* fn
 
 Napi::Value StartInspectJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  InspectConfig cfg;
-  try {
-    if (!info[0].IsObject()) throw OptionError{"startInspect expects an options object"};
-    cfg = ParseConfig(info[0].As<Napi::Object>());
-  } catch (const OptionError& e) {
-    throw Napi::TypeError::New(env, "startInspect: " + e.message);
-  }
-  Napi::Value cb = info[0].As<Napi::Object>().Get("onEvents");
-  if (!cb.IsFunction()) throw Napi::TypeError::New(env, "startInspect: onEvents must be a function");
-
-  auto engine = std::make_shared<Inspect>(std::move(cfg));
-  std::string error;
-  if (!engine->Open(&error)) throw Napi::Error::New(env, "inspect: " + error);
-  auto* data = new TsfnData{engine};
-  Napi::ThreadSafeFunction tsfn = Napi::ThreadSafeFunction::New(
-      env, cb.As<Napi::Function>(), "gatehouse.inspect.events", 0, 1, data,
-      [](Napi::Env, TsfnData* d, TsfnData*) { delete d; }, data);
-  engine->Start(tsfn);
-
+  std::shared_ptr<Inspect> engine = StartEngine<Inspect>(info, "startInspect", "inspect", ParseConfig);
   std::weak_ptr<Inspect> weak = engine;
   Napi::Object out = Napi::Object::New(env);
   out.Set("counters", ExportCounters(env, engine->counters().get(), engine->counters()));

@@ -62,6 +62,7 @@
 
 #include "addon.h"
 #include "counters.h"
+#include "engine_start.h"
 #include "flow_key.h"
 #include "geneve.h"
 #include "raw_sender.h"
@@ -876,11 +877,6 @@ TunnelConfig ParseConfig(const Napi::Object& js) {
   return c;
 }
 
-// What the thread-safe function keeps alive until it is released.
-struct TsfnData {
-  std::shared_ptr<Tunnel> tunnel;
-};
-
 std::vector<int> FdArray(const Napi::Value& v, const char* what) {
   if (!v.IsArray())
     throw Napi::TypeError::New(v.Env(), std::string("attachEndpoint: ") + what + " must be an array");
@@ -911,31 +907,7 @@ std::shared_ptr<Tunnel> Live(const std::weak_ptr<Tunnel>& weak, Napi::Env env, c
 
 Napi::Value StartTunnelJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  TunnelConfig cfg;
-  try {
-    if (!info[0].IsObject()) throw OptionError{"startTunnel expects an options object"};
-    cfg = ParseConfig(info[0].As<Napi::Object>());
-  } catch (const OptionError& e) {
-    throw Napi::TypeError::New(env, "startTunnel: " + e.message);
-  }
-  Napi::Value cb = info[0].As<Napi::Object>().Get("onEvents");
-  if (!cb.IsFunction()) throw Napi::TypeError::New(env, "startTunnel: onEvents must be a function");
-
-  auto tunnel = std::make_shared<Tunnel>(std::move(cfg));
-  std::string error;
-  if (!tunnel->Open(&error)) throw Napi::Error::New(env, "tunnel: " + error);
-
-  auto* data = new TsfnData{tunnel};
-  Napi::ThreadSafeFunction tsfn = Napi::ThreadSafeFunction::New(
-      env, cb.As<Napi::Function>(), "gatehouse.tunnel.events", 0, 1, data,
-      [](Napi::Env, TsfnData* d, TsfnData*) { delete d; }, data);
-  try {
-    tunnel->Start(tsfn);
-  } catch (const std::exception& e) {  // a thread could not start or be pinned
-    tunnel->Stop();
-    throw Napi::Error::New(env, std::string("tunnel: starting threads: ") + e.what());
-  }
-
+  std::shared_ptr<Tunnel> tunnel = StartEngine<Tunnel>(info, "startTunnel", "tunnel", ParseConfig);
   std::weak_ptr<Tunnel> weak = tunnel;
   Napi::Object out = Napi::Object::New(env);
   out.Set("counters", ExportCounters(env, tunnel->counters().get(), tunnel->counters()));
