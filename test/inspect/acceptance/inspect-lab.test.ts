@@ -51,6 +51,9 @@ rules:
     protocol: tcp
 `;
 
+/** Default Suricata signature ids of POLICY's rules: 1000000 + position. */
+const SID = { allowDns: 1_000_001, allowTls: 1_000_002, allowHttp: 1_000_003, resetTcp: 1_000_004 } as const;
+
 interface EveLine {
   event_type: string;
   src_ip: string;
@@ -110,6 +113,7 @@ test('inspect in the lab: names allowed and denied by SNI, Host and DNS; verify_
     const hit = alerts((e) => e.dns?.rrname === 'www.example.com')[0];
     assert.equal(hit.alert?.action, 'allowed');
     assert.match(hit.alert?.signature ?? '', /allow-dns/);
+    assert.equal(hit.alert?.signature_id, SID.allowDns, 'the rule\'s own signature id (1000000 + its position)');
   });
 
   await t.test('TLS: allowed SNI connects, a denied one is reset; EVE names the rule for each', async () => {
@@ -127,9 +131,11 @@ test('inspect in the lab: names allowed and denied by SNI, Host and DNS; verify_
     assert.ok(allowed.length >= 1);
     assert.equal(allowed[0].alert?.action, 'allowed');
     assert.match(allowed[0].alert?.signature ?? '', /allow-tls/);
+    assert.equal(allowed[0].alert?.signature_id, SID.allowTls);
     const blocked = alerts((e) => e.tls?.sni === 'blocked.example.net')[0];
     assert.equal(blocked.alert?.action, 'blocked');
     assert.match(blocked.alert?.signature ?? '', /reset-tcp/);
+    assert.equal(blocked.alert?.signature_id, SID.resetTcp);
   });
 
   await t.test('HTTP: an allowed Host gets the page, a denied one is reset', async () => {
@@ -141,6 +147,7 @@ test('inspect in the lab: names allowed and denied by SNI, Host and DNS; verify_
     assert.match(denied.stderr, /reset|Empty reply|Recv failure/i, denied.stderr);
     await waitFor('the HTTP alerts', async () => (alerts((e) => e.http?.hostname === 'blocked.example.net').length ? true : undefined), 10_000);
     assert.match(alerts((e) => e.http?.hostname === 'api.example.com')[0]?.alert?.signature ?? '', /allow-http/);
+    assert.equal(alerts((e) => e.http?.hostname === 'api.example.com')[0]?.alert?.signature_id, SID.allowHttp);
     assert.match(alerts((e) => e.http?.hostname === 'blocked.example.net')[0]?.alert?.signature ?? '', /reset-tcp/);
   });
 
