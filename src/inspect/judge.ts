@@ -31,7 +31,7 @@
  * A judge that fails on an event drops that flow (fail closed) and counts
  * the error: nothing it is handed may throw back into the engine's callback.
  */
-import type { InspectEvent, InspectFlowEndEvent, InspectFlowRef, InspectPacketEvent, InspectVerdict } from '../native/binding';
+import type { InspectEvent, InspectFlowEndEvent, InspectFlowRef, InspectFlowTuple, InspectPacketEvent, InspectVerdict } from '../native/binding';
 import { alertEvent, flowEvent, type AppFacts as EveAppFacts, type EveEvent, type EveFlowReason, type EveFlowTuple, type FlowVerdict } from './eve';
 import type { DnsAnswerRecord, VerifyResult } from './names';
 import { describeApp, fromPayload, isDnsFlow, NOTHING_YET, type Judged } from './app-facts';
@@ -268,7 +268,7 @@ export class FlowJudge {
   }
 
   private open(e: InspectPacketEvent): Inspecting {
-    const tuple: EveFlowTuple = { flowId: e.flow, src: e.client, srcPort: e.clientPort, dst: e.server, dstPort: e.serverPort, protocol: e.protocol };
+    const tuple = eveTuple(e);
     const facts: FlowFacts = {
       endpoint: e.eni,
       src: e.client,
@@ -379,6 +379,7 @@ export class FlowJudge {
       } else {
         if (result.result === 'mismatch') this.counts.mismatches++;
         else this.counts.unresolved++;
+        const onMismatch = decision.verifyDns?.onMismatch ?? 'drop';
         const signature = `name/address mismatch: ${name} does not resolve to ${state.tuple.dst}`;
         this.log?.info('flow', 'verify_dns mismatch', {
           flow: state.ref.flow,
@@ -388,9 +389,9 @@ export class FlowJudge {
           source: result.source,
           known: result.addresses.join(' ') || 'none',
           rule: decision.rule?.id ?? '-',
-          action: decision.verifyDns?.onMismatch ?? 'drop',
+          action: onMismatch,
         });
-        this.apply(state, decision.verifyDns?.onMismatch ?? 'drop', decision.rule, decision.reason, judged, verdicts, signature);
+        this.apply(state, onMismatch, decision.rule, decision.reason, judged, verdicts, signature);
       }
     } catch (err) {
       this.failed(state.last, err, verdicts);
@@ -499,7 +500,7 @@ export class FlowJudge {
     const record = this.decided.get(e.flow);
     this.decided.delete(e.flow);
     if (this.eve === undefined) return;
-    const tuple: EveFlowTuple = open?.tuple ?? { flowId: e.flow, src: e.client, srcPort: e.clientPort, dst: e.server, dstPort: e.serverPort, protocol: e.protocol };
+    const tuple = open?.tuple ?? eveTuple(e);
     this.eve.write(
       flowEvent(
         tuple,
@@ -542,6 +543,11 @@ export class FlowJudge {
   }
 }
 
+/** The EVE tuple of an engine event: client = src, server = dst. */
+function eveTuple(e: InspectFlowRef & InspectFlowTuple): EveFlowTuple {
+  return { flowId: e.flow, src: e.client, srcPort: e.clientPort, dst: e.server, dstPort: e.serverPort, protocol: e.protocol };
+}
+
 const FLOW_END_REASONS: Readonly<Record<InspectFlowEndEvent['reason'], EveFlowReason>> = {
   timeout: 'timeout',
   endpoint: 'forced', // its endpoint was forgotten (-t)
@@ -554,7 +560,7 @@ const FLOW_END_REASONS: Readonly<Record<InspectFlowEndEvent['reason'], EveFlowRe
  * before any verdict gets FlowVerdict 'alert', which writes no flow.action.
  */
 function flowOutcome(record: Decided | undefined, engine: InspectFlowEndEvent['verdict']): { verdict: FlowVerdict; alerted: boolean; appProto?: string } {
-  if (record !== undefined) return record.appProto === undefined ? { verdict: record.verdict, alerted: record.alerted } : { ...record, appProto: record.appProto };
+  if (record !== undefined) return record;
   if (engine === 'allow') return { verdict: 'allow', alerted: false };
   if (engine === 'drop') return { verdict: 'drop', alerted: true };
   return { verdict: 'alert', alerted: false };

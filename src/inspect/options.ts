@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
+import type { AnfWrapOptions } from './eve/anf';
 import { DEFAULT_VERIFY_TIMEOUT_MS } from './names';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig } from '../observe/log';
 import { MAX_THREADS, TUNNEL_DEFAULTS, TUNNEL_FLAGS, defaultThreads, gwlbCidrs } from '../tunnel/options';
@@ -56,11 +57,6 @@ export const INSPECT_DEFAULTS = {
   verifyTimeoutMs: DEFAULT_VERIFY_TIMEOUT_MS,
 } as const;
 
-export interface AnfWrapSetting {
-  firewallName: string;
-  availabilityZone: string;
-}
-
 export interface InspectCliOptions {
   /** --policy: the policy file, as an absolute path. */
   policyFile: string;
@@ -87,7 +83,7 @@ export interface InspectCliOptions {
   /** --eve: a file path, '-' for stdout, or undefined for no EVE log. */
   eve: string | undefined;
   /** --eve-wrap anf: each event wrapped as AWS Network Firewall does. */
-  eveWrap: AnfWrapSetting | undefined;
+  eveWrap: AnfWrapOptions | undefined;
   /** --verify-timeout: how long a verify_dns lookup may take before it counts as unresolved. */
   verifyTimeoutMs: number;
 }
@@ -125,7 +121,7 @@ function label(values: FlagValues, flag: InspectFlag, fallback: string): string 
   return raw;
 }
 
-function eveWrap(values: FlagValues): AnfWrapSetting | undefined {
+function eveWrap(values: FlagValues): AnfWrapOptions | undefined {
   const wrap = text(values, 'eve-wrap');
   const named = (['firewall-name', 'availability-zone'] as const).filter((f) => values[f] !== undefined);
   if (wrap === undefined) {

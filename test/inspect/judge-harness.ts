@@ -3,7 +3,7 @@
  * events built the way the engine reports them (whole IP packets inside),
  * and a recording VerdictPort / EveSink in place of the engine and the log.
  */
-import type { InspectFlowEndEvent, InspectPacketEvent, InspectVerdict } from '../../src/native/binding';
+import type { InspectFlowEndEvent, InspectFlowRef, InspectFlowTuple, InspectPacketEvent, InspectVerdict } from '../../src/native/binding';
 import type { EveEvent } from '../../src/inspect/eve';
 import type { EveSink, VerdictPort } from '../../src/inspect/judge';
 import { ipv4ToBytes } from '../../src/packet/address';
@@ -70,14 +70,9 @@ export class Flow {
     return this.opts.clientPort ?? 40000;
   }
 
-  packet(p: { first?: boolean; fromClient?: boolean; flags?: number; seq?: number; ack?: number; payload?: Uint8Array; tap?: boolean }): InspectPacketEvent {
-    const fromClient = p.fromClient ?? true;
-    const payload = p.payload ?? new Uint8Array(0);
-    const flags = this.protocol === 6 ? (p.flags ?? PSH | ACK) : 0;
-    const seq = p.seq ?? 0;
-    const ack = p.ack ?? 0;
+  /** What every event of this flow carries: its id, handle and tuple. */
+  private identity(): InspectFlowRef & InspectFlowTuple {
     return {
-      type: 'packet',
       flow: this.id,
       handle: this.handle,
       eni: ENI,
@@ -87,6 +82,18 @@ export class Flow {
       clientPort: this.clientPort,
       server: this.server,
       serverPort: this.serverPort,
+    };
+  }
+
+  packet(p: { first?: boolean; fromClient?: boolean; flags?: number; seq?: number; ack?: number; payload?: Uint8Array; tap?: boolean }): InspectPacketEvent {
+    const fromClient = p.fromClient ?? true;
+    const payload = p.payload ?? new Uint8Array(0);
+    const flags = this.protocol === 6 ? (p.flags ?? PSH | ACK) : 0;
+    const seq = p.seq ?? 0;
+    const ack = p.ack ?? 0;
+    return {
+      type: 'packet',
+      ...this.identity(),
       first: p.first ?? false,
       tap: p.tap ?? false,
       fromClient,
@@ -107,15 +114,7 @@ export class Flow {
   end(verdict: InspectFlowEndEvent['verdict'], counts: Partial<InspectFlowEndEvent> = {}): InspectFlowEndEvent {
     return {
       type: 'flow-end',
-      flow: this.id,
-      handle: this.handle,
-      eni: ENI,
-      family: 4,
-      protocol: this.protocol,
-      client: CLIENT,
-      clientPort: this.clientPort,
-      server: this.server,
-      serverPort: this.serverPort,
+      ...this.identity(),
       verdict,
       midstream: this.opts.midstream ?? false,
       pktsToServer: 5,

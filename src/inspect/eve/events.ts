@@ -8,7 +8,6 @@ import type {
   AppFacts,
   EveAlertEvent,
   EveAppProto,
-  EveDnsAnswer,
   EveDnsEvent,
   EveDnsSection,
   EveFlowEvent,
@@ -145,17 +144,8 @@ export function flowEvent(tuple: EveFlowTuple, facts: FlowFacts, at: Date = new 
   return facts.appProto === undefined ? { ...header, flow } : { ...header, app_proto: facts.appProto, flow };
 }
 
-export interface DnsFacts {
-  type: 'query' | 'answer';
-  /** The DNS message id. */
-  id?: number;
-  rrname: string;
-  /** "A", "AAAA", "CNAME", ... */
-  rrtype: string;
-  /** Answers only; default "NOERROR". */
-  rcode?: string;
-  answers?: EveDnsAnswer[];
-}
+/** The DNS section without its version, which dnsEvent sets; an answer's rcode defaults to "NOERROR". */
+export type DnsFacts = Omit<EveDnsSection, 'version'>;
 
 /** A `dns` event, in Suricata's version 2 layout (a query, or an answer with its records). */
 export function dnsEvent(tuple: EveFlowTuple, facts: DnsFacts, at: Date = new Date()): EveDnsEvent {

@@ -16,4 +16,4 @@ export {
   type TlsFacts,
 } from './events';
 export { wrapAnf, type AnfWrapOptions } from './anf';
-export { EVE_FILE_MODE, EVE_STDOUT, EveWriter, type EveWriterOptions, type EveWriterStats } from './writer';
+export { EveWriter, type EveWriterOptions, type EveWriterStats } from './writer';

@@ -70,9 +70,12 @@ export interface EveDnsAnswer {
 export interface EveDnsSection {
   version?: 2;
   type: 'query' | 'answer';
+  /** The DNS message id. */
   id?: number;
   rrname: string;
+  /** "A", "AAAA", "CNAME", ... */
   rrtype: string;
+  /** Answers only. */
   rcode?: string;
   answers?: EveDnsAnswer[];
 }

@@ -4,7 +4,7 @@
  * of a LineLog (src/observe/line-log.ts), which owns the file, the drop
  * bound and reopen() for logrotate.
  */
-import { LINE_LOG_FILE_MODE, LINE_LOG_STDOUT, LineLog } from '../../observe/line-log';
+import { LineLog } from '../../observe/line-log';
 import { wrapAnf, type AnfWrapOptions } from './anf';
 import type { EveEvent } from './types';
 
@@ -27,9 +27,6 @@ export interface EveWriterStats {
   dropped: number;
   errors: number;
 }
-
-export const EVE_STDOUT = LINE_LOG_STDOUT;
-export const EVE_FILE_MODE = LINE_LOG_FILE_MODE;
 
 export class EveWriter {
   readonly target: string;
