@@ -10,7 +10,8 @@
  * across messages, and a chain is only as valid as its shortest-lived link.
  * Bounded: past `maxEntries` records, the oldest learned go first.
  */
-import { GatehouseError } from '../../errors';
+import { checkInteger } from '../../validate';
+import { DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_CNAME } from '../parse/dns';
 import { normaliseAddress, normaliseName } from './normalise';
 
 /** One resource record from a DNS answer section (type: 1 A, 28 AAAA, 5 CNAME; others are ignored). */
@@ -40,9 +41,7 @@ export interface NameAddressCacheStats {
   ignored: number;
 }
 
-export const DNS_TYPE_A = 1;
-export const DNS_TYPE_CNAME = 5;
-export const DNS_TYPE_AAAA = 28;
+export { DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_CNAME };
 export const DEFAULT_MIN_TTL_S = 60;
 export const DEFAULT_MAX_ENTRIES = 100_000;
 /** CNAME links followed at most (resolvers give up around 8 to 16). */
@@ -185,11 +184,4 @@ export class NameAddressCache {
     (record.kind === 'address' ? entry.addresses : entry.cnames).delete(record.value);
     if (entry.addresses.size === 0 && entry.cnames.size === 0) this.byName.delete(record.name);
   }
-}
-
-function checkInteger(name: string, value: number, min: number, max: number): number {
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new GatehouseError('ERR_INVALID_ARG', `Expected an integer from ${min} to ${max} for ${name} but received ${String(value)}`);
-  }
-  return value;
 }

@@ -8,7 +8,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
-import { GatehouseError } from '../../errors';
+import { checkInteger, expected } from '../../validate';
 import { DNS_TYPE_A, DNS_TYPE_AAAA, type NameAddressCache } from './cache';
 import { normaliseAddress, normaliseName } from './normalise';
 
@@ -100,9 +100,7 @@ export class NameVerifier {
    */
   async verify(name: string, address: string, nowMs: number): Promise<VerifyResult> {
     const a = normaliseAddress(address);
-    if (a === null) {
-      throw new GatehouseError('ERR_INVALID_ARG', `Expected an IP address for address but received ${JSON.stringify(address)}`);
-    }
+    if (a === null) expected('an IP address', 'address', JSON.stringify(address));
     const n = normaliseName(name);
     if (n === null) return { result: 'unresolved', source: 'none', addresses: [] };
 
@@ -182,11 +180,4 @@ function withTimeout<T>(work: Promise<T>, ms: number, name: string): Promise<T> 
     timer = setTimeout(() => reject(new Error(`lookup of ${name} took longer than ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-function checkInteger(name: string, value: number, min: number, max: number): number {
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new GatehouseError('ERR_INVALID_ARG', `Expected an integer from ${min} to ${max} for ${name} but received ${String(value)}`);
-  }
-  return value;
 }

@@ -75,9 +75,9 @@ export interface DnsTcpStreamResult {
 
 const HEADER_BYTES = 12;
 const MAX_NAME_WIRE_BYTES = 255;
-const TYPE_A = 1;
-const TYPE_CNAME = 5;
-const TYPE_AAAA = 28;
+export const DNS_TYPE_A = 1;
+export const DNS_TYPE_CNAME = 5;
+export const DNS_TYPE_AAAA = 28;
 
 const TYPE_NAMES: ReadonlyMap<number, string> = new Map([
   [1, 'A'],
@@ -172,10 +172,10 @@ function readRdata(
   answer: DnsAnswer,
 ): DnsMalformedReason | null {
   const length = end - start;
-  if (type === TYPE_A || type === TYPE_AAAA) {
-    if (length !== (type === TYPE_A ? 4 : 16)) return 'bad-rdata';
+  if (type === DNS_TYPE_A || type === DNS_TYPE_AAAA) {
+    if (length !== (type === DNS_TYPE_A ? 4 : 16)) return 'bad-rdata';
     answer.address = bytesToIp(bytes.subarray(start, end));
-  } else if (type === TYPE_CNAME) {
+  } else if (type === DNS_TYPE_CNAME) {
     // The name may point outside the rdata, but its own bytes must fill it exactly.
     const target = readName(bytes, start, end);
     if ('reason' in target) return target.reason === 'name-past-end' ? 'bad-rdata' : target.reason;

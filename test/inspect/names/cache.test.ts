@@ -120,7 +120,7 @@ test('options are validated', () => {
   assert.throws(() => new NameAddressCache({ maxEntries: 0 }), {
     name: 'GatehouseError',
     code: 'ERR_INVALID_ARG',
-    message: 'Expected an integer from 1 to 100000000 for maxEntries but received 0',
+    message: 'Expected integer between 1 and 100000000 for maxEntries but received 0 of type number',
   });
   assert.throws(() => new NameAddressCache({ minTtlS: 1.5 }), (e: unknown) => e instanceof GatehouseError && e.code === 'ERR_INVALID_ARG');
 });

@@ -141,7 +141,7 @@ test('bad input: an address that is not one rejects; an empty name is unresolved
   assert.deepEqual(await verifier.verify('.', ADDRESS, T0), { result: 'unresolved', source: 'none', addresses: [] });
   assert.throws(() => new NameVerifier(new NameAddressCache(), { timeoutMs: 0 }), {
     code: 'ERR_INVALID_ARG',
-    message: 'Expected an integer from 1 to 60000 for timeoutMs but received 0',
+    message: 'Expected integer between 1 and 60000 for timeoutMs but received 0 of type number',
   });
   // A resolver without TTLs: addresses get the cache's floor; IPv6 answers are normalised.
   const plain = new NameVerifier(new NameAddressCache(), { resolver: () => Promise.resolve(['2001:DB8::20', ADDRESS]) });
