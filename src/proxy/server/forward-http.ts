@@ -8,6 +8,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { performance } from 'node:perf_hooks';
 import type { AccessRecord } from './access';
 import { takeBytes, type ClientConnection, type ProxyContext } from './context';
+import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { sendReply } from './responses';
 import { parseAbsoluteTarget, type RequestTarget } from './target';
@@ -86,25 +87,15 @@ async function forward(
   }
   rec.decided(decision);
   if (decision.action === 'deny') {
-    const rule = decision.rule?.id ?? null;
-    failRequest(rec, res, 403, 'TCP_DENIED', decision.reason, `denied by ${rule === null ? 'the default policy' : `rule ${rule}`}: ${decision.message}`, false, rule);
+    failRequest(rec, res, 403, 'TCP_DENIED', decision.reason, denialText(decision), false, decision.rule?.id ?? null);
     return;
   }
 
-  const resolveStart = performance.now();
-  let resolved;
-  try {
-    resolved = await ctx.opts.resolve(target.host, decision.allowAddresses);
-  } catch {
-    resolved = { ok: false as const, reason: 'resolve:failed', addresses: [], status: 502 as const };
-  }
-  rec.entry.resolveMs = Math.round(performance.now() - resolveStart);
-  rec.entry.resolvedAddresses = [...resolved.addresses];
+  const resolved = await resolveDestination(ctx, rec, target.host, decision.allowAddresses);
   if (res.destroyed) return; // the client left while we resolved
   if (!resolved.ok) {
     const denied = resolved.status === 403;
-    const text = denied ? `the destination address is not allowed (${resolved.reason})` : `could not resolve ${target.host} (${resolved.reason})`;
-    failRequest(rec, res, resolved.status, denied ? 'TCP_DENIED' : 'TCP_MISS', resolved.reason, text);
+    failRequest(rec, res, resolved.status, denied ? 'TCP_DENIED' : 'TCP_MISS', resolved.reason, unresolvedText(resolved, target.host));
     return;
   }
 
@@ -150,9 +141,8 @@ async function forward(
       return;
     }
     const failure = upstreamFailure(err);
-    const text = failure.status === 504 ? `the upstream ${target.authority} did not answer in time` : `could not reach the upstream ${target.authority} (${failure.reason})`;
     // The request body may be half sent: the connection cannot be trusted for another request.
-    failRequest(rec, res, failure.status, 'TCP_MISS', failure.reason, text, true);
+    failRequest(rec, res, failure.status, 'TCP_MISS', failure.reason, upstreamFailureText(failure, target.authority), true);
   });
 
   upstreamReq.once('response', (upstreamRes) => {

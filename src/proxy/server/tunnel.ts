@@ -9,10 +9,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { performance } from 'node:perf_hooks';
 import { parseDestinationHost } from '../ssrf';
 import type { AccessRecord } from './access';
 import { endWithReply, takeBytes, type ClientConnection, type ProxyContext } from './context';
+import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { awaitTunnelStart } from './fronting';
 import { rawReply, type ProxyReply } from './responses';
 import { parseConnectTarget, type RequestTarget } from './target';
@@ -65,33 +65,21 @@ async function tunnel(ctx: ProxyContext, conn: ClientConnection, socket: Socket,
   }
   rec.decided(decision);
   if (decision.action === 'deny') {
-    const rule = decision.rule?.id ?? null;
-    const text = `denied by ${rule === null ? 'the default policy' : `rule ${rule}`}: ${decision.message}`;
-    refuse(ctx, socket, rec, { status: 403, text, rule }, 'TCP_DENIED', decision.reason);
+    refuse(ctx, socket, rec, { status: 403, text: denialText(decision), rule: decision.rule?.id ?? null }, 'TCP_DENIED', decision.reason);
     return;
   }
 
-  const resolveStart = performance.now();
-  let resolved;
-  try {
-    resolved = await ctx.opts.resolve(target.host, decision.allowAddresses);
-  } catch {
-    resolved = { ok: false as const, reason: 'resolve:failed', addresses: [], status: 502 as const };
-  }
-  rec.entry.resolveMs = Math.round(performance.now() - resolveStart);
-  rec.entry.resolvedAddresses = [...resolved.addresses];
+  const resolved = await resolveDestination(ctx, rec, target.host, decision.allowAddresses);
   if (socket.destroyed) return;
   if (!resolved.ok) {
     const denied = resolved.status === 403;
-    const text = denied ? `the destination address is not allowed (${resolved.reason})` : `could not resolve ${target.host} (${resolved.reason})`;
-    refuse(ctx, socket, rec, { status: resolved.status, text }, denied ? 'TCP_DENIED' : 'TCP_TUNNEL', resolved.reason);
+    refuse(ctx, socket, rec, { status: resolved.status, text: unresolvedText(resolved, target.host) }, denied ? 'TCP_DENIED' : 'TCP_TUNNEL', resolved.reason);
     return;
   }
 
   const connected = await connectTcp(resolved.address, resolved.family, target.port, ctx.opts.connectTimeoutMs);
   if (!connected.ok) {
-    const text = connected.status === 504 ? `the upstream ${target.authority} did not answer in time` : `could not reach the upstream ${target.authority} (${connected.reason})`;
-    refuse(ctx, socket, rec, { status: connected.status, text }, 'TCP_TUNNEL', connected.reason);
+    refuse(ctx, socket, rec, { status: connected.status, text: upstreamFailureText(connected, target.authority) }, 'TCP_TUNNEL', connected.reason);
     return;
   }
   const upstream = connected.socket;
