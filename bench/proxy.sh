@@ -67,15 +67,20 @@ grep -q ready "$WORK/upstreams.out" || { echo "bench/proxy.sh: upstreams did not
 # ---- the proxies: name -> command line, and the port each listens on
 declare -A CMDS PORTS LABELS
 ORDER=()
+add_proxy() { # name port label command...
+  local name=$1 port=$2 label=$3
+  shift 3
+  CMDS[$name]="$*"
+  PORTS[$name]=$port
+  LABELS[$name]=$label
+  ORDER+=("$name")
+}
 if [ "$ONLY" != gatehouse ]; then
   if command -v squid >/dev/null; then
     # shellcheck source=bench/lib/squid.sh
     source "$ROOT/bench/lib/squid.sh"
     write_squid_conf "$WORK/squid" "$SQUID_PORT" localhost "$HTTP_PORT $ECHO_PORT $SOURCE_PORT"
-    CMDS[squid]="squid -N -f $WORK/squid/squid.conf"
-    PORTS[squid]=$SQUID_PORT
-    LABELS[squid]="squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -n 1)"
-    ORDER+=(squid)
+    add_proxy squid "$SQUID_PORT" "squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -n 1)" squid -N -f "$WORK/squid/squid.conf"
   else
     echo "bench/proxy.sh: squid not installed (Debian: apt-get install squid); measuring gatehouse alone" >&2
   fi
@@ -98,10 +103,7 @@ EOF
     if grep -q -- "--access-log" <<<"$help"; then GH_ARGS="$GH_ARGS --access-log $WORK/gatehouse-access.log"; fi
     # The tunnels carry plain TCP (echo, source), not TLS: Squid does not look inside; let gatehouse not look either.
     if grep -q -- "--non-tls-connect" <<<"$help"; then GH_ARGS="$GH_ARGS --non-tls-connect allow"; fi
-    CMDS[gatehouse]="$GH $GH_ARGS"
-    PORTS[gatehouse]=$GH_PORT
-    LABELS[gatehouse]="gatehouse"
-    ORDER+=(gatehouse)
+    add_proxy gatehouse "$GH_PORT" gatehouse "$GH $GH_ARGS"
   else
     echo "bench/proxy.sh: 'gatehouse proxy --help' does not work yet; measuring squid alone" >&2
   fi

@@ -34,6 +34,9 @@ function complete(p: ProxyHeaderParse): ProxyHeader {
   return p as ProxyHeader;
 }
 
+/** The client and proxy addresses both the v1 line and the v2 NLB header below carry. */
+const TCP4_ENDS = { source: { address: '192.0.2.10', port: 56324 }, destination: { address: '198.51.100.1', port: 3128 } };
+
 // ---------------------------------------------------------------- v1
 
 test('v1: TCP4, TCP6 and UNKNOWN lines', () => {
@@ -43,8 +46,7 @@ test('v1: TCP4, TCP6 and UNKNOWN lines', () => {
     length: line.length,
     version: 1,
     command: 'proxy',
-    source: { address: '192.0.2.10', port: 56324 },
-    destination: { address: '198.51.100.1', port: 3128 },
+    ...TCP4_ENDS,
     vpceId: null,
     tlvs: [],
   });
@@ -131,8 +133,7 @@ test('v2: an NLB header with the VPC endpoint TLV', () => {
     length: NLB_V4.length,
     version: 2,
     command: 'proxy',
-    source: { address: '192.0.2.10', port: 56324 },
-    destination: { address: '198.51.100.1', port: 3128 },
+    ...TCP4_ENDS,
     vpceId: VPCE,
     tlvs: [{ type: 0xea, value: Uint8Array.from([0x01, ...ascii(VPCE)]) }],
   });
