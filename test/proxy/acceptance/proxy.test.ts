@@ -208,6 +208,10 @@ test('proxy in a namespace: names, ports, CONNECT, SSRF table, PROXY v2 endpoint
     const after = await counts();
     assert.deepEqual(after.forbidden, before.forbidden);
     for (const a of FORBIDDEN) assert.equal(after.forbidden[a], 0, `${a} was connected to`);
+    // The judges work: a direct connection (not through the proxy) reaches each listener and is counted.
+    for (const a of FORBIDDEN) run(['curl', '-s', '-m', '3', '-o', '/dev/null', `http://${a.includes(':') ? `[${a}]` : a}/`]);
+    const direct = await counts();
+    for (const a of FORBIDDEN) assert.equal(direct.forbidden[a], 1, `${a}: the listener counts a direct connection`);
     const ssrf = decisionLines().filter((d) => String(d.reason).startsWith('ssrf:'));
     assert.ok(ssrf.length >= targets.length, JSON.stringify(ssrf));
     assert.ok(ssrf.some((d) => d.reason === 'ssrf:metadata'));
