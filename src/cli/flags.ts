@@ -30,8 +30,19 @@ export function flagLabelIn(specs: NonNullable<ParseArgsConfig['options']>, flag
   return short ? `-${short}/--${flag}` : `--${flag}`;
 }
 
+/** The one message shape for a bad flag value; `detail` adds why, e.g. ` ("x" is not one)`. */
+export function invalidFlag(label: string, what: string, raw: string, detail = ''): GatehouseError {
+  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${label} but received ${JSON.stringify(raw)}${detail}`);
+}
+
 function invalid(flag: string, what: string, raw: string, label = `--${flag}`): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${label} but received ${JSON.stringify(raw)}`);
+  return invalidFlag(label, what, raw);
+}
+
+/** A string flag's value, or undefined when absent. */
+export function textFlag(values: FlagValues, flag: string): string | undefined {
+  const v = values[flag];
+  return v === undefined ? undefined : String(v);
 }
 
 /** `label` names the flag in errors; commands with short forms pass e.g. "-t/--timeout". */

@@ -7,7 +7,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
-import { flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
+import { flagLabelIn, invalidFlag, textFlag, intFlag, parseFlags, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import type { AnfWrapOptions } from './eve/anf';
@@ -96,17 +96,14 @@ export function inspectFlagLabel(flag: InspectFlag): string {
 }
 
 function invalid(flag: InspectFlag, what: string, raw: string, detail = ''): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${inspectFlagLabel(flag)} but received ${JSON.stringify(raw)}${detail}`);
+  return invalidFlag(inspectFlagLabel(flag), what, raw, detail);
 }
 
 function usage(message: string): GatehouseError {
   return new GatehouseError('ERR_USAGE', `gatehouse inspect: ${message} (see 'gatehouse inspect --help')`);
 }
 
-function text(values: FlagValues, flag: InspectFlag): string | undefined {
-  const v = values[flag];
-  return v === undefined ? undefined : String(v);
-}
+const text = (values: FlagValues, flag: InspectFlag): string | undefined => textFlag(values, flag);
 
 function integer(values: FlagValues, flag: InspectFlag, fallback: number, min: number, max: number): number {
   return intFlag(values, flag, fallback, min, max, inspectFlagLabel(flag));

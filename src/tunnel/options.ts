@@ -12,7 +12,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { choiceFlag, flagLabelIn, intFlag, parseFlags, type FlagValues } from '../cli/flags';
+import { choiceFlag, flagLabelIn, intFlag, invalidFlag, parseFlags, textFlag, type FlagValues } from '../cli/flags';
 import { GatehouseError } from '../errors';
 import type { Ipv4Prefix } from '../native/binding';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TUNNEL_LOG_SECTIONS, parseLoggingSpec, type LogFormat, type LoggingConfig, type TunnelLogSection } from '../observe/log';
@@ -116,13 +116,10 @@ export function flagLabel(flag: TunnelFlag): string {
 }
 
 function invalid(flag: TunnelFlag, what: string, raw: string, detail = ''): GatehouseError {
-  return new GatehouseError('ERR_INVALID_ARG', `Expected ${what} for ${flagLabel(flag)} but received ${JSON.stringify(raw)}${detail}`);
+  return invalidFlag(flagLabel(flag), what, raw, detail);
 }
 
-function text(values: FlagValues, flag: TunnelFlag): string | undefined {
-  const v = values[flag];
-  return v === undefined ? undefined : String(v);
-}
+const text = (values: FlagValues, flag: TunnelFlag): string | undefined => textFlag(values, flag);
 
 function integer(values: FlagValues, flag: TunnelFlag, fallback: number, min: number, max: number): number {
   return intFlag(values, flag, fallback, min, max, flagLabel(flag));
