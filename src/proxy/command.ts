@@ -14,7 +14,7 @@ import { ProxyLogs } from './logs';
 import { evaluateProxyPolicy, openProxyPolicySource, type ProxyPolicySource, type ReloadResult } from './policy';
 import { readProxyHeader } from './proxy-protocol';
 import { startProxyServer, type ProxyServer } from './server';
-import { resolveAndCheck, systemLookup } from './ssrf';
+import { cachedLookup, resolveAndCheck, systemLookup } from './ssrf';
 import type { AccessEntry } from './types';
 import { parseProxyOptions, PROXY_HELP, type ProxyCliOptions } from './options';
 
@@ -118,12 +118,13 @@ export class ProxyApp {
     this.logs = await ProxyLogs.open({ accessLog: o.accessLog, decisionLog: o.decisionLog });
     // Frozen: the SSRF check compiles a frozen list once, not per request.
     const own = Object.freeze(ownAddresses());
+    const lookup = cachedLookup(systemLookup, { ttlMs: o.dnsCacheTtlMs });
     this.server = await startProxyServer({
       listen: o.listen,
       proxyProtocol: o.proxyProtocol,
       readProxyHeader: (socket, { timeoutMs }) => readProxyHeader(socket, { timeoutMs }),
       decide: (facts) => evaluateProxyPolicy(source.current, facts),
-      resolve: (host, allow) => resolveAndCheck(host, { lookup: systemLookup, allow, own, timeoutMs: o.resolveTimeoutMs }),
+      resolve: (host, allow) => resolveAndCheck(host, { lookup, allow, own, timeoutMs: o.resolveTimeoutMs }),
       onAccess: (entry) => this.record(entry),
       maxConnections: o.maxConnections,
       maxConnectionsPerClient: o.maxClientConnections,

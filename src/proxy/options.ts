@@ -23,6 +23,7 @@ export const PROXY_FLAGS = {
   'idle-timeout': { type: 'string' },
   'connect-timeout': { type: 'string' },
   'resolve-timeout': { type: 'string' },
+  'dns-cache-ttl': { type: 'string' },
   'drain-timeout': { type: 'string' },
   via: { type: 'string' },
   'x-forwarded-for': { type: 'string' },
@@ -43,6 +44,7 @@ export const PROXY_DEFAULTS = {
   idleTimeoutS: 60,
   connectTimeoutS: 10,
   resolveTimeoutMs: 5_000,
+  dnsCacheTtlS: 30,
   drainTimeoutS: 30,
   frontingTimeoutS: 10,
   via: 'on',
@@ -65,6 +67,7 @@ export interface ProxyCliOptions {
   idleTimeoutMs: number;
   connectTimeoutMs: number;
   resolveTimeoutMs: number;
+  dnsCacheTtlMs: number;
   drainTimeoutMs: number;
   via: string | null;
   xForwardedFor: 'add' | 'off';
@@ -114,6 +117,7 @@ export function parseProxyOptions(argv: string[]): ProxyCliOptions | { help: tru
     idleTimeoutMs: intFlag(values, 'idle-timeout', PROXY_DEFAULTS.idleTimeoutS, 1, 86_400) * 1000,
     connectTimeoutMs: intFlag(values, 'connect-timeout', PROXY_DEFAULTS.connectTimeoutS, 1, 3600) * 1000,
     resolveTimeoutMs: intFlag(values, 'resolve-timeout', PROXY_DEFAULTS.resolveTimeoutMs, 1, 60_000),
+    dnsCacheTtlMs: intFlag(values, 'dns-cache-ttl', PROXY_DEFAULTS.dnsCacheTtlS, 0, 86_400) * 1000,
     drainTimeoutMs: intFlag(values, 'drain-timeout', PROXY_DEFAULTS.drainTimeoutS, 0, 3600) * 1000,
     via: via === 'on' ? '1.1 gatehouse' : null,
     xForwardedFor: choiceFlag(values, 'x-forwarded-for', PROXY_DEFAULTS.xForwardedFor, ['add', 'off'] as const),
@@ -152,6 +156,8 @@ Example: gatehouse proxy --policy /etc/gatehouse/proxy.yaml --proxy-protocol --a
       --idle-timeout SECS          Idle keep-alive connections and tunnels close. Default ${PROXY_DEFAULTS.idleTimeoutS}.
       --connect-timeout SECS       Upstream connect deadline (504). Default ${PROXY_DEFAULTS.connectTimeoutS}.
       --resolve-timeout MS         DNS deadline (504). Default ${PROXY_DEFAULTS.resolveTimeoutMs}.
+      --dns-cache-ttl SECS         Reuse a name's addresses this long (every request still checks
+                                   them against its rule). Default ${PROXY_DEFAULTS.dnsCacheTtlS}; 0 = ask every time.
       --drain-timeout SECS         On SIGTERM: stop accepting, let requests in flight finish this
                                    long, then close. Default ${PROXY_DEFAULTS.drainTimeoutS}.
       --via on|off                 Add "Via: 1.1 gatehouse" both ways. Default ${PROXY_DEFAULTS.via}.

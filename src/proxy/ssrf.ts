@@ -3,7 +3,7 @@
  * destination hosts normalised in every IP notation (ssrf/host.ts),
  * addresses judged by class (ssrf/address-classes.ts), and names resolved
  * once, every address checked, the checked address the one connected to
- * (ssrf/resolve.ts). No networking besides the resolver call; a denial
+ * (ssrf/resolve.ts), answers reused for a short while (ssrf/lookup-cache.ts). No networking besides the resolver call; a denial
  * never sends a packet to the denied address.
  */
 export { parseDestinationHost, type DestinationHost } from './ssrf/host';
@@ -16,3 +16,4 @@ export {
   type ResolveAndCheckOptions,
   type ResolveAndCheckResult,
 } from './ssrf/resolve';
+export { cachedLookup, type LookupCacheOptions } from './ssrf/lookup-cache';

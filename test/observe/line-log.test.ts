@@ -133,3 +133,25 @@ test("stdout: '-' writes to the process's stdout; close waits for every line; re
   assert.deepEqual(JSON.parse(stderr), { written: 2000, dropped: 0, errors: 0 });
   assert.equal(stdout, numbered(1, 2000).join('\n') + '\n');
 });
+
+test('file: lines are gathered until flushMs passes or flush() is called, then written together', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'gathered.log');
+  const log = await LineLog.open(path, { flushMs: 60_000 });
+  for (const l of numbered(1, 3)) log.write(l);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(await readFile(path, 'utf8'), '', 'nothing written before the flush');
+  assert.deepEqual(log.stats(), { written: 0, dropped: 0, errors: 0 });
+  log.flush();
+  for (let i = 0; i < 100 && log.stats().written < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(await readLines(path), numbered(1, 3));
+  log.write('after');
+  await log.close(); // close flushes what is gathered
+  assert.deepEqual(await readLines(path), [...numbered(1, 3), 'after']);
+  for (const bad of [-1, 1.5]) {
+    await assert.rejects(LineLog.open(join(dir, 'b.log'), { flushMs: bad }), {
+      code: 'ERR_INVALID_ARG',
+      message: `Expected an integer >= 0 for flushMs but received ${String(bad)}`,
+    });
+  }
+});

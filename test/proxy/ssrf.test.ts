@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   deniedAddressReason,
   parseDestinationHost,
+  cachedLookup,
   resolveAndCheck,
   systemLookup,
   type LookupFunction,
@@ -271,4 +272,69 @@ const HOSTS: Array<[string, ReturnType<typeof parseDestinationHost>]> = [
 test('parseDestinationHost normalises every notation and refuses what is not a host', () => {
   const got = HOSTS.map(([raw]) => [raw, parseDestinationHost(raw)]);
   assert.deepEqual(got, HOSTS);
+});
+
+// ---- the resolver's answer cache (ssrf/lookup-cache.ts)
+
+test('an answer is reused until its TTL runs out, then asked again', async () => {
+  const table: Record<string, ResolvedAddress[]> = {};
+  const r = tableLookup(table);
+  let clock = 1000;
+  const lookup = cachedLookup(r, { ttlMs: 30_000, now: () => clock });
+  table['a.test'] = [{ address: '192.0.2.10', family: 4 }];
+  assert.deepEqual(await lookup('a.test'), [{ address: '192.0.2.10', family: 4 }]);
+  assert.deepEqual(await lookup('a.test'), [{ address: '192.0.2.10', family: 4 }]);
+  assert.deepEqual(r.asked, ['a.test']);
+  table['a.test'] = [{ address: '192.0.2.20', family: 4 }];
+  clock += 29_999;
+  assert.equal((await lookup('a.test'))[0].address, '192.0.2.10');
+  clock += 1;
+  assert.equal((await lookup('a.test'))[0].address, '192.0.2.20');
+  assert.deepEqual(r.asked, ['a.test', 'a.test']);
+});
+
+test('failures and empty answers are not cached; concurrent lookups of one name share one call', async () => {
+  const table: Record<string, ResolvedAddress[]> = {};
+  const r = tableLookup(table);
+  const lookup = cachedLookup(r, { ttlMs: 30_000 });
+  await assert.rejects(lookup('gone.test'), { code: 'ENOTFOUND' });
+  table['gone.test'] = [];
+  assert.deepEqual(await lookup('gone.test'), []);
+  table['gone.test'] = [{ address: '2001:db8::1', family: 6 }];
+  const both = await Promise.all([lookup('gone.test'), lookup('gone.test')]);
+  assert.deepEqual(both, [[{ address: '2001:db8::1', family: 6 }], [{ address: '2001:db8::1', family: 6 }]]);
+  assert.deepEqual(r.asked, ['gone.test', 'gone.test', 'gone.test']);
+});
+
+test('ttl 0 asks every time; the oldest name is evicted past maxEntries; callers get copies', async () => {
+  const table: Record<string, ResolvedAddress[]> = {};
+  const r = tableLookup(table);
+  table['a.test'] = [{ address: '192.0.2.1', family: 4 }];
+  table['b.test'] = [{ address: '192.0.2.2', family: 4 }];
+  const uncached = cachedLookup(r, { ttlMs: 0 });
+  await uncached('a.test');
+  await uncached('a.test');
+  assert.equal(r.asked.length, 2);
+
+  r.asked.length = 0;
+  const small = cachedLookup(r, { ttlMs: 30_000, maxEntries: 1 });
+  const first = await small('a.test');
+  first[0].address = '127.0.0.1'; // a caller that changes its answer must not change the next one
+  assert.equal((await small('a.test'))[0].address, '192.0.2.1');
+  await small('b.test'); // evicts a.test
+  await small('b.test');
+  await small('a.test');
+  assert.deepEqual(r.asked, ['a.test', 'b.test', 'a.test']);
+});
+
+test('a cached answer is still checked per request against that request\'s rule', async () => {
+  const table: Record<string, ResolvedAddress[]> = {};
+  const r = tableLookup(table);
+  table['inside.test'] = [{ address: '10.0.0.1', family: 4 }];
+  const lookup = cachedLookup(r, { ttlMs: 30_000 });
+  const allowed = await resolveAndCheck('inside.test', { lookup, allow: ['10.0.0.0/8'], own: [], timeoutMs: 1000 });
+  assert.equal(allowed.ok, true);
+  const denied = await resolveAndCheck('inside.test', { lookup, allow: [], own: [], timeoutMs: 1000 });
+  assert.deepEqual(denied, { ok: false, reason: 'ssrf:private', addresses: ['10.0.0.1'], status: 403 });
+  assert.deepEqual(r.asked, ['inside.test']);
 });
