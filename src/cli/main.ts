@@ -7,6 +7,7 @@ import { runEmuCommand, type CommandIo } from '../emu/command';
 import { runInspectCommand } from '../inspect/command';
 import { runPolicyCommand } from '../inspect/policy';
 import { runLabCommand } from './lab-command';
+import { runIngressCommand } from '../ingress/command';
 import { runProxyCommand } from '../proxy/command';
 import { runStart } from './start';
 import { runTunnelCommand } from '../tunnel/command';
@@ -20,11 +21,11 @@ Commands:
   inspect   GWLB target with the policy engine in-process: a verdict per flow, EVE logs
   policy    check a policy file, test it against a flow, import a domain list
   proxy     egress forward proxy (HTTP + CONNECT) for NLB + PrivateLink fleets
+  ingress   reverse proxy: public host names -> VPC Lattice services, SigV4-signed
   lab       a local AWS network in namespaces: lab up | exec | status | down
   start     bring a lab up, send traffic through it and explain (npm start)
   version   print the version
 
-Planned (see the issues): ingress.
 Run 'gatehouse <command> --help' for a command's options.
 `;
 
@@ -79,8 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'proxy':
       return runProxyCommand(rest, io);
     case 'ingress':
-      io.stderr(`gatehouse ${command}: not in this release yet; it is planned (see the project's issues). Try 'gatehouse lab up' and 'gatehouse emu'.`);
-      return 2;
+      return runIngressCommand(rest, io);
     default:
       io.stderr(`gatehouse: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
       return 2;

@@ -9,10 +9,10 @@
  * Sign *after* the host rewrite, with the rewritten host (DESIGN.md, "VPC
  * Lattice facts"): Lattice checks the signature against the Host it receives.
  */
-import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider, HttpRequest, QueryParameterBag } from '@smithy/types';
 import { expected, invalidArg } from '../../validate';
+import { NodeSha256 } from './node-sha256';
 
 export const LATTICE_SERVICE = 'vpc-lattice-svcs';
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -98,7 +98,8 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     service: LATTICE_SERVICE,
     region,
     credentials: opts.credentials,
-    sha256: Sha256,
+    // OpenSSL's SHA-256 and HMAC: this runs on every request.
+    sha256: NodeSha256,
     // Lattice refuses payload signing; the header below says so explicitly.
     applyChecksum: false,
   });

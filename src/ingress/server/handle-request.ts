@@ -1,0 +1,160 @@
+/**
+ * One proxied request: route it by host and path, sign it (after the host
+ * rewrite, with the rewritten host) when the route says so, build the
+ * upstream's headers, hand it to the transport (forward.ts), and record how
+ * it ended. Answers of its own are JSON (replies.ts).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { GatehouseError } from '../../errors';
+import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
+import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
+import { takeBytes, type ClientConnection, type IngressContext } from './context';
+import { forward, type ForwardEvents, type ForwardFailure } from './forward';
+import { readRequestHead, type RequestHead } from './request-head';
+import { sendReply, type IngressReply } from './replies';
+import { upstreamRequestHeaders } from './upstream-headers';
+
+/** The label a route has in logs and metrics: its host pattern and prefix ("*.example.com/api/"). */
+export function routeLabel(route: Route): string {
+  return `${route.host}${route.prefix}`;
+}
+
+class RequestExchange implements ForwardEvents {
+  readonly entry: IngressAccessEntry;
+  private readonly startedAt = performance.now();
+  private head: RequestHead | null = null;
+  private route: Route | null = null;
+  private upstream: ResolvedUpstream | null = null;
+  private authority = '';
+  private upstreamPath = '';
+
+  constructor(
+    private readonly ctx: IngressContext,
+    private readonly conn: ClientConnection,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.entry = newAccessEntry(conn.client, conn.clientPort, req.method ?? 'GET', ctx.tls);
+    this.entry.protocol = `HTTP/${req.httpVersion}`;
+  }
+
+  start(): void {
+    this.res.once('close', this.onClose);
+    if (this.ctx.closing) this.res.shouldKeepAlive = false;
+    const read = readRequestHead(this.req.url ?? '', this.req.rawHeaders);
+    if (!read.ok) {
+      this.answer({ error: 'bad-request', reason: read.reason });
+      return;
+    }
+    const head = read.head;
+    this.head = head;
+    const e = this.entry;
+    e.host = head.host;
+    e.path = pathWithoutQuery(head.path);
+    e.userAgent = head.userAgent;
+    e.referer = head.referer;
+    const resolved = resolveRoute(this.ctx.routes(), head.host, head.path);
+    if (!resolved.ok) {
+      this.answer({ error: resolved.status === 421 ? 'misdirected-request' : 'not-found', reason: resolved.reason });
+      return;
+    }
+    this.route = resolved.route;
+    this.upstream = resolved.upstream;
+    this.authority = resolved.signHost;
+    this.upstreamPath = resolved.upstream.pathPrefix === undefined ? head.path : `${resolved.upstream.pathPrefix}${head.path}`;
+    e.route = routeLabel(resolved.route);
+    e.upstream = resolved.signHost;
+    if (!resolved.route.sign) {
+      this.send(null);
+      return;
+    }
+    const signer = this.ctx.signer;
+    if (signer === null) {
+      this.answer({ error: 'signing-unavailable', reason: 'this route is signed but no AWS region is configured (--region or AWS_REGION)' });
+      return;
+    }
+    e.signed = true;
+    signer.sign({ method: e.method, host: this.authority, path: this.upstreamPath }).then(this.onSigned, this.onSignFailed);
+  }
+
+  private readonly onSigned = (signature: Record<string, string>): void => {
+    if (this.res.destroyed) return; // the client left while credentials loaded
+    this.send(signature);
+  };
+
+  private readonly onSignFailed = (err: unknown): void => {
+    const code = err instanceof GatehouseError ? err.code : undefined;
+    const reason = err instanceof Error ? err.message : String(err);
+    this.entry.signed = false;
+    if (code === 'ERR_INVALID_ARG') this.answer({ error: 'bad-request', reason: `the request cannot be signed: ${reason}` });
+    else this.answer({ error: 'signing-unavailable', reason: `the request could not be signed: ${reason}` }, 'signing');
+  };
+
+  private send(signature: Record<string, string> | null): void {
+    const route = this.route as Route;
+    const upstream = this.upstream as ResolvedUpstream;
+    let agent;
+    try {
+      agent = this.ctx.agents.forRoute(route);
+    } catch (err) {
+      this.answer({ error: 'bad-gateway', reason: `the route's TLS settings cannot be used: ${(err as Error).message}` }, 'upstream');
+      return;
+    }
+    const headers = upstreamRequestHeaders(this.req.rawHeaders, this.head as RequestHead, {
+      authority: this.authority,
+      signature,
+      stripAuthorization: route.stripAuthorization,
+      client: this.conn.client,
+      proto: this.ctx.tls ? 'https' : 'http',
+    });
+    forward(
+      { host: upstream.host, port: upstream.port, tls: upstream.tls, agent, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs },
+      this.req,
+      this.res,
+      this,
+    );
+  }
+
+  responded(_status: number, upstreamMs: number): void {
+    this.entry.upstreamMs = upstreamMs;
+  }
+
+  failed(failure: ForwardFailure, headersSent: boolean): void {
+    if (headersSent) {
+      this.entry.reason = `upstream:${failure.reason}`;
+      this.res.destroy();
+      return;
+    }
+    // The request body may be half sent: this connection cannot be trusted for another request.
+    const error = failure.kind === 'timeout' ? 'gateway-timeout' : 'bad-gateway';
+    this.answer({ error, reason: failure.kind === 'timeout' ? failure.reason : `the upstream could not be reached: ${failure.reason}` }, 'upstream', true);
+  }
+
+  /** The ingress's own answer; `kind` prefixes the logged reason (routing answers have none). */
+  private answer(reply: IngressReply, kind?: string, close = false): void {
+    this.entry.error = reply.error;
+    this.entry.reason = kind === undefined ? reply.reason : `${kind}: ${reply.reason}`;
+    sendReply(this.res, reply, close);
+  }
+
+  private readonly onClose = (): void => {
+    const e = this.entry;
+    e.status = this.res.headersSent ? this.res.statusCode : 0;
+    // Cut short: the client left, or the upstream's body broke off.
+    if (!this.res.writableFinished && e.reason === null) e.reason = 'the response did not complete';
+    e.durationMs = Math.round(performance.now() - this.startedAt);
+    takeBytes(this.conn, e);
+    this.ctx.finished(this.conn, e);
+  };
+}
+
+export function handleRequest(ctx: IngressContext, req: IncomingMessage, res: ServerResponse): void {
+  const conn = ctx.connectionOf(req.socket);
+  if (conn === undefined) {
+    res.destroy();
+    return;
+  }
+  conn.busy++;
+  new RequestExchange(ctx, conn, req, res).start();
+}
