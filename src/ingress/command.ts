@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { runService } from '../cli/service';
+import { expected } from '../validate';
 import type { HealthCheck, HealthReport } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
@@ -101,7 +102,11 @@ export class IngressApp {
     const source = await openRoutesSource(o.routes);
     this.source = source;
     // A region is needed only to sign; without one, signed routes answer 503 (and /healthz says why).
-    const region = signsAny(source.current) ? resolveRegion(o.region) : (o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION);
+    const region = o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+    if (signsAny(source.current)) {
+      if (region === undefined || region === '') expected('an AWS region (--region, AWS_REGION or AWS_DEFAULT_REGION)', `the signed routes of ${o.routes}`, 'none');
+      resolveRegion(region);
+    }
     const credentials = latticeCredentials();
     this.credentials = credentials;
     if (region !== undefined && region !== '') this.signer = createLatticeSigner({ region, credentials });
