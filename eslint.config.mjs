@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'deploy/cdk.out/**'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'deploy/cdk.out/**', 'deploy/dist/**', 'deploy/build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
