@@ -102,13 +102,13 @@ export class IngressProcess {
     for (const f of w) f();
   }
 
-  /** Waits (bounded; not a timing assertion) for a line in `list` from index `from` on. */
-  async waitIn(list: JsonLine[], pred: (m: JsonLine) => boolean, from = 0, timeoutMs = WAIT_MS): Promise<JsonLine> {
+  /** Waits (bounded; not a timing assertion) until `probe` finds something; `what` names it in the failure. */
+  private async until<T>(probe: () => T | undefined, what: string, timeoutMs = WAIT_MS): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = list.slice(from).find(pred);
+      const found = probe();
       if (found !== undefined) return found;
-      if (this.closed || Date.now() > deadline) throw new Error(`gatehouse ingress: no expected line (${this.closed ? 'exited' : 'timeout'}); output:\n${this.text}`);
+      if (this.closed || Date.now() > deadline) throw new Error(`gatehouse ingress: no ${what} (${this.closed ? 'exited' : 'timeout'}); output:\n${this.text}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 200);
         this.waiters.push(() => {
@@ -119,12 +119,22 @@ export class IngressProcess {
     }
   }
 
+  /** A JSON line in `list`, from index `from` on, that matches `pred`. */
+  waitIn(list: JsonLine[], pred: (m: JsonLine) => boolean, from = 0): Promise<JsonLine> {
+    return this.until(() => list.slice(from).find(pred), 'expected line');
+  }
+
   waitEvent(msg: string, from = 0): Promise<JsonLine> {
     return this.waitIn(this.events, (m) => m.msg === msg, from);
   }
 
   waitAccess(pred: (m: JsonLine) => boolean, from = 0): Promise<JsonLine> {
     return this.waitIn(this.access, pred, from);
+  }
+
+  /** The output so far matched against `pattern`. */
+  waitText(pattern: RegExp): Promise<RegExpExecArray> {
+    return this.until(() => pattern.exec(this.text) ?? undefined, `output matching ${pattern}`);
   }
 
   get output(): string {
@@ -205,6 +215,7 @@ export function repeatedSha256(block: Buffer, count: number): string {
  * The recording upstream. Paths:
  *   /download?blocks=N[&chunked=1]  N blocks of 64 KiB of binaryBlock, with Content-Length or chunked
  *   /hang                           reads the request, never answers
+ *   /slow?ms=N                      answers after N ms (at most 10 s)
  *   anything else                   reads the body (hashed), answers 200 with the record as JSON
  */
 export class RecordingUpstream {
@@ -262,6 +273,11 @@ export class RecordingUpstream {
       this.requests.push(record);
       if (url.pathname === '/hang') return;
       const body = JSON.stringify(record);
+      if (url.pathname === '/slow') {
+        const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body), Math.min(10_000, Number(url.searchParams.get('ms') ?? '0')));
+        res.once('close', () => clearTimeout(timer));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);
     });
