@@ -1,12 +1,12 @@
 /**
  * What the request and tunnel handlers share with the server that owns the
- * connections: the checked options, the upstream agent, each client
+ * connections: the checked options, the upstream connection pool, each client
  * connection's identity and byte marks, and the counters.
  */
-import type { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { AccessRecord, type ClientIdentity } from './access';
 import type { CheckedProxyServerOptions, ProxyDecision } from './options';
+import type { UpstreamPool } from './upstream-pool';
 import type { ProxyRequestFacts } from '../types';
 
 /** One accepted client connection, once its PROXY header (if any) is read. */
@@ -29,7 +29,7 @@ export interface ProxyCounters {
 
 export interface ProxyContext {
   readonly opts: CheckedProxyServerOptions;
-  readonly agent: Agent;
+  readonly upstreams: UpstreamPool;
   readonly counters: ProxyCounters;
   /** True once close() was called: responses stop offering keep-alive. */
   readonly closing: boolean;

@@ -1,18 +1,19 @@
 /**
  * Plain HTTP forwarding: an absolute-form request is decided by the policy,
  * its host resolved and checked, and sent to the checked address over a
- * keep-alive upstream connection. Bodies stream in both directions (pipe,
- * back-pressure, no buffering); hop-by-hop headers stay behind.
+ * keep-alive upstream connection (upstream-pool.ts). Bodies stream in both
+ * directions (back-pressure, no buffering); hop-by-hop headers stay behind.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { serializeRequestHead, type BodyFraming, type ResponseHead } from '../../http1';
 import type { AccessRecord } from './access';
 import { takeBytes, type ClientConnection, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { sendReply } from './responses';
 import { parseAbsoluteTarget, type RequestTarget } from './target';
-import { refuseLookup, timeoutError, upstreamFailure } from './upstream';
+import { upstreamFailure } from './upstream';
+import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection, UpstreamTarget } from './upstream-pool';
 
 const TARGET_HELP: Record<string, string> = {
   'origin-form': 'this is a forward proxy: send the absolute URL (GET http://host/path)',
@@ -35,10 +36,10 @@ export async function handleHttpRequest(ctx: ProxyContext, req: IncomingMessage,
   const method = (req.method ?? 'GET').toUpperCase();
   const target = parseAbsoluteTarget(req.url ?? '');
   const rec = ctx.record(conn, method, target.ok ? `http://${target.value.authority}${target.value.path}` : (req.url ?? ''));
-  const flow: ForwardFlow = { upstreamReq: null, upstreamComplete: false };
+  const flow: ForwardFlow = { upstream: null, upstreamComplete: false };
 
   res.once('close', () => {
-    if (flow.upstreamReq !== null && !flow.upstreamComplete) flow.upstreamReq.destroy();
+    if (flow.upstream !== null && !flow.upstreamComplete) flow.upstream.abort();
     const e = rec.entry;
     const fields = { ...takeBytes(conn), status: res.headersSent ? res.statusCode : 0 };
     // Squid marks a transaction the client (or a failure) cut short with _ABORTED.
@@ -55,7 +56,7 @@ export async function handleHttpRequest(ctx: ProxyContext, req: IncomingMessage,
 }
 
 interface ForwardFlow {
-  upstreamReq: ClientRequest | null;
+  upstream: UpstreamConnection | null;
   upstreamComplete: boolean;
 }
 
@@ -101,76 +102,122 @@ async function forward(
 
   const address = resolved.address;
   rec.entry.squidResult = 'TCP_MISS';
-  const upstreamReq = httpRequest({
-    host: address,
-    family: resolved.family,
-    port: target.port,
-    method: rec.entry.method,
-    path: target.path,
-    headers: upstreamRequestHeaders(req.rawHeaders, {
-      authority: target.authority,
-      via: ctx.opts.via,
-      forwardedFor: ctx.opts.xForwardedFor === 'add' ? conn.client : null,
-    }),
-    agent: ctx.agent,
-    lookup: refuseLookup,
-    setHost: false,
+  const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, {
+    authority: target.authority,
+    via: ctx.opts.via,
+    forwardedFor: ctx.opts.xForwardedFor === 'add' ? conn.client : null,
   });
-  flow.upstreamReq = upstreamReq;
-  const connectStart = performance.now();
-  let connectTimer: NodeJS.Timeout | undefined;
-  upstreamReq.once('socket', (socket) => {
-    if (!socket.connecting) {
-      rec.connected(address, 0); // a kept-alive upstream connection
+  let head: string;
+  try {
+    head = serializeRequestHead(rec.entry.method, target.path, upstreamHeaders);
+  } catch {
+    failRequest(rec, res, 400, 'NONE', 'bad-request:head', 'the request head cannot be forwarded', true);
+    return;
+  }
+  const exchange = new ForwardExchange(ctx, req, res, rec, flow, { address, family: resolved.family, port: target.port }, head, target.authority);
+  exchange.start(false);
+}
+
+/** How a request's body is framed for the upstream (Node's parser has already refused a request with both headers). */
+function requestBodyFraming(req: IncomingMessage): RequestBodyFraming {
+  if (req.headers['transfer-encoding'] !== undefined) return 'chunked';
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0' ? 'length' : 'none';
+}
+
+/** Methods a request may be sent again for, when a kept-alive connection turns out to be closed (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** One request's trip upstream and its response's trip back to the client. */
+class ForwardExchange implements ExchangeHandler {
+  private conn: UpstreamConnection | null = null;
+  private readonly bodyFraming: RequestBodyFraming;
+  private readonly resume = (): void => this.conn?.resume();
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly rec: AccessRecord,
+    private readonly flow: ForwardFlow,
+    private readonly upstream: UpstreamTarget,
+    private readonly head: string,
+    private readonly authority: string,
+  ) {
+    this.bodyFraming = requestBodyFraming(req);
+  }
+
+  start(fresh: boolean): void {
+    const conn = this.ctx.upstreams.acquire(this.upstream, fresh);
+    this.conn = conn;
+    this.flow.upstream = conn;
+    if (conn.uses > 0) this.rec.connected(this.upstream.address, 0); // a kept-alive upstream connection
+    conn.exchange(this, this.rec.entry.method, this.head, this.bodyFraming);
+    if (this.bodyFraming === 'none') return;
+    // Streamed with back-pressure both ways; never buffered whole.
+    const req = this.req;
+    req.on('data', (data: Buffer) => {
+      if (this.conn !== conn) return;
+      if (!conn.writeBody(data)) {
+        req.pause();
+        conn.onceDrain(() => req.resume());
+      }
+    });
+    req.once('end', () => {
+      if (this.conn === conn) conn.endBody();
+    });
+    req.once('error', () => conn.abort());
+  }
+
+  onConnected(connectMs: number): void {
+    this.rec.connected(this.upstream.address, connectMs);
+  }
+
+  onResponse(head: ResponseHead, framing: BodyFraming): void {
+    const { res, rec } = this;
+    const contentType = headerValue(head.rawHeaders, 'content-type');
+    rec.entry.contentType = contentType;
+    try {
+      // Node frames the body again for the client: the upstream's Content-Length stays only when it is the framing.
+      res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, this.ctx.opts.via, framing.kind === 'chunked' || framing.kind === 'close'));
+    } catch {
+      // A header Node will not write: refuse rather than forward a mangled response.
+      this.conn?.abort();
+      failRequest(rec, res, 502, 'TCP_MISS', 'upstream:bad-response', 'the upstream sent a response that cannot be forwarded', true);
+    }
+  }
+
+  onData(data: Buffer): void {
+    if (!this.res.write(data)) {
+      this.conn?.pause();
+      this.res.once('drain', this.resume);
+    }
+  }
+
+  onEnd(): void {
+    this.flow.upstreamComplete = true;
+    this.res.end();
+  }
+
+  onError(err: NodeJS.ErrnoException, beforeResponse: boolean): void {
+    const stale = beforeResponse && this.conn !== null && this.conn.uses > 0;
+    if (stale && this.bodyFraming === 'none' && IDEMPOTENT.has(this.rec.entry.method) && !this.res.destroyed) {
+      // The kept-alive connection was closed by the upstream as we reused it: once more on a new one.
+      this.start(true);
       return;
     }
-    connectTimer = setTimeout(() => upstreamReq.destroy(timeoutError('connect')), ctx.opts.connectTimeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(connectTimer);
-      rec.connected(address, Math.round(performance.now() - connectStart));
-    });
-  });
-  // No byte from the upstream for this long (before or during the response) ends the exchange.
-  upstreamReq.setTimeout(ctx.opts.idleTimeoutMs, () => upstreamReq.destroy(timeoutError('upstream idle')));
-
-  upstreamReq.once('error', (err) => {
-    clearTimeout(connectTimer);
-    req.unpipe(upstreamReq);
-    if (res.headersSent) {
-      res.destroy();
+    this.conn = null;
+    if (this.res.headersSent) {
+      this.res.destroy();
       return;
     }
     const failure = upstreamFailure(err);
-    // The request body may be half sent: the connection cannot be trusted for another request.
-    failRequest(rec, res, failure.status, 'TCP_MISS', failure.reason, upstreamFailureText(failure, target.authority), true);
-  });
+    // The request body may be half sent: the client connection cannot be trusted for another request.
+    failRequest(this.rec, this.res, failure.status, 'TCP_MISS', failure.reason, upstreamFailureText(failure, this.authority), true);
+  }
+}
 
-  upstreamReq.once('response', (upstreamRes) => {
-    rec.entry.contentType = typeof upstreamRes.headers['content-type'] === 'string' ? upstreamRes.headers['content-type'] : null;
-    upstreamRes.once('end', () => {
-      flow.upstreamComplete = true;
-    });
-    const status = upstreamRes.statusCode ?? 502;
-    try {
-      res.writeHead(status, upstreamRes.statusMessage, clientResponseHeaders(upstreamRes.rawHeaders, ctx.opts.via));
-    } catch {
-      // A header Node will not write (it parsed it, so this is rare): refuse rather than forward a mangled response.
-      upstreamReq.destroy();
-      failRequest(rec, res, 502, 'TCP_MISS', 'upstream:bad-response', 'the upstream sent a response that cannot be forwarded', true);
-      return;
-    }
-    // pipe and two listeners rather than stream.pipeline: pipeline makes an
-    // AbortController per call and aborts it at the end (a DOMException per
-    // response: measured at ~6 % of the proxy's busy time).
-    upstreamRes.pipe(res);
-    upstreamRes.once('error', () => res.destroy());
-    res.once('close', () => {
-      if (!upstreamRes.readableEnded) upstreamRes.destroy();
-    });
-  });
-
-  // pipe (not pipeline): a failed upstream must not destroy the client's
-  // socket before the 502/504 is written; the error handler above unpipes.
-  req.pipe(upstreamReq);
-  req.once('error', () => upstreamReq.destroy());
+function headerValue(raw: readonly string[], lowerName: string): string | null {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  return null;
 }

@@ -92,8 +92,12 @@ export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestR
   return out;
 }
 
-/** Headers for the response to the client: Node frames the body again, so the upstream framing headers go. */
-export function clientResponseHeaders(raw: readonly string[], via: string | null): string[] {
-  const out = endToEndHeaders(raw);
+/**
+ * Headers for the response to the client: Node frames the body again, so the
+ * upstream's Transfer-Encoding goes, and its Content-Length too when
+ * `dropLength` says the body is not delimited by it (chunked, or until close).
+ */
+export function clientResponseHeaders(raw: readonly string[], via: string | null, dropLength = false): string[] {
+  const out = endToEndHeaders(raw, dropLength ? ['content-length'] : []);
   return via === null ? out : appendToList(out, 'Via', via);
 }

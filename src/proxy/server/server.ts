@@ -17,7 +17,10 @@ import { handleHttpRequest } from './forward-http';
 import { checkProxyServerOptions, type CheckedProxyServerOptions, type ProxyDecision, type ProxyServerOptions } from './options';
 import { rawReply } from './responses';
 import { handleConnect } from './tunnel';
-import { createUpstreamAgent } from './upstream';
+import { UpstreamPool } from './upstream-pool';
+
+/** Largest upstream response head: Node's own default limit for heads it reads. */
+const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
 
 export interface ProxyServerStats {
   /** Client connections accepted since start. */
@@ -69,7 +72,7 @@ const CLIENT_ERROR_REPLIES: Record<string, { status: number; reason: string; tex
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 class ProxyServerImpl implements ProxyServer, ProxyContext {
-  readonly agent;
+  readonly upstreams: UpstreamPool;
   readonly counters: ProxyCounters = { connections: 0, requests: 0, tunnels: 0, denied: 0, errors: 0 };
   private readonly http: HttpServer;
   private readonly listeners: net.Server[] = [];
@@ -83,7 +86,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
   private onAllClosed: (() => void) | null = null;
 
   constructor(readonly opts: CheckedProxyServerOptions) {
-    this.agent = createUpstreamAgent(opts.idleTimeoutMs);
+    this.upstreams = new UpstreamPool({ idleTimeoutMs: opts.idleTimeoutMs, connectTimeoutMs: opts.connectTimeoutMs, maxHeadBytes: UPSTREAM_MAX_HEAD_BYTES });
     this.http = createHttpServer({
       maxHeaderSize: opts.maxHeaderBytes,
       headersTimeout: opts.headerTimeoutMs,
@@ -303,7 +306,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
       clearTimeout(timer);
       for (const socket of this.sockets.keys()) socket.destroy();
       this.http.close(() => undefined); // stops Node's head-deadline checks
-      this.agent.destroy();
+      this.upstreams.close();
       await listenersClosed;
     });
     return this.closePromise;

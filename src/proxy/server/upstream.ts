@@ -1,11 +1,10 @@
 /**
  * Connections to upstreams, always to the address the SSRF check approved.
- * Node never resolves anything here: the host handed to net and http is an
+ * Node never resolves anything here: the host handed to net is an
  * IP literal, and `refuseLookup` stands in for the resolver so that a name
  * reaching this layer by mistake fails instead of being looked up behind
  * the check.
  */
-import { Agent } from 'node:http';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -27,15 +26,6 @@ export function upstreamFailure(err: unknown): UpstreamFailure {
 
 export function timeoutError(what: string): Error {
   return Object.assign(new Error(`${what} timed out`), { code: 'ERR_UPSTREAM_TIMEOUT' });
-}
-
-/**
- * One keep-alive agent for all upstreams. Node keys its pools by
- * host:port(:family), and the host is always the checked address, so a pool
- * is per address:port and a name never shares a connection it was not checked for.
- */
-export function createUpstreamAgent(idleTimeoutMs: number): Agent {
-  return new Agent({ keepAlive: true, timeout: idleTimeoutMs, scheduling: 'lifo' });
 }
 
 export type TcpConnectResult = { ok: true; socket: net.Socket; connectMs: number } | ({ ok: false } & UpstreamFailure);

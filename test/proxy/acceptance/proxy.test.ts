@@ -163,7 +163,14 @@ test('proxy in a namespace: names, ports, CONNECT, SSRF table, PROXY v2 endpoint
     if (process.env.GATEHOUSE_TEST_VERBOSE) console.log(`proxy log:\n${proxyLog(proxy)}\nproxy-protocol proxy log:\n${proxyLog(ppProxy)}`);
   });
   await waitFor('the proxies', async () => (run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9091/']).stdout === '200' && run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9090/']).stdout === '200' ? true : undefined), 20_000);
-  const decisionLines = () => readFileSync(decisions, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const jsonLines = (path: string) => readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const decisionLines = () => jsonLines(decisions);
+  // The logs gather lines for up to 50 ms before writing them: wait for the lines a check needs.
+  const linesWhere = <T>(what: string, read: () => T[], ready: (lines: T[]) => boolean) =>
+    waitFor(what, async () => {
+      const lines = read();
+      return ready(lines) ? lines : undefined;
+    }, 5000);
 
   await t.test('plain HTTP: an allowed name is fetched (Via added), a denied name and a denied port get 403 with the rule', () => {
     const ok = curl(['http://allowed.test/small']);
@@ -212,7 +219,8 @@ test('proxy in a namespace: names, ports, CONNECT, SSRF table, PROXY v2 endpoint
     for (const a of FORBIDDEN) run(['curl', '-s', '-m', '3', '-o', '/dev/null', `http://${a.includes(':') ? `[${a}]` : a}/`]);
     const direct = await counts();
     for (const a of FORBIDDEN) assert.equal(direct.forbidden[a], 1, `${a}: the listener counts a direct connection`);
-    const ssrf = decisionLines().filter((d) => String(d.reason).startsWith('ssrf:'));
+    const isSsrf = (d: Record<string, unknown>) => String(d.reason).startsWith('ssrf:');
+    const ssrf = (await linesWhere('the SSRF decision lines', decisionLines, (l) => l.filter(isSsrf).length >= targets.length)).filter(isSsrf);
     assert.ok(ssrf.length >= targets.length, JSON.stringify(ssrf));
     assert.ok(ssrf.some((d) => d.reason === 'ssrf:metadata'));
   });
@@ -221,7 +229,7 @@ test('proxy in a namespace: names, ports, CONNECT, SSRF table, PROXY v2 endpoint
     const req = 'GET http://a-only.test/small HTTP/1.1\r\nHost: a-only.test\r\nConnection: close\r\n\r\n';
     assert.match(await raw(ns, 3129, req, proxyV2(VPCE_A)), /^HTTP\/1\.1 200/);
     assert.match(await raw(ns, 3129, req, proxyV2(VPCE_B)), /^HTTP\/1\.1 403/);
-    const log = readFileSync(join(dir, 'pp.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const log = await linesWhere('both endpoints in the decision log', () => jsonLines(join(dir, 'pp.log')), (l) => l.filter((d) => d.endpoint === VPCE_A || d.endpoint === VPCE_B).length >= 2);
     assert.ok(log.some((d) => d.endpoint === VPCE_A && d.client === '198.51.100.7' && d.decision === 'allow' && d.rule === 'endpoint-a'));
     assert.ok(log.some((d) => d.endpoint === VPCE_B && d.decision === 'deny'));
     // Without the header the connection is refused, not served.
@@ -234,7 +242,8 @@ test('proxy in a namespace: names, ports, CONNECT, SSRF table, PROXY v2 endpoint
     assert.doesNotMatch(bad.stdout + bad.stderr, /CONNECTION ESTABLISHED/);
     const after = await counts();
     assert.equal(after.tlsBytes, before.tlsBytes, 'no byte of the ClientHello reached the upstream');
-    assert.ok(decisionLines().some((d) => d.reason === 'fronting'));
+    const lines = await linesWhere('the fronting decision line', decisionLines, (l) => l.some((d) => d.reason === 'fronting'));
+    assert.ok(lines.some((d) => d.reason === 'fronting'));
     const good = run(['openssl', 's_client', '-proxy', '127.0.0.1:3128', '-connect', 'allowed.test:443', '-servername', 'allowed.test', '-brief'], 20_000);
     assert.match(good.stdout + good.stderr, /CONNECTION ESTABLISHED/);
   });
@@ -276,8 +285,8 @@ setTimeout(() => { console.log(JSON.stringify({ ok, bad, timeout: true })); proc
     }
   });
 
-  await t.test('access log: every line is Squid\'s native format, fields in order', () => {
-    const lines = readFileSync(access, 'utf8').trim().split('\n');
+  await t.test('access log: every line is Squid\'s native format, fields in order', async () => {
+    const lines = await linesWhere('the access log', () => readFileSync(access, 'utf8').trim().split('\n'), (l) => l.length > 20 && l.some((x) => / CONNECT /.test(x)));
     assert.ok(lines.length > 20);
     const squid = /^(\d+)\.(\d{3}) +(\d+) (\S+) ([A-Z_]+)\/(\d{3}) (\d+) ([A-Z]+) (\S+) (\S+) ([A-Z_]+)\/(\S+) (\S+)$/;
     for (const l of lines) assert.match(l, squid, l);
