@@ -207,11 +207,14 @@ class ForwardExchange implements ExchangeHandler {
       return;
     }
     this.conn = null;
+    const failure = upstreamFailure(err);
     if (this.res.headersSent) {
+      // Too late for a 502: the client sees its response cut short, the log says why.
+      this.rec.entry.decision = 'error';
+      this.rec.entry.reason = failure.reason;
       this.res.destroy();
       return;
     }
-    const failure = upstreamFailure(err);
     // The request body may be half sent: the client connection cannot be trusted for another request.
     failRequest(this.rec, this.res, failure.status, 'TCP_MISS', failure.reason, upstreamFailureText(failure, this.authority), true);
   }
