@@ -257,10 +257,11 @@ const agent = new http.Agent({ keepAlive: false, maxSockets: 1000 });
 let done = 0, ok = 0, started = 0; const bad = [];
 for (let i = 0; i < 200; i++) {
   const req = http.request({ host: '127.0.0.1', port: 3128, path: 'http://allowed.test/slow?chunks=40', agent }, (res) => {
+    // In flight: decided, and streaming (40 chunks, 50 ms apart) when the reload comes.
+    if (++started === 200) console.log(JSON.stringify({ started }));
     let n = 0; res.on('data', (d) => (n += d.length));
     res.on('end', () => { if (res.statusCode === 200 && n === 40 * 1024) ok++; else bad.push(res.statusCode + '/' + n); if (++done === 200) console.log(JSON.stringify({ ok, bad })); });
   });
-  req.on('socket', () => { if (++started === 200) console.log(JSON.stringify({ started })); });
   req.on('error', (e) => { bad.push(e.message); if (++done === 200) console.log(JSON.stringify({ ok, bad })); });
   req.end();
 }
@@ -270,7 +271,6 @@ setTimeout(() => { console.log(JSON.stringify({ ok, bad, timeout: true })); proc
     const load = new JsonLinesProcess<{ started?: number; ok?: number; bad?: string[] }>(nodeInNamespace(ns, script, []), 'load');
     try {
       await load.waitFor((m) => m.started === 200);
-      await new Promise((r) => setTimeout(r, 300));
       writeFileSync(policy, POLICY.replace('host: [allowed.test, .allowed.test]', 'host: [other.test]'));
       process.kill(ppProxy.pid!, 'SIGHUP');
       proxy.kill('SIGHUP');
