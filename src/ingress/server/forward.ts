@@ -26,6 +26,8 @@ export interface UpstreamCall {
   /** Raw header array, Host first. */
   headers: string[];
   timeoutMs: number;
+  /** The client's request has no body (no Content-Length above 0, not chunked). */
+  bodyless: boolean;
 }
 
 export type ForwardFailure = { kind: 'timeout'; reason: string } | { kind: 'connection'; reason: string } | { kind: 'bad-response'; reason: string };
@@ -126,6 +128,12 @@ export function forward(call: UpstreamCall, req: IncomingMessage, res: ServerRes
   upstreamReq.once('response', x.onResponse);
   res.once('close', x.onClientClose);
   req.once('error', x.onRequestError);
+  if (call.bodyless) {
+    // Nothing to stream: the head goes out in one write, without a pipe's listeners.
+    upstreamReq.end();
+    req.resume();
+    return;
+  }
   // pipe, not pipeline: a failed upstream must not destroy the client's socket before the 502/504 is written.
   req.pipe(upstreamReq);
 }

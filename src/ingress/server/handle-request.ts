@@ -109,11 +109,17 @@ class RequestExchange implements ForwardEvents {
       proto: this.ctx.tls ? 'https' : 'http',
     });
     forward(
-      { host: upstream.host, port: upstream.port, tls: upstream.tls, agent, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs },
+      { host: upstream.host, port: upstream.port, tls: upstream.tls, agent, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs, bodyless: this.bodyless() },
       this.req,
       this.res,
       this,
     );
+  }
+
+  /** No Content-Length above 0 and not chunked: HTTP/1.1 says there is no body (RFC 9112 6.3). */
+  private bodyless(): boolean {
+    const head = this.head as RequestHead;
+    return !head.chunked && (head.contentLength === '' || head.contentLength === '0');
   }
 
   responded(_status: number, upstreamMs: number): void {

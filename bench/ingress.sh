@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# gatehouse ingress (SigV4 signing on) against nginx (Debian's, proxy_pass, no
+# signing), side by side in one run, alternating rounds, all on loopback, both
+# in front of the same upstream (a second nginx serving static files):
+#   - CPU time per request at a FIXED rate, 1 KiB answers, keep-alive: utime +
+#     stime of the proxy's processes from /proc/<pid>/stat over the requests
+#     done (the figure to compare on a shared, noisy machine), with its p99;
+#   - req/s and p99 at full load (1 KiB, keep-alive);
+#   - MB/s of 10 MiB answers;
+#   - the proxy's peak RSS (VmHWM).
+# Both write an access log to a file. gatehouse signs every request with fixed
+# credentials from the environment (no AWS endpoint is contacted).
+#
+#   bash bench/ingress.sh [--only nginx|gatehouse] [--connections N] [--duration S]
+#                         [--rate RPS] [--rate-duration S] [--rounds N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) ONLY=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --rate-duration) RATE_DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    *) echo "bench/ingress.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -f dist/bench/lib/reverse-load.js ] && [ -f dist/src/cli/main.js ] || npx tsc -p tsconfig.json >/dev/null || true
+[ -f dist/bench/lib/reverse-load.js ] || { echo "bench/ingress.sh: dist/bench/lib/reverse-load.js missing (npx tsc -p tsconfig.json)" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "bench/ingress.sh: nginx is needed (Debian: apt-get install nginx)" >&2; exit 1; }
+
+LOAD="node $ROOT/dist/bench/lib/reverse-load.js"
+WORK=$(mktemp -d /tmp/gatehouse-bench-ingress.XXXXXX)
+chmod 0755 "$WORK" # nginx workers (not root) read the static files under it
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+read -r UP_PORT NGINX_PORT GH_PORT < <(node -e '
+  const net = require("net"); const servers = [];
+  (async () => {
+    for (let i = 0; i < 3; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
+    console.log(servers.map((s) => s.address().port).join(" "));
+    servers.forEach((s) => s.close());
+  })();')
+
+wait_port() { # port pid name
+  for _ in $(seq 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench/ingress.sh: $3 did not listen on 127.0.0.1:$1" >&2
+  tail -n 20 "$WORK"/*.out "$WORK"/*.error.log 2>/dev/null >&2 || true
+  exit 1
+}
+
+# shellcheck source=bench/lib/nginx.sh
+source "$ROOT/bench/lib/nginx.sh"
+write_nginx_upstream "$WORK" "$UP_PORT"
+write_nginx_proxy "$WORK" "$NGINX_PORT" "$UP_PORT"
+nginx -c "$WORK/upstream.conf" -p "$WORK" >"$WORK/upstream.out" 2>&1 &
+PIDS+=($!)
+wait_port "$UP_PORT" "$!" "the upstream nginx"
+
+cat >"$WORK/routes.yaml" <<EOF
+routes:
+  - host: bench.example.test
+    upstream: { url: http://127.0.0.1:$UP_PORT }
+    sign: true
+EOF
+
+declare -A CMDS PORTS LABELS
+ORDER=()
+if [ "$ONLY" != gatehouse ]; then
+  CMDS[nginx]="nginx -c $WORK/proxy.conf -p $WORK"
+  PORTS[nginx]=$NGINX_PORT
+  LABELS[nginx]="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
+  ORDER+=(nginx)
+fi
+if [ "$ONLY" != nginx ]; then
+  CMDS[gatehouse]="node $ROOT/dist/src/cli/main.js ingress --routes $WORK/routes.yaml --listen 127.0.0.1:$GH_PORT --health-port 0 --access-log $WORK/gatehouse-access.log --region us-east-1"
+  PORTS[gatehouse]=$GH_PORT
+  LABELS[gatehouse]="gatehouse+SigV4"
+  ORDER+=(gatehouse)
+fi
+
+PROXY_PID=""
+start_proxy() { # name
+  AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true \
+    ${CMDS[$1]} >"$WORK/$1.out" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  wait_port "${PORTS[$1]}" "$PROXY_PID" "$1"
+}
+stop_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+  PROXY_PID=""
+}
+# The proxy's processes: the one started and its children (nginx's worker).
+proxy_pids() { echo "$PROXY_PID" $(ps -o pid= --ppid "$PROXY_PID" 2>/dev/null || true); }
+sum_over_pids() { # awk program on /proc/<pid>/FILE, summed over the proxy's processes
+  local file=$1 prog=$2 total=0 pid v
+  for pid in $(proxy_pids); do
+    v=$(awk "$prog" "/proc/$pid/$file" 2>/dev/null) || v=0
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+# utime + stime are fields 14 and 15 of /proc/<pid>/stat; comm (field 2) has no spaces for node or nginx.
+cpu_ticks() { sum_over_pids stat '{print $14 + $15}'; }
+peak_rss_kib() { sum_over_pids status '/^VmHWM:/ {print $2}'; }
+
+RESULTS=$WORK/results.jsonl
+HZ=$(getconf CLK_TCK)
+echo "machine: $(nproc) cores, $(uname -r), node $(node -v); ${#ORDER[@]} proxies, $ROUNDS rounds alternating;" \
+  "1 KiB: fixed rate $RATE req/s for $RATE_DURATION s, full load $CONNECTIONS connections for ${DURATION} s; 10 MiB: $BIG_CONNECTIONS connections for ${DURATION} s"
+for round in $(seq "$ROUNDS"); do
+  for name in "${ORDER[@]}"; do
+    target=127.0.0.1:${PORTS[$name]}
+    start_proxy "$name"
+    $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 >/dev/null # warm-up
+    t0=$(cpu_ticks)
+    fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
+    t1=$(cpu_ticks)
+    full=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$DURATION")
+    big=$($LOAD --target "$target" --host bench.example.test --path /10m --connections "$BIG_CONNECTIONS" --seconds "$DURATION")
+    rss=$(peak_rss_kib)
+    stop_proxy
+    printf '{"proxy":"%s","round":%d,"fixed":%s,"full":%s,"big":%s,"cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$fixed" "$full" "$big" $((t1 - t0)) "$HZ" "$rss" >>"$RESULTS"
+    echo "  round $round: $name done" >&2
+  done
+done
+
+# The table: the median over rounds of each figure, one column per proxy, then the ratios the issue sets.
+TABLE_JS=$(cat <<'EOF'
+const fs = require('fs');
+const [file, ...names] = process.argv.slice(1);
+const labels = process.env.LABELS_TSV.split('\t').filter(Boolean);
+const runs = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const median = (xs) => { const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : null; };
+const figures = [
+  ['fixed', 'fixed rate: req/s done', (r) => r.fixed.rps, 0],
+  ['cpu', '  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
+  ['', '  p99 ms', (r) => r.fixed.p99_ms, 2],
+  ['', '  errors', (r) => r.fixed.errors, 0],
+  ['rps', 'full load 1 KiB req/s', (r) => r.full.rps, 0],
+  ['', '  p50 ms', (r) => r.full.p50_ms, 2],
+  ['', '  p99 ms', (r) => r.full.p99_ms, 2],
+  ['', '  errors', (r) => r.full.errors, 0],
+  ['', '10 MiB answers MB/s', (r) => r.big.mb_per_s, 1],
+  ['', '  p99 ms', (r) => r.big.p99_ms, 1],
+  ['', '  errors', (r) => r.big.errors, 0],
+  ['', 'peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],
+];
+const width = 18;
+console.log(''.padEnd(26) + labels.map((l) => l.padStart(width)).join(''));
+const kept = {};
+for (const [key, title, get, digits] of figures) {
+  const cells = names.map((n) => {
+    const m = median(runs.filter((r) => r.proxy === n).map(get));
+    if (key !== '') (kept[n] ??= {})[key] = m;
+    return (m === null ? '-' : m.toFixed(digits)).padStart(width);
+  });
+  console.log(title.padEnd(26) + cells.join(''));
+}
+if (kept.nginx && kept.gatehouse) {
+  const cpu = kept.gatehouse.cpu / kept.nginx.cpu;
+  const rps = kept.gatehouse.rps / kept.nginx.rps;
+  console.log(`gatehouse/nginx: CPU per request ${cpu.toFixed(2)}x (target <= 1.5x), full-load req/s ${rps.toFixed(2)}x (target >= 0.7x)`);
+}
+EOF
+)
+LABELS_TSV=$(for n in "${ORDER[@]}"; do printf '%s\t' "${LABELS[$n]}"; done) node -e "$TABLE_JS" "$RESULTS" "${ORDER[@]}"
