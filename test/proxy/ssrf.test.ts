@@ -285,6 +285,7 @@ test('an answer is reused until its TTL runs out, then asked again', async () =>
   assert.deepEqual(await lookup('a.test'), [{ address: '192.0.2.10', family: 4 }]);
   assert.deepEqual(await lookup('a.test'), [{ address: '192.0.2.10', family: 4 }]);
   assert.deepEqual(r.asked, ['a.test']);
+  assert.ok(Array.isArray(lookup('a.test')), 'a cached answer comes back at once, without a promise or a timer');
   table['a.test'] = [{ address: '192.0.2.20', family: 4 }];
   clock += 29_999;
   assert.equal((await lookup('a.test'))[0].address, '192.0.2.10');
@@ -297,7 +298,7 @@ test('failures and empty answers are not cached; concurrent lookups of one name 
   const table: Record<string, ResolvedAddress[]> = {};
   const r = tableLookup(table);
   const lookup = cachedLookup(r, { ttlMs: 30_000 });
-  await assert.rejects(lookup('gone.test'), { code: 'ENOTFOUND' });
+  await assert.rejects(async () => lookup('gone.test'), { code: 'ENOTFOUND' });
   table['gone.test'] = [];
   assert.deepEqual(await lookup('gone.test'), []);
   table['gone.test'] = [{ address: '2001:db8::1', family: 6 }];
@@ -337,4 +338,16 @@ test('a cached answer is still checked per request against that request\'s rule'
   const denied = await resolveAndCheck('inside.test', { lookup, allow: [], own: [], timeoutMs: 1000 });
   assert.deepEqual(denied, { ok: false, reason: 'ssrf:private', addresses: ['10.0.0.1'], status: 403 });
   assert.deepEqual(r.asked, ['inside.test']);
+});
+
+test('deniedAddressReason gives the same verdicts with frozen lists (remembered) as with fresh copies, asked again and again', () => {
+  const allow = Object.freeze(['10.1.0.0/16', '64:ff9b::/96']);
+  const own = Object.freeze(['192.0.2.53']);
+  const addresses = ['10.1.2.3', '10.2.0.1', '192.0.2.53', '127.0.0.1', '64:ff9b::a01:203', '64:ff9b::7f00:1', '203.0.113.9', 'not-an-ip', '::ffff:10.1.0.1'];
+  const fresh = addresses.map((a) => deniedAddressReason(a, { allow: [...allow], own: [...own] }));
+  assert.deepEqual(fresh, [null, 'private', 'own-address', 'loopback', null, 'loopback', null, 'invalid', null]);
+  for (let round = 0; round < 3; round++) assert.deepEqual(addresses.map((a) => deniedAddressReason(a, { allow, own })), fresh);
+  // Another frozen rule list is judged on its own, not from the first list's memory.
+  const none = Object.freeze([] as string[]);
+  assert.deepEqual(addresses.map((a) => deniedAddressReason(a, { allow: none, own })), ['private', 'private', 'own-address', 'loopback', 'ipv4-embedding', 'ipv4-embedding', null, 'invalid', 'private']);
 });

@@ -167,7 +167,38 @@ function judge(a: Address, allow: readonly CidrRange[], own: readonly CidrRange[
  * and `own` that are IPv4 apply to IPv4-mapped addresses too.
  */
 export function deniedAddressReason(address: string, opts: AddressAllowances): DeniedClass | null {
+  const memo = verdictsFor(opts);
+  const known = memo?.get(address);
+  if (known !== undefined) return known;
   const a = parseAddress(address);
-  if (a === null) return 'invalid';
-  return judge(a, rangesOf(opts.allow, 'allow'), rangesOf(opts.own, 'own'));
+  const verdict = a === null ? 'invalid' : judge(a, rangesOf(opts.allow, 'allow'), rangesOf(opts.own, 'own'));
+  if (memo !== undefined) {
+    if (memo.size >= MAX_VERDICTS) memo.clear();
+    memo.set(address, verdict);
+  }
+  return verdict;
+}
+
+/**
+ * Verdicts by address text, per pair of frozen lists (a policy's rule and
+ * the proxy's own addresses): a busy proxy asks about the same few
+ * addresses all day, and parsing them was a visible part of each request.
+ * A verdict depends on nothing but the address and the two lists.
+ */
+const verdicts = new WeakMap<readonly string[], WeakMap<readonly string[], Map<string, DeniedClass | null>>>();
+const MAX_VERDICTS = 4096;
+
+function verdictsFor(opts: AddressAllowances): Map<string, DeniedClass | null> | undefined {
+  if (!Object.isFrozen(opts.allow) || !Object.isFrozen(opts.own)) return undefined;
+  let byOwn = verdicts.get(opts.allow);
+  if (byOwn === undefined) {
+    byOwn = new WeakMap();
+    verdicts.set(opts.allow, byOwn);
+  }
+  let memo = byOwn.get(opts.own);
+  if (memo === undefined) {
+    memo = new Map();
+    byOwn.set(opts.own, memo);
+  }
+  return memo;
 }

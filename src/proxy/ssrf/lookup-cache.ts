@@ -36,7 +36,7 @@ export function cachedLookup(lookup: LookupFunction, opts: LookupCacheOptions): 
   const inFlight = new Map<string, Promise<ResolvedAddress[]>>();
 
   const ask = (name: string): Promise<ResolvedAddress[]> => {
-    const asked = lookup(name).then(
+    const asked = Promise.resolve(lookup(name)).then(
       (found) => {
         inFlight.delete(name);
         if (ttlMs > 0 && Array.isArray(found) && found.length > 0) {
@@ -58,8 +58,8 @@ export function cachedLookup(lookup: LookupFunction, opts: LookupCacheOptions): 
   return (name) => {
     const cached = answers.get(name);
     if (cached !== undefined) {
-      // A copy each time: the caller may not change what the next request is given.
-      if (cached.expires > now()) return Promise.resolve(cached.addresses.map((a) => ({ ...a })));
+      // At once, no promise; a copy each time: the caller may not change what the next request is given.
+      if (cached.expires > now()) return cached.addresses.map((a) => ({ ...a }));
       answers.delete(name);
     }
     return inFlight.get(name) ?? ask(name);

@@ -15,8 +15,8 @@ export interface ResolvedAddress {
   family: 4 | 6;
 }
 
-/** Resolves a name to every address it has (A and AAAA). */
-export type LookupFunction = (name: string) => Promise<ResolvedAddress[]>;
+/** Resolves a name to every address it has (A and AAAA); an answer already known may come back at once, without a promise. */
+export type LookupFunction = (name: string) => Promise<ResolvedAddress[]> | ResolvedAddress[];
 
 export interface ResolveAndCheckOptions {
   lookup: LookupFunction;
@@ -48,13 +48,15 @@ export const systemLookup: LookupFunction = async (name) => {
 const TIMED_OUT = Symbol('timed out');
 
 async function lookupWithin(lookup: LookupFunction, name: string, timeoutMs: number): Promise<ResolvedAddress[] | typeof TIMED_OUT> {
+  const found = lookup(name);
+  // A cached answer needs no deadline (and no timer per request).
+  if (Array.isArray(found)) return found;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
     timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
   });
   try {
-    // A lookup that throws synchronously is a failed lookup like any other.
-    return await Promise.race([Promise.resolve().then(() => lookup(name)), timeout]);
+    return await Promise.race([found, timeout]);
   } finally {
     clearTimeout(timer);
   }
