@@ -213,6 +213,8 @@ test('user data (inspect): passes bash -n, writes packaging/gatehouse-inspect.se
   assert.ok(script.includes(`<<'GATEHOUSE_POLICY'\n${policy}GATEHOUSE_POLICY\n`), 'the policy file is written as given');
   assert.doesNotMatch(script, /--no-source-dest-check/);
   assert.match(script, /"file_path": "\/var\/log\/gatehouse\/eve\.json"/);
+  // EC2 refuses user data over 16 KiB.
+  assert.ok(Buffer.byteLength(script) < 16 * 1024, `user data is ${Buffer.byteLength(script)} bytes`);
   assert.match(script, /\nsystemctl enable --now gatehouse-inspect$/);
 });
 
