@@ -8,7 +8,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import { parseDestinationHost } from '../ssrf';
 import type { AccessRecord } from './access';
 import { endWithReply, takeBytes, type ClientConnection, type ProxyContext } from './context';
@@ -105,7 +104,11 @@ async function tunnel(ctx: ProxyContext, conn: ClientConnection, socket: Socket,
   ctx.counters.tunnels++;
   rec.entry.status = 200;
   rec.entry.squidResult = 'TCP_TUNNEL';
-  pipeline(upstream, socket, () => undefined);
+  // pipe, not stream.pipeline: pipeline makes an AbortController per call and
+  // a DOMException per close (a visible share of each tunnel's CPU). Errors
+  // and closes are handled above: either side closing destroys the other;
+  // an end (half-close) is passed on by pipe.
+  upstream.pipe(socket);
 
   const start = await awaitTunnelStart(
     socket,
@@ -133,7 +136,7 @@ async function tunnel(ctx: ProxyContext, conn: ClientConnection, socket: Socket,
     return;
   }
   if (start.bytes.length > 0) upstream.write(start.bytes);
-  pipeline(socket, upstream, () => undefined);
+  socket.pipe(upstream); // resumes the socket awaitTunnelStart left paused
 }
 
 /** Whether the policy allows a CONNECT to the SNI's name, on the same port, for the same client. */
