@@ -11,7 +11,7 @@ import type { Construct } from 'constructs';
 import { CentralInspectionVpc } from '../inspection/central-inspection-vpc';
 import { InspectionFleet } from '../inspection/inspection-fleet';
 import type { GatehouseAppParameters } from './context';
-import { acceptance, allowedPrincipals, parameterFile } from './shared-parts';
+import { acceptance, applianceSettings } from './shared-parts';
 
 export interface CentralInspectionStackProps extends StackProps {
   readonly params: GatehouseAppParameters;
@@ -25,24 +25,12 @@ export class CentralInspectionStack extends Stack {
   constructor(scope: Construct, id: string, props: CentralInspectionStackProps) {
     super(scope, id, props);
     const { params } = props;
-    const p = params.inspection;
     const transitGatewayId = params.transitGatewayId ?? this.createTransitGateway();
     this.central = new CentralInspectionVpc(this, 'Central', { transitGatewayId, spokeCidrs: params.spokeCidrs });
     this.fleet = new InspectionFleet(this, 'Fleet', {
       vpc: this.central.vpc,
       subnets: this.central.applianceSubnets,
-      packageTarball: props.packageTarball,
-      mode: p.mode,
-      hook: p.hook,
-      policy: p.mode === 'inspect' ? parameterFile(p.policyFile) : undefined,
-      instanceType: new ec2.InstanceType(p.instanceType),
-      minCapacity: p.minCapacity,
-      maxCapacity: p.maxCapacity,
-      crossZone: p.crossZone,
-      stickiness: p.stickiness,
-      targetFailover: p.targetFailover,
-      acceptanceRequired: params.acceptanceRequired,
-      allowedPrincipals: allowedPrincipals(params),
+      ...applianceSettings(params, props.packageTarball),
     });
     this.central.attachEndpoints(
       this.fleet.endpointService.serviceName,

@@ -3,12 +3,11 @@
  * consumer VPC inspected in the one-arm design (seed 000).
  */
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import { InspectedVpc } from '../inspection/inspected-vpc';
 import { InspectionFleet } from '../inspection/inspection-fleet';
 import type { GatehouseAppParameters } from './context';
-import { acceptance, allowedPrincipals, fleetVpc, parameterFile } from './shared-parts';
+import { acceptance, applianceSettings, fleetVpc } from './shared-parts';
 
 export interface InspectionStackProps extends StackProps {
   readonly params: GatehouseAppParameters;
@@ -25,18 +24,7 @@ export class InspectionStack extends Stack {
     const p = params.inspection;
     this.fleet = new InspectionFleet(this, 'Fleet', {
       vpc: fleetVpc(this, '10.0.0.0/16'),
-      packageTarball: props.packageTarball,
-      mode: p.mode,
-      hook: p.hook,
-      policy: p.mode === 'inspect' ? parameterFile(p.policyFile) : undefined,
-      instanceType: new ec2.InstanceType(p.instanceType),
-      minCapacity: p.minCapacity,
-      maxCapacity: p.maxCapacity,
-      crossZone: p.crossZone,
-      stickiness: p.stickiness,
-      targetFailover: p.targetFailover,
-      acceptanceRequired: params.acceptanceRequired,
-      allowedPrincipals: allowedPrincipals(params),
+      ...applianceSettings(params, props.packageTarball),
     });
     this.inspected = new InspectedVpc(this, 'Inspected', {
       serviceName: this.fleet.endpointService.serviceName,

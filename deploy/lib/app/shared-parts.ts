@@ -9,6 +9,7 @@ import { Aws, IgnoreMode } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
+import type { InspectionFleetProps } from '../inspection/inspection-fleet';
 import type { ServiceToAccept } from '../shared/endpoint-acceptance';
 import { addFlowLogs } from '../shared/flow-logs';
 import { repoRoot } from '../shared/repo-files';
@@ -62,4 +63,26 @@ export function acceptance(params: GatehouseAppParameters, service: ServiceToAcc
 /** A file named by a parameter: absolute, or relative to the repository root. */
 export function parameterFile(path: string): string {
   return readFileSync(isAbsolute(path) ? path : join(repoRoot(), path), 'utf8');
+}
+
+/** The appliance fleet's settings from the parameters; where it goes (VPC, subnets) is the stack's. */
+export function applianceSettings(
+  params: GatehouseAppParameters,
+  packageTarball: string,
+): Omit<InspectionFleetProps, 'vpc' | 'subnets'> {
+  const p = params.inspection;
+  return {
+    packageTarball,
+    mode: p.mode,
+    hook: p.hook,
+    policy: p.mode === 'inspect' ? parameterFile(p.policyFile) : undefined,
+    instanceType: new ec2.InstanceType(p.instanceType),
+    minCapacity: p.minCapacity,
+    maxCapacity: p.maxCapacity,
+    crossZone: p.crossZone,
+    stickiness: p.stickiness,
+    targetFailover: p.targetFailover,
+    acceptanceRequired: params.acceptanceRequired,
+    allowedPrincipals: allowedPrincipals(params),
+  };
 }
