@@ -41,6 +41,14 @@ test('lattice ingress: internet-facing NLB, `gatehouse ingress` tasks checked on
     `umask 077 && printf '%s' "$GATEHOUSE_CONFIG" > /tmp/gatehouse-ingress.yaml && exec node /app/dist/src/cli/main.js ingress --routes /tmp/gatehouse-ingress.yaml --listen 0.0.0.0:8080 --health-port 9091 --proxy-protocol --region 'CFN_VALUE'`,
   );
   template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 2, MaxCapacity: 10 });
+  // The tasks connect out to HTTPS and HTTP only (Lattice services, ECR, CloudWatch Logs).
+  template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+    GroupDescription: 'gatehouse ingress tasks: the listener and health ports from the NLB only',
+    SecurityGroupEgress: [
+      Match.objectLike({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 }),
+      Match.objectLike({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 80, ToPort: 80 }),
+    ],
+  });
   assert.deepEqual(nagFindings(app), []);
 });
 

@@ -83,8 +83,10 @@ export class EgressProxyFleet extends Construct {
       'AwsSolutions-EC23',
       "The only source is this VPC's own CIDR, a CloudFormation reference, which the rule cannot read.",
     );
-    // The proxy reaches the internet on 80/443 (and what the policy's connect_ports allow).
+    // Any TCP port: which destinations and ports are allowed is the policy's
+    // decision (connect_ports, rules), made per request where it is logged.
     this.fleet.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.allTcp(), 'proxied destinations');
+    this.fleet.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv6(), ec2.Port.allTcp(), 'proxied destinations (IPv6)');
     this.endpointService = new EndpointService(this, 'EndpointService', {
       kind: 'network',
       loadBalancerArn: this.fleet.loadBalancer.loadBalancerArn,

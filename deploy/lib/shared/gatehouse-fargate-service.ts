@@ -127,6 +127,8 @@ export class GatehouseFargateService extends Construct {
     this.taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
       vpc: props.vpc,
       description: `gatehouse ${props.command} tasks: the listener and health ports from the NLB only`,
+      // Each fleet says where its tasks may connect (image pulls and logs use 443).
+      allowAllOutbound: false,
     });
     this.service = new ecs.FargateService(this, 'Service', {
       cluster: this.cluster,
