@@ -1,36 +1,38 @@
 /**
  * The transport: one request to one upstream over a pooled keep-alive
- * connection, bodies streamed both ways with back-pressure (pipe: a slow
- * reader pauses the writer, nothing is buffered beyond the streams' own
- * high-water marks), any size, Content-Length or chunked. Everything above
- * it (routing, signing, logging) is decided before `forward` is called, so
- * another transport can replace this module behind the same signature.
+ * connection (upstream-pool.ts), bodies streamed both ways with
+ * back-pressure (a full socket pauses the side feeding it; nothing is
+ * buffered beyond one chunk), any size, Content-Length or chunked. Everything
+ * above it (routing, signing, logging) is decided before `forward` is
+ * called, so another transport can replace this module behind the same
+ * signature.
  *
  * The route's timeout is an inactivity deadline on the upstream connection:
  * no byte for that long, before or during the response, ends the exchange
- * (504 when no response head was sent yet).
+ * (504 when no response head was sent yet). A kept-alive connection that
+ * turns out to be closed when reused is replaced once for a bodiless
+ * idempotent request.
  */
-import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { BodyFraming, ResponseHead } from '../../http1';
+import { serializeRequestHead } from '../../http1';
+import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection } from '../../proxy/server/upstream-pool';
+import { UPSTREAM_CONNECT_TIMEOUT_MS, type IngressUpstreamPool, type UpstreamEndpoint } from './upstream-pool';
 import { clientResponseHeaders } from './upstream-headers';
 
-export interface UpstreamCall {
-  host: string;
-  port: number;
-  tls: boolean;
-  agent: Agent;
+export interface UpstreamCall extends UpstreamEndpoint {
   method: string;
   /** Path and query as sent upstream. */
   path: string;
   /** Raw header array, Host first. */
   headers: string[];
   timeoutMs: number;
-  /** The client's request has no body (no Content-Length above 0, not chunked). */
-  bodyless: boolean;
+  /** How the client's body goes upstream ('none': the request has no body). */
+  bodyFraming: RequestBodyFraming;
 }
 
-export type ForwardFailure = { kind: 'timeout'; reason: string } | { kind: 'connection'; reason: string } | { kind: 'bad-response'; reason: string };
+export type ForwardFailure = { kind: 'timeout'; reason: string } | { kind: 'connection'; reason: string } | { kind: 'bad-request'; reason: string };
 
 /** What the transport reports back; one object per exchange, so no closures are made per request. */
 export interface ForwardEvents {
@@ -40,100 +42,124 @@ export interface ForwardEvents {
   failed(failure: ForwardFailure, headersSent: boolean): void;
 }
 
-const TIMED_OUT = 'ERR_INGRESS_UPSTREAM_TIMEOUT';
+/** Methods a request may be sent again for on a new connection (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const TIMED_OUT = 'ERR_UPSTREAM_TIMEOUT';
 
-/** Why a connection failed, as one line: the errno code and Node's message ("connect ECONNREFUSED 127.0.0.1:9"). */
-function describe(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-}
-
-class Exchange {
+class Exchange implements ExchangeHandler {
   private readonly started = performance.now();
-  private upstreamRes: IncomingMessage | null = null;
-  private done = false;
+  private conn: UpstreamConnection | null = null;
+  private complete = false;
+  private readonly resumeUpstream = (): void => this.conn?.resume();
+  private readonly resumeClient = (): void => {
+    this.req.resume();
+  };
 
   constructor(
+    private readonly pool: IngressUpstreamPool,
     private readonly call: UpstreamCall,
+    private readonly head: string,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly upstreamReq: ClientRequest,
     private readonly events: ForwardEvents,
   ) {}
 
-  readonly onTimeout = (): void => {
-    const err = Object.assign(new Error(`the upstream ${this.call.host}:${this.call.port} sent nothing for ${this.call.timeoutMs} ms`), { code: TIMED_OUT });
-    this.upstreamReq.destroy(err);
-  };
-
-  readonly onError = (err: Error): void => {
-    this.req.unpipe(this.upstreamReq);
-    if (this.done) return;
-    this.done = true;
-    const timeout = (err as NodeJS.ErrnoException).code === TIMED_OUT;
-    const failure: ForwardFailure = timeout ? { kind: 'timeout', reason: err.message } : { kind: 'connection', reason: `${this.call.host}:${this.call.port}: ${describe(err)}` };
-    this.events.failed(failure, this.res.headersSent);
-  };
-
-  readonly onResponse = (upstreamRes: IncomingMessage): void => {
-    this.upstreamRes = upstreamRes;
-    const status = upstreamRes.statusCode ?? 502;
+  start(fresh: boolean): boolean {
+    let conn: UpstreamConnection;
     try {
-      this.res.writeHead(status, upstreamRes.statusMessage, clientResponseHeaders(upstreamRes.rawHeaders));
+      conn = this.pool.acquireFor(this.call, fresh);
+    } catch (err) {
+      this.events.failed({ kind: 'connection', reason: `${this.call.host}:${this.call.port}: ${(err as Error).message}` }, false);
+      return false;
+    }
+    this.conn = conn;
+    conn.socket.setTimeout(this.call.timeoutMs);
+    conn.exchange(this, this.call.method, this.head, this.call.bodyFraming);
+    return true;
+  }
+
+  readonly onClientData = (data: Buffer): void => {
+    const conn = this.conn;
+    if (conn !== null && !conn.writeBody(data)) {
+      this.req.pause();
+      conn.onceDrain(this.resumeClient);
+    }
+  };
+
+  readonly onClientEnd = (): void => {
+    this.conn?.endBody();
+  };
+
+  /** The client went away, or the response ended: an unfinished exchange is abandoned with its connection. */
+  readonly onClientClose = (): void => {
+    if (!this.complete) this.conn?.abort();
+  };
+
+  onConnected(): void {
+    // Connection times are in upstream_ms (to the response head).
+  }
+
+  onResponse(head: ResponseHead, framing: BodyFraming): void {
+    try {
+      // Node frames the body again for the client: the upstream's Content-Length stays only when it is the framing.
+      this.res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, framing.kind === 'chunked' || framing.kind === 'close'));
     } catch (err) {
       // A header Node will not write: refuse rather than forward a mangled response.
-      this.done = true;
-      this.upstreamReq.destroy();
-      this.events.failed({ kind: 'bad-response', reason: `the upstream's response head cannot be forwarded (${(err as Error).message})` }, false);
+      this.conn?.abort();
+      this.conn = null;
+      this.events.failed({ kind: 'connection', reason: `the response head cannot be forwarded (${(err as Error).message})` }, false);
       return;
     }
-    this.events.responded(status, performance.now() - this.started);
-    upstreamRes.pipe(this.res);
-    // A body cut short upstream is cut short to the client too (never a silently truncated success).
-    upstreamRes.once('error', this.onBodyError);
-    upstreamRes.once('aborted', this.onBodyError);
-  };
+    this.events.responded(head.statusCode, performance.now() - this.started);
+  }
 
-  readonly onBodyError = (): void => {
-    this.res.destroy();
-  };
+  onData(data: Buffer): void {
+    if (!this.res.write(data)) {
+      this.conn?.pause();
+      this.res.once('drain', this.resumeUpstream);
+    }
+  }
 
-  /** The client went away (or the response finished): release the upstream side. */
-  readonly onClientClose = (): void => {
-    // A complete response leaves its connection to the pool; anything else is abandoned.
-    if (this.upstreamRes === null || !this.upstreamRes.complete) this.upstreamReq.destroy();
-  };
+  onEnd(): void {
+    this.complete = true;
+    this.res.end();
+  }
 
-  readonly onRequestError = (): void => {
-    this.upstreamReq.destroy();
-  };
+  onError(err: NodeJS.ErrnoException, beforeResponse: boolean): void {
+    const stale = beforeResponse && this.conn !== null && this.conn.uses > 0;
+    if (stale && this.call.bodyFraming === 'none' && IDEMPOTENT.has(this.call.method) && !this.res.destroyed) {
+      // The kept-alive connection was closed by the upstream as we reused it: once more on a new one.
+      this.start(true);
+      return;
+    }
+    this.conn = null;
+    const where = `${this.call.host}:${this.call.port}`;
+    let failure: ForwardFailure;
+    if (err.code !== TIMED_OUT) failure = { kind: 'connection', reason: `${where}: ${err.code !== undefined && !err.message.includes(err.code) ? `${err.code}: ` : ''}${err.message}` };
+    else if (err.message.startsWith('connect')) failure = { kind: 'timeout', reason: `no connection to the upstream ${where} within ${UPSTREAM_CONNECT_TIMEOUT_MS} ms` };
+    else failure = { kind: 'timeout', reason: `the upstream ${where} sent nothing for ${this.call.timeoutMs} ms` };
+    this.events.failed(failure, this.res.headersSent);
+  }
 }
 
 /** Sends `call` upstream with the client's body, and the response (or a failure) back through `events`. */
-export function forward(call: UpstreamCall, req: IncomingMessage, res: ServerResponse, events: ForwardEvents): void {
-  const send = call.tls ? httpsRequest : httpRequest;
-  const upstreamReq = send({
-    host: call.host,
-    port: call.port,
-    method: call.method,
-    path: call.path,
-    headers: call.headers,
-    agent: call.agent,
-    // Host is in `headers`; Node's https agent takes SNI and the certificate name from `host`.
-    setHost: false,
-  });
-  const x = new Exchange(call, req, res, upstreamReq, events);
-  upstreamReq.setTimeout(call.timeoutMs, x.onTimeout);
-  upstreamReq.once('error', x.onError);
-  upstreamReq.once('response', x.onResponse);
+export function forward(pool: IngressUpstreamPool, call: UpstreamCall, req: IncomingMessage, res: ServerResponse, events: ForwardEvents): void {
+  let head: string;
+  try {
+    head = serializeRequestHead(call.method, call.path, call.headers);
+  } catch (err) {
+    events.failed({ kind: 'bad-request', reason: (err as Error).message }, false);
+    return;
+  }
+  const x = new Exchange(pool, call, head, req, res, events);
   res.once('close', x.onClientClose);
-  req.once('error', x.onRequestError);
-  if (call.bodyless) {
-    // Nothing to stream: the head goes out in one write, without a pipe's listeners.
-    upstreamReq.end();
+  if (!x.start(false)) return;
+  if (call.bodyFraming === 'none') {
     req.resume();
     return;
   }
-  // pipe, not pipeline: a failed upstream must not destroy the client's socket before the 502/504 is written.
-  req.pipe(upstreamReq);
+  // Streamed with back-pressure both ways; never buffered whole.
+  req.on('data', x.onClientData);
+  req.once('end', x.onClientEnd);
+  req.once('error', x.onClientClose);
 }

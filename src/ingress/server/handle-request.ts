@@ -10,6 +10,7 @@ import { GatehouseError } from '../../errors';
 import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { takeBytes, type ClientConnection, type IngressContext } from './context';
+import type { RequestBodyFraming } from '../../proxy/server/upstream-pool';
 import { forward, type ForwardEvents, type ForwardFailure } from './forward';
 import { readRequestHead, type RequestHead } from './request-head';
 import { sendReply, type IngressReply } from './replies';
@@ -94,13 +95,6 @@ class RequestExchange implements ForwardEvents {
   private send(signature: Record<string, string> | null): void {
     const route = this.route as Route;
     const upstream = this.upstream as ResolvedUpstream;
-    let agent;
-    try {
-      agent = this.ctx.agents.forRoute(route);
-    } catch (err) {
-      this.answer({ error: 'bad-gateway', reason: `the route's TLS settings cannot be used: ${(err as Error).message}` }, 'upstream');
-      return;
-    }
     const headers = upstreamRequestHeaders(this.req.rawHeaders, this.head as RequestHead, {
       authority: this.authority,
       signature,
@@ -109,17 +103,19 @@ class RequestExchange implements ForwardEvents {
       proto: this.ctx.tls ? 'https' : 'http',
     });
     forward(
-      { host: upstream.host, port: upstream.port, tls: upstream.tls, agent, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs, bodyless: this.bodyless() },
+      this.ctx.upstreams,
+      { host: upstream.host, port: upstream.port, tls: route.tls, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs, bodyFraming: this.bodyFraming() },
       this.req,
       this.res,
       this,
     );
   }
 
-  /** No Content-Length above 0 and not chunked: HTTP/1.1 says there is no body (RFC 9112 6.3). */
-  private bodyless(): boolean {
+  /** Chunked, a length, or none (no Content-Length above 0 and not chunked: RFC 9112 6.3). */
+  private bodyFraming(): RequestBodyFraming {
     const head = this.head as RequestHead;
-    return !head.chunked && (head.contentLength === '' || head.contentLength === '0');
+    if (head.chunked) return 'chunked';
+    return head.contentLength === '' || head.contentLength === '0' ? 'none' : 'length';
   }
 
   responded(_status: number, upstreamMs: number): void {
@@ -130,6 +126,10 @@ class RequestExchange implements ForwardEvents {
     if (headersSent) {
       this.entry.reason = `upstream:${failure.reason}`;
       this.res.destroy();
+      return;
+    }
+    if (failure.kind === 'bad-request') {
+      this.answer({ error: 'bad-request', reason: `the request cannot be forwarded: ${failure.reason}` }, undefined, true);
       return;
     }
     // The request body may be half sent: this connection cannot be trusted for another request.

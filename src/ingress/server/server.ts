@@ -25,7 +25,7 @@ import type { ClientConnection, IngressContext } from './context';
 import { handleRequest } from './handle-request';
 import { checkIngressServerOptions, type CheckedIngressServerOptions, type IngressServerOptions, type TlsCredentials } from './options';
 import { rawReply } from './replies';
-import { UpstreamAgents } from './upstream-agents';
+import { IngressUpstreamPool } from './upstream-pool';
 import { handleUpgrade } from './websocket';
 
 export interface IngressServerStats {
@@ -59,7 +59,7 @@ function canonicalAddress(address: string | undefined): string {
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 class IngressServerImpl implements IngressServer, IngressContext {
-  readonly agents: UpstreamAgents;
+  readonly upstreams: IngressUpstreamPool;
   readonly signer: LatticeSigner | null;
   readonly tls: boolean;
   private secureContext: tls.SecureContext | null;
@@ -74,7 +74,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
   private onAllClosed: (() => void) | null = null;
 
   constructor(private readonly opts: CheckedIngressServerOptions) {
-    this.agents = new UpstreamAgents(opts.upstreamIdleMs);
+    this.upstreams = new IngressUpstreamPool(opts.upstreamIdleMs);
     this.signer = opts.signer;
     this.tls = opts.tls !== null;
     this.secureContext = opts.tls === null ? null : tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key });
@@ -159,7 +159,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   routesChanged(): void {
-    this.agents.renew();
+    this.upstreams.renew();
   }
 
   private onConnection(socket: net.Socket): void {
@@ -278,7 +278,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
       clearTimeout(timer);
       for (const conn of this.connections.values()) conn.stream.destroy();
       this.http.close(() => undefined); // stops Node's head-deadline checks
-      this.agents.destroy();
+      this.upstreams.close();
       await listenersClosed;
     });
     return this.closePromise;

@@ -81,7 +81,14 @@ export function upstreamRequestHeaders(raw: readonly string[], head: RequestHead
   return out;
 }
 
-/** The upstream's response headers without hop-by-hop fields (Node frames the body to the client again). */
-export function clientResponseHeaders(raw: readonly string[]): string[] {
-  return endToEndHeaders(raw);
+/**
+ * The upstream's response headers without hop-by-hop fields: Node frames
+ * the body to the client again, keeping Content-Length only when it is the
+ * upstream's framing (`dropLength` for chunked and close-delimited bodies).
+ */
+export function clientResponseHeaders(raw: readonly string[], dropLength = false): string[] {
+  return endToEndHeaders(raw, dropLength ? DROPPED_LENGTH : NOTHING);
 }
+
+const DROPPED_LENGTH = ['content-length'];
+const NOTHING: string[] = [];
