@@ -8,16 +8,20 @@
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
 #     a shared, noisy machine, with its p99;
 #   - the proxy's peak RSS (VmHWM).
+# With --floors, two more columns for plain HTTP only (neither does CONNECT):
+# nginx's proxy_pass (a C proxy, one worker, access log on) and
+# bench/lib/bare-forwarder.ts (Node's socket layer with no HTTP library and
+# no checks): what forwarding costs below any policy, in C and in Node.
 # Both proxies get the same allowlist: one upstream name (localhost) and its
 # ports; gatehouse also gets `allow_addresses: [127.0.0.1/32]`, since its SSRF
 # defences deny loopback otherwise. Both write an access log to a temp file.
 #
 #   bash bench/proxy.sh [--only squid|gatehouse] [--connections N] [--duration S]
-#                       [--rate RPS] [--rate-duration S] [--rounds N]
+#                       [--rate RPS] [--rate-duration S] [--rounds N] [--floors]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CONNECTIONS=32 TUNNEL_CONNECTIONS=8 DURATION=3 RATE=2000 RATE_DURATION=10 ROUNDS=2 ONLY=""
+CONNECTIONS=32 TUNNEL_CONNECTIONS=8 DURATION=3 RATE=2000 RATE_DURATION=10 ROUNDS=2 ONLY="" FLOORS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
@@ -26,10 +30,11 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --rate-duration) RATE_DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --floors) FLOORS=1; shift ;;
     *) echo "bench/proxy.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -f dist/bench/lib/http-load.js ] && [ -f dist/src/cli/main.js ] || npx tsc -p tsconfig.json >/dev/null || true
+[ -f dist/bench/lib/http-load.js ] && [ -f dist/bench/lib/bare-forwarder.js ] && [ -f dist/src/cli/main.js ] || npx tsc -p tsconfig.json >/dev/null || true
 [ -f dist/bench/lib/http-load.js ] || { echo "bench/proxy.sh: dist/bench/lib/http-load.js missing (npx tsc -p tsconfig.json)" >&2; exit 1; }
 
 LOAD="node $ROOT/dist/bench/lib/http-load.js"
@@ -49,11 +54,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Six free loopback ports, chosen by the kernel (released just before use).
-read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH < <(node -e '
+# Eight free loopback ports, chosen by the kernel (released just before use).
+read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(node -e '
   const net = require("net"); const servers = [];
   (async () => {
-    for (let i = 0; i < 6; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
+    for (let i = 0; i < 8; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
     console.log(servers.map((s) => s.address().port).join(" "));
     servers.forEach((s) => s.close());
   })();')
@@ -108,6 +113,34 @@ EOF
     echo "bench/proxy.sh: 'gatehouse proxy --help' does not work yet; measuring squid alone" >&2
   fi
 fi
+if [ "$FLOORS" = 1 ]; then
+  if command -v nginx >/dev/null; then
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $WORK/nginx/error.log;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log $WORK/nginx/access.log;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  upstream bench_upstream { server 127.0.0.1:$HTTP_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    keepalive_requests 1000000;
+    location / { proxy_pass http://bench_upstream; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+    add_proxy floor-nginx "$NGINX_PORT" "nginx (floor)" nginx -c "$WORK/nginx/nginx.conf"
+  else
+    echo "bench/proxy.sh: nginx not installed; no nginx floor" >&2
+  fi
+  add_proxy floor-node "$BARE_PORT" "bare node (floor)" node "$ROOT/dist/bench/lib/bare-forwarder.js" "$BARE_PORT"
+fi
 [ ${#ORDER[@]} -gt 0 ] || { echo "bench/proxy.sh: nothing to measure" >&2; exit 1; }
 
 PROXY_PID=""
@@ -145,8 +178,12 @@ for round in $(seq "$ROUNDS"); do
     start_proxy "$name"
     $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
     http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
-    tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
-    stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
+    if [[ $name == floor-* ]]; then
+      tunnels='{}' stream='{}' # the floors forward plain HTTP only
+    else
+      tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
+      stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
+    fi
     t0=$(cpu_ticks "$PROXY_PID")
     fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
     t1=$(cpu_ticks "$PROXY_PID")
@@ -180,7 +217,7 @@ const figures = [
   ['  errors', (r) => r.fixed.errors, 0],
   ['peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],
 ];
-const width = 16;
+const width = 19;
 console.log(''.padEnd(26) + labels.map((l) => l.padStart(width)).join(''));
 for (const [title, get, digits] of figures) {
   const cells = names.map((n) => {
