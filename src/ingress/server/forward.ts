@@ -122,6 +122,10 @@ class Exchange implements ExchangeHandler {
 
   onEnd(): void {
     this.complete = true;
+    // The connection goes back to the pool next: it must not stay paused by back-pressure
+    // ('drain' is never emitted once the response is ended, so resumeUpstream would not run).
+    this.res.removeListener('drain', this.resumeUpstream);
+    this.conn?.resume();
     this.res.end();
   }
 

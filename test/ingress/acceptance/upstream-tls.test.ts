@@ -55,12 +55,19 @@ test('TLS to the upstream: verified against the route CA file with SNI; unknown 
   assert.equal(servernames.length, 1);
 });
 
-test('keep-alive upstream: several requests from several clients share one upstream connection', async (t) => {
+test('keep-alive upstream: several requests from several clients share one upstream connection, also after large answers', async (t) => {
   const up = await RecordingUpstream.start(t);
   let connections = 0;
   up.server.on('connection', () => connections++);
   const ingress = await startIngress(t, { routes: `routes:\n  - host: ka.example.test\n    upstream: { url: http://127.0.0.1:${up.port} }\n    sign: false\n` });
   for (let i = 0; i < 5; i++) assert.equal((await send({ port: ingress.port, host: 'ka.example.test', path: `/${i}` })).status, 200);
   assert.equal(up.requests.length, 5);
+  // 4 MiB answers fill the client socket (back-pressure pauses the upstream connection); the pooled connection must still serve the next request.
+  for (let i = 0; i < 4; i++) {
+    const big = await send({ port: ingress.port, host: 'ka.example.test', path: '/download?blocks=64' });
+    assert.equal(big.status, 200);
+    assert.equal(big.bodyBytes, 64 * 64 * 1024);
+    assert.equal((await send({ port: ingress.port, host: 'ka.example.test', path: `/after-${i}` })).status, 200);
+  }
   assert.equal(connections, 1);
 });
