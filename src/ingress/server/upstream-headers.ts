@@ -17,24 +17,13 @@
 import { endToEndHeaders, hopByHopNames } from '../../proxy/server/headers';
 import type { RequestHead } from './request-head';
 
-/** Never forwarded, whatever the route. */
-const ALWAYS_DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  // Node's server has already answered 100 Continue to the client.
-  'expect',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-]);
+/**
+ * Never forwarded, whatever the route: the fixed hop-by-hop set (the
+ * proxy's list), Host (replaced), Expect (Node's server has already answered
+ * 100 Continue to the client) and the X-Forwarded-* fields set here.
+ */
+const ALWAYS_DROPPED = hopByHopNames([]);
+for (const name of ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) ALWAYS_DROPPED.add(name);
 
 /** Set by the signature on signed routes; a client's copy would duplicate or contradict them. */
 const SIGNATURE_FIELDS = new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token']);
