@@ -256,8 +256,15 @@ export class UpstreamConnection {
   }
 
   private release(): void {
-    if (this.reusable && this.requestDone && !this.socket.destroyed) this.pool.release(this);
-    else this.socket.destroy();
+    if (!this.reusable || !this.requestDone || this.socket.destroyed) {
+      this.socket.destroy();
+      return;
+    }
+    // A caller that paused for back-pressure on the last chunk hears no
+    // 'drain' after its end(): an idle connection reads again, so that it
+    // notices a close (or bytes nobody asked for) and serves the next request.
+    this.socket.resume();
+    this.pool.release(this);
   }
 
   private onSocketEnd(): void {

@@ -138,3 +138,22 @@ test('a kept-alive connection the upstream closed meanwhile is replaced once for
   assert.deepEqual(up.requests, ['GET /one', 'GET /two']);
   assert.deepEqual(proxy.entries.map((e) => [e.status, e.decision]), [[200, 'allow'], [200, 'allow']]);
 });
+
+test('a connection paused by a slow client on the last chunk of a large answer serves the next request when reused', async (t) => {
+  const big = 8 * 1024 * 1024;
+  const up = await scriptedUpstream(t, (path, s) => {
+    if (path === '/big') {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big}\r\n\r\n`);
+      s.write(Buffer.alloc(big, 0x62));
+    } else {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall');
+    }
+  });
+  const proxy = await proxyFor(t);
+  const base = `http://upstream.test:${up.port}`;
+  // A client slower than loopback keeps the proxy's writes to it full until the end.
+  const r = await curl(['-x', proxy.url, '--limit-rate', '16M', '-o', '/dev/null', '-w', '%{size_download} ', `${base}/big`, '-o', '-', `${base}/small`], 15_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${big} small5 `);
+  assert.equal(up.connections(), 1, 'the second request reused the upstream connection');
+});
