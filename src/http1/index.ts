@@ -1,8 +1,18 @@
 /**
- * HTTP/1.1 wire format for the proxies' upstream connections: strict
- * response heads and body framing, the chunked coding, request heads.
- * Pure functions and one state machine; sockets live with the callers.
+ * HTTP/1.1 for the proxies' upstream side: the wire format (strict response
+ * heads and body framing, the chunked coding, request heads: pure functions
+ * and one state machine) and the keep-alive connections that use it
+ * (upstream-pool.ts; the dialer says where and how to connect).
  */
 export { parseResponseHead, responseFraming, type BodyFraming, type FramingResult, type ResponseHead, type ResponseHeadResult } from './response-head';
 export { ChunkedDecoder, encodeChunk, LAST_CHUNK, type ChunkedResult } from './chunked';
 export { serializeRequestHead } from './request-head';
+export {
+  timeoutError,
+  UpstreamConnection,
+  UpstreamPool,
+  type ExchangeHandler,
+  type RequestBodyFraming,
+  type UpstreamDialer,
+  type UpstreamPoolOptions,
+} from './upstream-pool';

@@ -7,7 +7,8 @@ import type { Duplex } from 'node:stream';
 import type { RouteTable } from '../routes';
 import type { LatticeSigner } from '../sigv4/lattice-signer';
 import type { IngressAccessEntry } from './access';
-import type { IngressUpstreamPool } from './upstream-pool';
+import type { UpstreamPool } from '../../http1';
+import type { UpstreamEndpoint } from './upstream-dialer';
 
 /** One accepted client connection, once its PROXY header (and TLS handshake) is done. */
 export interface ClientConnection {
@@ -27,7 +28,7 @@ export interface IngressContext {
   routes(): RouteTable;
   /** Null when no AWS region is configured: signed routes then answer 503. */
   readonly signer: LatticeSigner | null;
-  readonly upstreams: IngressUpstreamPool;
+  readonly upstreams: UpstreamPool<UpstreamEndpoint>;
   /** The listener speaks TLS (X-Forwarded-Proto: https). */
   readonly tls: boolean;
   /** True once draining: responses stop offering keep-alive. */

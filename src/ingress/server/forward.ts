@@ -1,6 +1,6 @@
 /**
  * The transport: one request to one upstream over a pooled keep-alive
- * connection (upstream-pool.ts), bodies streamed both ways with
+ * connection (src/http1/upstream-pool.ts, dialled by upstream-dialer.ts), bodies streamed both ways with
  * back-pressure (a full socket pauses the side feeding it; nothing is
  * buffered beyond one chunk), any size, Content-Length or chunked. Everything
  * above it (routing, signing, logging) is decided before `forward` is
@@ -17,8 +17,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { BodyFraming, ResponseHead } from '../../http1';
 import { serializeRequestHead } from '../../http1';
-import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection } from '../../proxy/server/upstream-pool';
-import { UPSTREAM_CONNECT_TIMEOUT_MS, type IngressUpstreamPool, type UpstreamEndpoint } from './upstream-pool';
+import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection, UpstreamPool } from '../../http1';
+import { UPSTREAM_CONNECT_TIMEOUT_MS, type UpstreamEndpoint } from './upstream-dialer';
 import { clientResponseHeaders } from './upstream-headers';
 
 export interface UpstreamCall extends UpstreamEndpoint {
@@ -56,7 +56,7 @@ class Exchange implements ExchangeHandler {
   };
 
   constructor(
-    private readonly pool: IngressUpstreamPool,
+    private readonly pool: UpstreamPool<UpstreamEndpoint>,
     private readonly call: UpstreamCall,
     private readonly head: string,
     private readonly req: IncomingMessage,
@@ -67,14 +67,13 @@ class Exchange implements ExchangeHandler {
   start(fresh: boolean): boolean {
     let conn: UpstreamConnection;
     try {
-      conn = this.pool.acquireFor(this.call, fresh);
+      conn = this.pool.acquire(this.call, fresh);
     } catch (err) {
       this.events.failed({ kind: 'connection', reason: `${this.call.host}:${this.call.port}: ${(err as Error).message}` }, false);
       return false;
     }
     this.conn = conn;
-    conn.socket.setTimeout(this.call.timeoutMs);
-    conn.exchange(this, this.call.method, this.head, this.call.bodyFraming);
+    conn.exchange(this, this.call.method, this.head, this.call.bodyFraming, this.call.timeoutMs);
     return true;
   }
 
@@ -122,10 +121,6 @@ class Exchange implements ExchangeHandler {
 
   onEnd(): void {
     this.complete = true;
-    // The connection goes back to the pool next: it must not stay paused by back-pressure
-    // ('drain' is never emitted once the response is ended, so resumeUpstream would not run).
-    this.res.removeListener('drain', this.resumeUpstream);
-    this.conn?.resume();
     this.res.end();
   }
 
@@ -147,7 +142,7 @@ class Exchange implements ExchangeHandler {
 }
 
 /** Sends `call` upstream with the client's body, and the response (or a failure) back through `events`. */
-export function forward(pool: IngressUpstreamPool, call: UpstreamCall, req: IncomingMessage, res: ServerResponse, events: ForwardEvents): void {
+export function forward(pool: UpstreamPool<UpstreamEndpoint>, call: UpstreamCall, req: IncomingMessage, res: ServerResponse, events: ForwardEvents): void {
   let head: string;
   try {
     head = serializeRequestHead(call.method, call.path, call.headers);

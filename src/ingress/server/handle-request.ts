@@ -10,7 +10,7 @@ import { GatehouseError } from '../../errors';
 import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { takeBytes, type ClientConnection, type IngressContext } from './context';
-import type { RequestBodyFraming } from '../../proxy/server/upstream-pool';
+import type { RequestBodyFraming } from '../../http1';
 import { forward, type ForwardEvents, type ForwardFailure } from './forward';
 import { readRequestHead, type RequestHead } from './request-head';
 import { sendReply, type IngressReply } from './replies';

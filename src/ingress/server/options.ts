@@ -7,7 +7,7 @@ import { checkInteger, expected } from '../../validate';
 import type { RouteTable } from '../routes';
 import type { LatticeSigner } from '../sigv4/lattice-signer';
 import type { IngressAccessSink } from './access';
-import { DEFAULT_UPSTREAM_IDLE_MS } from './upstream-pool';
+import { DEFAULT_UPSTREAM_IDLE_MS } from './upstream-dialer';
 
 export interface ListenAddress {
   host: string;

@@ -25,7 +25,8 @@ import type { ClientConnection, IngressContext } from './context';
 import { handleRequest } from './handle-request';
 import { checkIngressServerOptions, type CheckedIngressServerOptions, type IngressServerOptions, type TlsCredentials } from './options';
 import { rawReply } from './replies';
-import { IngressUpstreamPool } from './upstream-pool';
+import type { UpstreamPool } from '../../http1';
+import { IngressUpstreamDialer, ingressUpstreamPool, type UpstreamEndpoint } from './upstream-dialer';
 import { handleUpgrade } from './websocket';
 
 export interface IngressServerStats {
@@ -59,7 +60,8 @@ function canonicalAddress(address: string | undefined): string {
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 class IngressServerImpl implements IngressServer, IngressContext {
-  readonly upstreams: IngressUpstreamPool;
+  readonly upstreams: UpstreamPool<UpstreamEndpoint>;
+  private readonly dialer = new IngressUpstreamDialer();
   readonly signer: LatticeSigner | null;
   readonly tls: boolean;
   private secureContext: tls.SecureContext | null;
@@ -74,7 +76,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
   private onAllClosed: (() => void) | null = null;
 
   constructor(private readonly opts: CheckedIngressServerOptions) {
-    this.upstreams = new IngressUpstreamPool(opts.upstreamIdleMs);
+    this.upstreams = ingressUpstreamPool(opts.upstreamIdleMs, this.dialer);
     this.signer = opts.signer;
     this.tls = opts.tls !== null;
     this.secureContext = opts.tls === null ? null : tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key });
@@ -159,7 +161,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   routesChanged(): void {
-    this.upstreams.renew();
+    this.dialer.renew();
   }
 
   private onConnection(socket: net.Socket): void {

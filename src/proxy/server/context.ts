@@ -6,7 +6,8 @@
 import type { Socket } from 'node:net';
 import { AccessRecord, type ClientIdentity } from './access';
 import type { CheckedProxyServerOptions, ProxyDecision } from './options';
-import type { UpstreamPool } from './upstream-pool';
+import type { UpstreamPool } from '../../http1';
+import type { UpstreamTarget } from './upstream';
 import type { ProxyRequestFacts } from '../types';
 
 /** One accepted client connection, once its PROXY header (if any) is read. */
@@ -29,7 +30,7 @@ export interface ProxyCounters {
 
 export interface ProxyContext {
   readonly opts: CheckedProxyServerOptions;
-  readonly upstreams: UpstreamPool;
+  readonly upstreams: UpstreamPool<UpstreamTarget>;
   readonly counters: ProxyCounters;
   /** True once close() was called: responses stop offering keep-alive. */
   readonly closing: boolean;

@@ -1,19 +1,18 @@
 /**
  * Plain HTTP forwarding: an absolute-form request is decided by the policy,
  * its host resolved and checked, and sent to the checked address over a
- * keep-alive upstream connection (upstream-pool.ts). Bodies stream in both
+ * keep-alive upstream connection (src/http1/upstream-pool.ts). Bodies stream in both
  * directions (back-pressure, no buffering); hop-by-hop headers stay behind.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { serializeRequestHead, type BodyFraming, type ResponseHead } from '../../http1';
+import { serializeRequestHead, type BodyFraming, type ExchangeHandler, type RequestBodyFraming, type ResponseHead, type UpstreamConnection } from '../../http1';
 import type { AccessRecord } from './access';
 import { takeBytes, type ClientConnection, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { sendReply } from './responses';
 import { parseAbsoluteTarget, type RequestTarget } from './target';
-import { upstreamFailure } from './upstream';
-import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection, UpstreamTarget } from './upstream-pool';
+import { upstreamFailure, type UpstreamTarget } from './upstream';
 
 const TARGET_HELP: Record<string, string> = {
   'origin-form': 'this is a forward proxy: send the absolute URL (GET http://host/path)',

@@ -17,7 +17,8 @@ import { handleHttpRequest } from './forward-http';
 import { checkProxyServerOptions, type CheckedProxyServerOptions, type ProxyDecision, type ProxyServerOptions } from './options';
 import { rawReply } from './responses';
 import { handleConnect } from './tunnel';
-import { UpstreamPool } from './upstream-pool';
+import { UpstreamPool } from '../../http1';
+import { checkedAddressDialer, type UpstreamTarget } from './upstream';
 
 /** Largest upstream response head: Node's own default limit for heads it reads. */
 const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
@@ -72,7 +73,7 @@ const CLIENT_ERROR_REPLIES: Record<string, { status: number; reason: string; tex
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 class ProxyServerImpl implements ProxyServer, ProxyContext {
-  readonly upstreams: UpstreamPool;
+  readonly upstreams: UpstreamPool<UpstreamTarget>;
   readonly counters: ProxyCounters = { connections: 0, requests: 0, tunnels: 0, denied: 0, errors: 0 };
   private readonly http: HttpServer;
   private readonly listeners: net.Server[] = [];
@@ -86,7 +87,10 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
   private onAllClosed: (() => void) | null = null;
 
   constructor(readonly opts: CheckedProxyServerOptions) {
-    this.upstreams = new UpstreamPool({ idleTimeoutMs: opts.idleTimeoutMs, connectTimeoutMs: opts.connectTimeoutMs, maxHeadBytes: UPSTREAM_MAX_HEAD_BYTES });
+    this.upstreams = new UpstreamPool(
+      { idleTimeoutMs: opts.idleTimeoutMs, connectTimeoutMs: opts.connectTimeoutMs, maxHeadBytes: UPSTREAM_MAX_HEAD_BYTES },
+      checkedAddressDialer,
+    );
     this.http = createHttpServer({
       maxHeaderSize: opts.maxHeaderBytes,
       headersTimeout: opts.headerTimeoutMs,

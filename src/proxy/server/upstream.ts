@@ -7,6 +7,7 @@
  */
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { timeoutError, type UpstreamDialer } from '../../http1';
 
 export type UpstreamFailure = { reason: 'timeout'; status: 504 } | { reason: string; status: 502 };
 
@@ -24,9 +25,18 @@ export function upstreamFailure(err: unknown): UpstreamFailure {
   return { reason: `upstream:${known}`, status: 502 };
 }
 
-export function timeoutError(what: string): Error {
-  return Object.assign(new Error(`${what} timed out`), { code: 'ERR_UPSTREAM_TIMEOUT' });
+/** An upstream as the SSRF check approved it: an address, never a name. */
+export interface UpstreamTarget {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
 }
+
+/** Plain-HTTP upstream connections go to the checked address and port; a pool per address:port. */
+export const checkedAddressDialer: UpstreamDialer<UpstreamTarget> = {
+  keyOf: (t) => `${t.address}|${t.port}`,
+  dial: (t) => net.connect({ host: t.address, family: t.family, port: t.port, lookup: refuseLookup, noDelay: true }),
+};
 
 export type TcpConnectResult = { ok: true; socket: net.Socket; connectMs: number } | ({ ok: false } & UpstreamFailure);
 

@@ -1,6 +1,6 @@
 /**
  * The shapes an upstream's response can take, through the proxy's own
- * HTTP/1 upstream side (upstream-pool.ts, src/http1): a scripted upstream
+ * HTTP/1 upstream side (src/http1/upstream-pool.ts): a scripted upstream
  * on a raw socket writes exactly the bytes each case needs, split the way
  * each case needs, and curl is the client.
  */

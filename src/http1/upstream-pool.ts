@@ -1,27 +1,33 @@
 /**
- * Plain-HTTP connections to upstreams: a keep-alive pool per checked
- * address and port, one exchange (request out, response in) at a time on
- * each connection.
+ * Keep-alive HTTP/1.1 connections to upstreams, for both proxies: one
+ * exchange (request out, response in) at a time on each connection, idle
+ * connections pooled per key, last released first reused.
  *
  * Written on net.Socket rather than http.request: the client side of
  * node:http (Agent, ClientRequest, IncomingMessage, listeners added and
- * removed per request) cost more CPU per request than everything else the
- * proxy does; this keeps one set of socket listeners per connection and
- * hands the response straight to the caller's handler. The wire format is
- * src/http1 (strict heads, framing, the chunked coding).
+ * removed per request) cost more CPU per request than everything else a
+ * proxy here does; this keeps one set of socket listeners per connection and
+ * hands the response straight to the caller's handler, read with this
+ * folder's strict heads, framing and chunked coding.
  *
- * As before, nothing here resolves a name: the target is always the address
- * the SSRF check approved, and `refuseLookup` makes a name fail.
+ * Who the pool connects to, and how (an SSRF-checked address for the egress
+ * proxy, a name over TCP or TLS for the ingress), is its dialer's business.
  */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ChunkedDecoder, encodeChunk, LAST_CHUNK, parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from '../../http1';
-import { refuseLookup, timeoutError } from './upstream';
+import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from './chunked';
+import { parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head';
 
-export interface UpstreamTarget {
-  readonly address: string;
-  readonly family: 4 | 6;
-  readonly port: number;
+/** How a pool reaches its targets: connections are shared only between targets of one key. */
+export interface UpstreamDialer<Target> {
+  keyOf(target: Target): string;
+  /** A new connection, connecting (a net.Socket or a tls.TLSSocket). May throw (e.g. a CA file that cannot be read). */
+  dial(target: Target): net.Socket;
+}
+
+/** The error an upstream deadline ends an exchange with (connect, or no byte for too long). */
+export function timeoutError(what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${what} timed out`), { code: 'ERR_UPSTREAM_TIMEOUT' });
 }
 
 /** How the request body goes upstream: as it came (Content-Length), re-chunked, or there is none. */
@@ -80,12 +86,14 @@ export class UpstreamConnection {
   private decoder: ChunkedDecoder | null = null;
   private reusable = false;
   private connectTimer: NodeJS.Timeout | null = null;
+  /** The current exchange set its own inactivity limit; the pool's comes back on release. */
+  private ownTimeout = false;
   private readonly deliver = (data: Buffer): void => this.handler?.onData(data);
 
   constructor(
     readonly socket: net.Socket,
     readonly key: string,
-    private readonly pool: UpstreamPool,
+    private readonly pool: ConnectionOwner,
     connecting: boolean,
   ) {
     socket.setTimeout(pool.opts.idleTimeoutMs);
@@ -105,8 +113,16 @@ export class UpstreamConnection {
     }
   }
 
-  /** Sends a request head; the body (if any) follows with writeBody/endBody. */
-  exchange(handler: ExchangeHandler, method: string, head: string, bodyFraming: RequestBodyFraming): void {
+  /**
+   * Sends a request head; the body (if any) follows with writeBody/endBody.
+   * `timeoutMs` (default: the pool's idle timeout) is how long the upstream
+   * may stay silent during this exchange (504).
+   */
+  exchange(handler: ExchangeHandler, method: string, head: string, bodyFraming: RequestBodyFraming, timeoutMs?: number): void {
+    if (timeoutMs !== undefined && timeoutMs !== this.pool.opts.idleTimeoutMs) {
+      this.socket.setTimeout(timeoutMs);
+      this.ownTimeout = true;
+    }
     this.handler = handler;
     this.phase = Phase.Head;
     this.method = method;
@@ -264,6 +280,10 @@ export class UpstreamConnection {
     // 'drain' after its end(): an idle connection reads again, so that it
     // notices a close (or bytes nobody asked for) and serves the next request.
     this.socket.resume();
+    if (this.ownTimeout) {
+      this.socket.setTimeout(this.pool.opts.idleTimeoutMs);
+      this.ownTimeout = false;
+    }
     this.pool.release(this);
   }
 
@@ -292,27 +312,36 @@ export class UpstreamConnection {
   }
 }
 
-/** Kept-alive upstream connections, by checked address and port; last released, first reused. */
-export class UpstreamPool {
+/** What a connection needs from its pool. */
+interface ConnectionOwner {
+  readonly opts: Required<UpstreamPoolOptions>;
+  release(conn: UpstreamConnection): void;
+  forget(conn: UpstreamConnection): void;
+}
+
+/** Kept-alive upstream connections, by the dialer's key; last released, first reused. */
+export class UpstreamPool<Target> implements ConnectionOwner {
   readonly opts: Required<UpstreamPoolOptions>;
   private readonly idle = new Map<string, UpstreamConnection[]>();
   private readonly all = new Set<UpstreamConnection>();
 
-  constructor(opts: UpstreamPoolOptions) {
+  constructor(
+    opts: UpstreamPoolOptions,
+    private readonly dialer: UpstreamDialer<Target>,
+  ) {
     this.opts = { maxIdlePerTarget: 256, ...opts };
   }
 
-  /** A kept-alive connection to `target`, or (with `fresh`, or none idle) a new one, connecting. */
-  acquire(target: UpstreamTarget, fresh = false): UpstreamConnection {
-    const key = `${target.address}|${target.port}`;
+  /** A kept-alive connection to `target`, or (with `fresh`, or none idle) a new one, connecting. Throws what the dialer throws. */
+  acquire(target: Target, fresh = false): UpstreamConnection {
+    const key = this.dialer.keyOf(target);
     const idle = fresh ? undefined : this.idle.get(key);
     const kept = idle?.pop();
     if (kept !== undefined) {
       if (idle?.length === 0) this.idle.delete(key);
       return kept;
     }
-    const socket = net.connect({ host: target.address, family: target.family, port: target.port, lookup: refuseLookup, noDelay: true });
-    const conn = new UpstreamConnection(socket, key, this, true);
+    const conn = new UpstreamConnection(this.dialer.dial(target), key, this, true);
     this.all.add(conn);
     return conn;
   }
