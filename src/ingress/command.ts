@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { runService } from '../cli/service';
 import { expected } from '../validate';
-import type { HealthCheck, HealthReport } from '../observe/health';
+import { listenerHealth, reloadDetails, type HealthCheck, type HealthReport, type ReloadNote } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
 import { IngressAccessLog } from './logs';
@@ -54,13 +54,6 @@ function routeCount(table: RouteTable): number {
 async function readTlsFiles(files: { cert: string; key: string }): Promise<TlsCredentials> {
   const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
   return { cert, key };
-}
-
-interface ReloadNote {
-  at: Date;
-  trigger: string;
-  ok: boolean;
-  error?: string;
 }
 
 export class IngressApp {
@@ -220,22 +213,19 @@ export class IngressApp {
   }
 
   private listenerHealth(): HealthReport {
-    const s = this.server?.stats();
-    if (!s || this.stopped) return { healthy: false, reason: this.stopped ? 'draining' : 'not started' };
-    return { healthy: true, details: { ...s, addresses: this.addresses().map((a) => `${a.host}:${a.port}`) } };
+    return listenerHealth(this.server?.stats(), this.stopped, this.addresses());
   }
 
   private routesHealth(): HealthReport {
     const table = this.source?.current;
     if (!table) return { healthy: false, reason: 'no routes loaded' };
-    const last = this.lastReload;
     return {
       healthy: true,
       details: {
         file: table.file,
         hosts: table.entries.length,
         routes: routeCount(table),
-        last_reload: last ? { at: last.at.toISOString(), trigger: last.trigger, ok: last.ok, error: last.error ?? null } : null,
+        last_reload: reloadDetails(this.lastReload),
       },
     };
   }

@@ -159,3 +159,27 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return oneLine(err.message) || err.name;
   return oneLine(String(err));
 }
+
+/** The last reload of a file a service reads (policy, routes): when, why, and whether it was taken. */
+export interface ReloadNote {
+  at: Date;
+  trigger: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** A ReloadNote as health details. */
+export function reloadDetails(last: ReloadNote | null): JsonValue {
+  return last ? { at: last.at.toISOString(), trigger: last.trigger, ok: last.ok, error: last.error ?? null } : null;
+}
+
+/** A proxy's listener check: healthy while it is started and not draining; its stats and addresses as details. */
+export function listenerHealth<Stats extends { [K in keyof Stats]: number }>(
+  stats: Stats | undefined,
+  stopped: boolean,
+  addresses: readonly { host: string; port: number }[],
+): HealthReport {
+  if (!stats || stopped) return { healthy: false, reason: stopped ? 'draining' : 'not started' };
+  const counters: Record<string, number> = { ...stats };
+  return { healthy: true, details: { ...counters, addresses: addresses.map((a) => `${a.host}:${a.port}`) } };
+}

@@ -6,7 +6,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { HealthCheck, HealthReport } from '../observe/health';
+import { listenerHealth, reloadDetails, type HealthCheck, type HealthReport, type ReloadNote } from '../observe/health';
 import { startHealthServer, type HealthServer } from '../observe/health-server';
 import { createLogger, type Logger } from '../observe/log';
 import { runService } from '../cli/service';
@@ -53,7 +53,7 @@ export class ProxyApp {
   private server?: ProxyServer;
   private health?: HealthServer;
   private stopped = false;
-  private lastReload: { at: Date; trigger: string; ok: boolean; error?: string } | null = null;
+  private lastReload: ReloadNote | null = null;
   readonly metrics = new Registry();
   private readonly requests: Counter<'kind' | 'decision' | 'rule' | 'reason'>;
   private readonly reloads: Counter<'result'>;
@@ -202,22 +202,19 @@ export class ProxyApp {
   }
 
   private listenerHealth(): HealthReport {
-    const s = this.server?.stats();
-    if (!s || this.stopped) return { healthy: false, reason: this.stopped ? 'draining' : 'not started' };
-    return { healthy: true, details: { ...s, addresses: this.addresses().map((a) => `${a.host}:${a.port}`) } };
+    return listenerHealth(this.server?.stats(), this.stopped, this.addresses());
   }
 
   private policyHealth(): HealthReport {
     const p = this.source?.current;
     if (!p) return { healthy: false, reason: 'no policy loaded' };
-    const last = this.lastReload;
     return {
       healthy: true,
       details: {
         file: p.source,
         digest: p.digest,
         rules: p.rules.length,
-        last_reload: last ? { at: last.at.toISOString(), trigger: last.trigger, ok: last.ok, error: last.error ?? null } : null,
+        last_reload: reloadDetails(this.lastReload),
       },
     };
   }

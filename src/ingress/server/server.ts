@@ -15,9 +15,9 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { GatehouseError } from '../../errors';
+import { boundAddresses, canonicalAddress, closeAll, listenAll } from '../../listen';
 import { readProxyHeader } from '../../proxy/proxy-protocol';
 import { endWithReply } from '../../proxy/server/context';
-import { parseDestinationHost } from '../../proxy/ssrf';
 import type { RouteTable } from '../routes';
 import type { LatticeSigner } from '../sigv4/lattice-signer';
 import type { IngressAccessEntry } from './access';
@@ -50,13 +50,6 @@ export interface IngressServer {
   close(opts: { drainMs: number }): Promise<void>;
 }
 
-/** The client address in canonical text (an IPv4-mapped peer on a dual-stack socket becomes IPv4). */
-function canonicalAddress(address: string | undefined): string {
-  if (address === undefined) return '';
-  const parsed = parseDestinationHost(address);
-  return parsed.kind === 'ip' ? parsed.address : address;
-}
-
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 class IngressServerImpl implements IngressServer, IngressContext {
@@ -66,7 +59,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
   readonly tls: boolean;
   private secureContext: tls.SecureContext | null;
   private readonly http: HttpServer;
-  private readonly listeners: net.Server[] = [];
+  private listeners: net.Server[] = [];
   /** Raw sockets not yet handed to HTTP (PROXY header or TLS handshake under way). */
   private readonly pending = new Set<net.Socket>();
   private readonly connections = new Map<Duplex, ClientConnection>();
@@ -122,32 +115,11 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   async listen(): Promise<void> {
-    for (const [i, l] of this.opts.listen.entries()) {
-      const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: l.host, port: l.port, ipv6Only: net.isIPv6(l.host) }, () => {
-            server.removeListener('error', reject);
-            resolve();
-          });
-        });
-      } catch (err) {
-        await this.closeListeners();
-        const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        throw new GatehouseError('ERR_LISTEN', `Expected a free address to listen on for listen[${i}] but received ${l.host}:${l.port} (${code})`, { cause: err });
-      }
-      // Accept errors (EMFILE...) are transient: the server keeps listening.
-      server.on('error', () => undefined);
-      this.listeners.push(server);
-    }
+    this.listeners = await listenAll(this.opts.listen, (socket) => this.onConnection(socket), { noDelay: true });
   }
 
   addresses(): { host: string; port: number }[] {
-    return this.listeners.map((s) => {
-      const a = s.address() as net.AddressInfo;
-      return { host: a.address, port: a.port };
-    });
+    return boundAddresses(this.listeners);
   }
 
   stats(): IngressServerStats {
@@ -255,17 +227,13 @@ class IngressServerImpl implements IngressServer, IngressContext {
     endWithReply(socket, reply, this.opts.headerTimeoutMs);
   }
 
-  private closeListeners(): Promise<void> {
-    return Promise.all(this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
-  }
-
   close(opts: { drainMs: number }): Promise<void> {
     if (this.closePromise !== null) return this.closePromise;
     if (!(Number.isFinite(opts?.drainMs) && opts.drainMs >= 0)) {
       throw new GatehouseError('ERR_INVALID_ARG', `Expected a number of milliseconds >= 0 for drainMs but received ${String(opts?.drainMs)}`);
     }
     this.closingFlag = true;
-    const listenersClosed = this.closeListeners();
+    const listenersClosed = closeAll(this.listeners);
     for (const socket of this.pending) socket.destroy();
     for (const conn of this.connections.values()) if (conn.busy === 0) conn.stream.destroy();
     const drained = new Promise<void>((resolve) => {

@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors';
-import { parseDestinationHost } from '../ssrf';
+import { boundAddresses, canonicalAddress, closeAll, listenAll } from '../../listen';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
 import { AccessRecord, type ClientIdentity } from './access';
 import { endWithReply, takeBytes, type ClientConnection, type ProxyContext, type ProxyCounters } from './context';
@@ -57,13 +57,6 @@ function checkingInterval(headerTimeoutMs: number): number {
   return Math.min(1000, Math.max(20, Math.floor(headerTimeoutMs / 4)));
 }
 
-/** The client address in canonical text (an IPv4-mapped peer on a dual-stack socket becomes IPv4). */
-function canonicalAddress(address: string | undefined): string {
-  if (address === undefined) return '';
-  const parsed = parseDestinationHost(address);
-  return parsed.kind === 'ip' ? parsed.address : address;
-}
-
 const CLIENT_ERROR_REPLIES: Record<string, { status: number; reason: string; text: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: 'timeout', text: 'the request head did not arrive in time' },
   HPE_HEADER_OVERFLOW: { status: 431, reason: 'header-too-large', text: 'the request head is too large' },
@@ -76,7 +69,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
   readonly upstreams: UpstreamPool<UpstreamTarget>;
   readonly counters: ProxyCounters = { connections: 0, requests: 0, tunnels: 0, denied: 0, errors: 0 };
   private readonly http: HttpServer;
-  private readonly listeners: net.Server[] = [];
+  private listeners: net.Server[] = [];
   /** Every open client socket; null until its PROXY header is read. */
   private readonly sockets = new Map<net.Socket, ClientConnection | null>();
   private readonly perClient = new Map<string, number>();
@@ -117,32 +110,11 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
   }
 
   async listen(): Promise<void> {
-    for (const [i, l] of this.opts.listen.entries()) {
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: l.host, port: l.port, ipv6Only: net.isIPv6(l.host) }, () => {
-            server.removeListener('error', reject);
-            resolve();
-          });
-        });
-      } catch (err) {
-        await this.closeListeners();
-        const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        throw new GatehouseError('ERR_LISTEN', `Expected a free address to listen on for listen[${i}] but received ${l.host}:${l.port} (${code})`, { cause: err });
-      }
-      // Accept errors (EMFILE...) are transient: the server keeps listening.
-      server.on('error', () => undefined);
-      this.listeners.push(server);
-    }
+    this.listeners = await listenAll(this.opts.listen, (socket) => this.onConnection(socket), { allowHalfOpen: true });
   }
 
   addresses(): { host: string; port: number }[] {
-    return this.listeners.map((s) => {
-      const a = s.address() as net.AddressInfo;
-      return { host: a.address, port: a.port };
-    });
+    return boundAddresses(this.listeners);
   }
 
   stats(): ProxyServerStats {
@@ -284,17 +256,13 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
     socket.end();
   }
 
-  private closeListeners(): Promise<void> {
-    return Promise.all(this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
-  }
-
   close(opts: { drainMs: number }): Promise<void> {
     if (this.closePromise !== null) return this.closePromise;
     if (!(Number.isFinite(opts?.drainMs) && opts.drainMs >= 0)) {
       throw new GatehouseError('ERR_INVALID_ARG', `Expected a number of milliseconds >= 0 for drainMs but received ${String(opts?.drainMs)}`);
     }
     this.closingFlag = true;
-    const listenersClosed = this.closeListeners();
+    const listenersClosed = closeAll(this.listeners);
     for (const [socket, conn] of this.sockets) {
       if (conn === null || conn.busy === 0) socket.destroy();
     }
