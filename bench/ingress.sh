@@ -35,37 +35,11 @@ command -v nginx >/dev/null || { echo "bench/ingress.sh: nginx is needed (Debian
 LOAD="node $ROOT/dist/bench/lib/reverse-load.js"
 WORK=$(mktemp -d /tmp/gatehouse-bench-ingress.XXXXXX)
 chmod 0755 "$WORK" # nginx workers (not root) read the static files under it
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH=bench/ingress.sh
+# shellcheck source=bench/lib/processes.sh
+source "$ROOT/bench/lib/processes.sh"
 
-read -r UP_PORT NGINX_PORT GH_PORT < <(node -e '
-  const net = require("net"); const servers = [];
-  (async () => {
-    for (let i = 0; i < 3; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
-    console.log(servers.map((s) => s.address().port).join(" "));
-    servers.forEach((s) => s.close());
-  })();')
-
-wait_port() { # port pid name
-  for _ in $(seq 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench/ingress.sh: $3 did not listen on 127.0.0.1:$1" >&2
-  tail -n 20 "$WORK"/*.out "$WORK"/*.error.log 2>/dev/null >&2 || true
-  exit 1
-}
+read -r UP_PORT NGINX_PORT GH_PORT < <(free_ports 3)
 
 # shellcheck source=bench/lib/nginx.sh
 source "$ROOT/bench/lib/nginx.sh"
@@ -106,25 +80,9 @@ start_proxy() { # name
   wait_port "${PORTS[$1]}" "$PROXY_PID" "$1"
 }
 stop_proxy() {
-  kill "$PROXY_PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  stop_pid "$PROXY_PID"
   PROXY_PID=""
 }
-# The proxy's processes: the one started and its children (nginx's worker).
-proxy_pids() { echo "$PROXY_PID" $(ps -o pid= --ppid "$PROXY_PID" 2>/dev/null || true); }
-sum_over_pids() { # awk program on /proc/<pid>/FILE, summed over the proxy's processes
-  local file=$1 prog=$2 total=0 pid v
-  for pid in $(proxy_pids); do
-    v=$(awk "$prog" "/proc/$pid/$file" 2>/dev/null) || v=0
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
-# utime + stime are fields 14 and 15 of /proc/<pid>/stat; comm (field 2) has no spaces for node or nginx.
-cpu_ticks() { sum_over_pids stat '{print $14 + $15}'; }
-peak_rss_kib() { sum_over_pids status '/^VmHWM:/ {print $2}'; }
 
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)
@@ -135,12 +93,12 @@ for round in $(seq "$ROUNDS"); do
     target=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
     $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 >/dev/null # warm-up
-    t0=$(cpu_ticks)
+    t0=$(cpu_ticks "$PROXY_PID")
     fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
-    t1=$(cpu_ticks)
+    t1=$(cpu_ticks "$PROXY_PID")
     full=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$DURATION")
     big=$($LOAD --target "$target" --host bench.example.test --path /10m --connections "$BIG_CONNECTIONS" --seconds "$DURATION")
-    rss=$(peak_rss_kib)
+    rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
     printf '{"proxy":"%s","round":%d,"fixed":%s,"full":%s,"big":%s,"cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
       "$name" "$round" "$fixed" "$full" "$big" $((t1 - t0)) "$HZ" "$rss" >>"$RESULTS"

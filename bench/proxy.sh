@@ -41,27 +41,11 @@ LOAD="node $ROOT/dist/bench/lib/http-load.js"
 GH="node $ROOT/dist/src/cli/main.js"
 WORK=$(mktemp -d /tmp/gatehouse-bench-proxy.XXXXXX)
 chmod 0777 "$WORK" # Squid started as root writes its logs as the "proxy" user
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH=bench/proxy.sh
+# shellcheck source=bench/lib/processes.sh
+source "$ROOT/bench/lib/processes.sh"
 
-# Eight free loopback ports, chosen by the kernel (released just before use).
-read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(node -e '
-  const net = require("net"); const servers = [];
-  (async () => {
-    for (let i = 0; i < 8; i++) servers.push(await new Promise((r) => { const s = net.createServer().listen(0, "127.0.0.1", () => r(s)); }));
-    console.log(servers.map((s) => s.address().port).join(" "));
-    servers.forEach((s) => s.close());
-  })();')
+read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(free_ports 8)
 
 # ---- the upstreams
 $LOAD upstreams --http-port "$HTTP_PORT" --echo-port "$ECHO_PORT" --source-port "$SOURCE_PORT" >"$WORK/upstreams.out" 2>&1 &
@@ -115,27 +99,10 @@ EOF
 fi
 if [ "$FLOORS" = 1 ]; then
   if command -v nginx >/dev/null; then
-    mkdir -p "$WORK/nginx"
-    cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-error_log $WORK/nginx/error.log;
-pid $WORK/nginx/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log $WORK/nginx/access.log;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  upstream bench_upstream { server 127.0.0.1:$HTTP_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    keepalive_requests 1000000;
-    location / { proxy_pass http://bench_upstream; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-    add_proxy floor-nginx "$NGINX_PORT" "nginx (floor)" nginx -c "$WORK/nginx/nginx.conf"
+    # shellcheck source=bench/lib/nginx.sh
+    source "$ROOT/bench/lib/nginx.sh"
+    write_nginx_proxy "$WORK" "$NGINX_PORT" "$HTTP_PORT"
+    add_proxy floor-nginx "$NGINX_PORT" "nginx (floor)" nginx -c "$WORK/proxy.conf" -p "$WORK"
   else
     echo "bench/proxy.sh: nginx not installed; no nginx floor" >&2
   fi
@@ -149,24 +116,12 @@ start_proxy() { # name
   ${CMDS[$name]} >"$WORK/$name.out" 2>&1 &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
-  for _ in $(seq 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/${PORTS[$name]}") 2>/dev/null; then return 0; fi
-    kill -0 "$PROXY_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench/proxy.sh: $name did not listen on 127.0.0.1:${PORTS[$name]}:" >&2
-  tail -n 20 "$WORK/$name.out" "$WORK/squid/cache.log" 2>/dev/null >&2 || true
-  exit 1
+  wait_port "${PORTS[$name]}" "$PROXY_PID" "$name"
 }
 stop_proxy() {
-  kill "$PROXY_PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  stop_pid "$PROXY_PID"
   PROXY_PID=""
 }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime, after "(comm) "
-peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)
