@@ -56,33 +56,15 @@ routes:
     sign: true
 EOF
 
-declare -A CMDS PORTS LABELS
-ORDER=()
 if [ "$ONLY" != gatehouse ]; then
-  CMDS[nginx]="nginx -c $WORK/proxy.conf -p $WORK"
-  PORTS[nginx]=$NGINX_PORT
-  LABELS[nginx]="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
-  ORDER+=(nginx)
+  add_proxy nginx "$NGINX_PORT" "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" nginx -c "$WORK/proxy.conf" -p "$WORK"
 fi
 if [ "$ONLY" != nginx ]; then
-  CMDS[gatehouse]="node $ROOT/dist/src/cli/main.js ingress --routes $WORK/routes.yaml --listen 127.0.0.1:$GH_PORT --health-port 0 --access-log $WORK/gatehouse-access.log --region us-east-1"
-  PORTS[gatehouse]=$GH_PORT
-  LABELS[gatehouse]="gatehouse+SigV4"
-  ORDER+=(gatehouse)
+  add_proxy gatehouse "$GH_PORT" "gatehouse+SigV4" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
+    --listen "127.0.0.1:$GH_PORT" --health-port 0 --access-log "$WORK/gatehouse-access.log" --region us-east-1
 fi
-
-PROXY_PID=""
-start_proxy() { # name
-  AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true \
-    ${CMDS[$1]} >"$WORK/$1.out" 2>&1 &
-  PROXY_PID=$!
-  PIDS+=("$PROXY_PID")
-  wait_port "${PORTS[$1]}" "$PROXY_PID" "$1"
-}
-stop_proxy() {
-  stop_pid "$PROXY_PID"
-  PROXY_PID=""
-}
+# Fixed credentials for the signer (AWS's documentation example key): no AWS endpoint is asked.
+export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true
 
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)

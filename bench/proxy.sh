@@ -53,17 +53,7 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/upstreams.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$WORK/upstreams.out" || { echo "bench/proxy.sh: upstreams did not start: $(cat "$WORK/upstreams.out")" >&2; exit 1; }
 
-# ---- the proxies: name -> command line, and the port each listens on
-declare -A CMDS PORTS LABELS
-ORDER=()
-add_proxy() { # name port label command...
-  local name=$1 port=$2 label=$3
-  shift 3
-  CMDS[$name]="$*"
-  PORTS[$name]=$port
-  LABELS[$name]=$label
-  ORDER+=("$name")
-}
+# ---- the proxies
 if [ "$ONLY" != gatehouse ]; then
   if command -v squid >/dev/null; then
     # shellcheck source=bench/lib/squid.sh
@@ -109,19 +99,6 @@ if [ "$FLOORS" = 1 ]; then
   add_proxy floor-node "$BARE_PORT" "bare node (floor)" node "$ROOT/dist/bench/lib/bare-forwarder.js" "$BARE_PORT"
 fi
 [ ${#ORDER[@]} -gt 0 ] || { echo "bench/proxy.sh: nothing to measure" >&2; exit 1; }
-
-PROXY_PID=""
-start_proxy() { # name
-  local name=$1
-  ${CMDS[$name]} >"$WORK/$name.out" 2>&1 &
-  PROXY_PID=$!
-  PIDS+=("$PROXY_PID")
-  wait_port "${PORTS[$name]}" "$PROXY_PID" "$name"
-}
-stop_proxy() {
-  stop_pid "$PROXY_PID"
-  PROXY_PID=""
-}
 
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)

@@ -1,6 +1,8 @@
 # Sourced by bench/proxy.sh and bench/ingress.sh: the processes a benchmark
 # starts, waits for and measures. Set BENCH (the script's name, for
 # messages) and WORK (a temp dir: removed at exit) before sourcing.
+# The proxies under test are registered with add_proxy, then started and
+# stopped one at a time (start_proxy / stop_proxy; PROXY_PID is the running one).
 
 PIDS=()
 bench_cleanup() {
@@ -61,3 +63,26 @@ sum_over_tree() {
 cpu_ticks() { sum_over_tree "$1" stat '{print $14 + $15}'; }
 # peak_rss_kib PID: VmHWM.
 peak_rss_kib() { sum_over_tree "$1" status '/^VmHWM:/ {print $2}'; }
+
+declare -A CMDS PORTS LABELS
+ORDER=()
+PROXY_PID=""
+# add_proxy NAME PORT LABEL COMMAND...: a proxy to measure, listening on 127.0.0.1:PORT.
+add_proxy() {
+  local name=$1 port=$2 label=$3
+  shift 3
+  CMDS[$name]="$*"
+  PORTS[$name]=$port
+  LABELS[$name]=$label
+  ORDER+=("$name")
+}
+start_proxy() { # NAME
+  ${CMDS[$1]} >"$WORK/$1.out" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  wait_port "${PORTS[$1]}" "$PROXY_PID" "$1"
+}
+stop_proxy() {
+  stop_pid "$PROXY_PID"
+  PROXY_PID=""
+}
