@@ -4,7 +4,9 @@
  * implementation (reference-sigv4.ts), computed for the rewritten host; and
  * credentials from an ECS credentials endpoint emulated on loopback load,
  * refresh (the upstream sees the new key id) and, when they lapse, turn
- * /healthz to 503. No real AWS endpoint is ever contacted (harness.ts).
+ * /healthz to 503; credentials from an IMDSv2 emulator (session token
+ * first) load and refresh the same way. No real AWS endpoint is ever
+ * contacted (harness.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -174,4 +176,80 @@ test('ECS credentials: /healthz 503 until they load, refreshed through the runni
   const metrics = (await send({ port: ingress.healthPort, host: '127.0.0.1', path: '/metrics' })).body.toString();
   assert.match(metrics, /^gatehouse_ingress_credentials_loaded 0$/m);
   assert.match(metrics, /^gatehouse_ingress_signing_failures_total [1-9]\d*$/m);
+});
+
+/** An IMDSv2 emulator: a session token first (PUT), then the role and its credentials only with that token. */
+async function imdsEndpoint(t: import('node:test').TestContext): Promise<{ url: string; fetches: () => number; tokenless: () => number }> {
+  const TOKEN = 'imds-session-token-acceptance';
+  const ROLE = 'gatehouse-ingress-role';
+  let fetches = 0;
+  let tokenless = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(TOKEN);
+      return;
+    }
+    if (req.headers['x-aws-ec2-metadata-token'] !== TOKEN) {
+      tokenless++;
+      res.writeHead(401).end();
+      return;
+    }
+    if (req.url === '/latest/meta-data/iam/security-credentials/') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(ROLE);
+      return;
+    }
+    if (req.url === `/latest/meta-data/iam/security-credentials/${ROLE}`) {
+      fetches++;
+      // Valid 5 min + 2 s: the 5-minute refresh margin starts a refresh after 2 s.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          Code: 'Success',
+          Type: 'AWS-HMAC',
+          LastUpdated: new Date().toISOString(),
+          AccessKeyId: `ASIAIMDS${fetches}`,
+          SecretAccessKey: `imds-secret-${fetches}`,
+          Token: `imds-token-${fetches}`,
+          Expiration: new Date(Date.now() + 5 * 60_000 + 2_000).toISOString(),
+        }),
+      );
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, fetches: () => fetches, tokenless: () => tokenless };
+}
+
+test('IMDSv2 credentials: the token flow through the running server, signatures that verify, refreshed before expiry', async (t) => {
+  const up = await RecordingUpstream.start(t);
+  const imds = await imdsEndpoint(t);
+  const ingress = await startIngress(t, {
+    hosts: ['orders-service.apps.example.test'],
+    routes: signedRoutes(up.port),
+    env: { AWS_EC2_METADATA_DISABLED: 'false', AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url, AWS_REGION: REGION },
+  });
+  assert.ok(await eventually(async () => (await health(ingress.healthPort)).status === 200), 'credentials never loaded from IMDS');
+  const first = await send({ port: ingress.port, host: 'orders.apps.example.test', path: '/o' });
+  assert.equal(first.status, 200);
+  const firstKey = /Credential=([^/]+)\//.exec(upstreamHeaders(first).authorization)?.[1];
+  assert.match(firstKey ?? '', /^ASIAIMDS\d+$/);
+  assert.equal(upstreamHeaders(first).authorization, expectedAuthorization(first, `imds-secret-${firstKey?.slice(8)}`));
+  assert.equal(upstreamHeaders(first)['x-amz-security-token'], `imds-token-${firstKey?.slice(8)}`);
+  let laterKey: string | undefined;
+  assert.ok(
+    await eventually(async () => {
+      const res = await send({ port: ingress.port, host: 'orders.apps.example.test', path: '/o' });
+      laterKey = /Credential=([^/]+)\//.exec(upstreamHeaders(res).authorization)?.[1];
+      if (laterKey !== firstKey) assert.equal(upstreamHeaders(res).authorization, expectedAuthorization(res, `imds-secret-${laterKey?.slice(8)}`));
+      return laterKey !== firstKey;
+    }),
+    'the key id never changed',
+  );
+  assert.ok(imds.fetches() >= 2);
+  assert.equal(imds.tokenless(), 0, 'every metadata read carried the session token (no IMDSv1 fallback)');
 });
