@@ -16,7 +16,7 @@
 # so SIGTERM on scale-in reaches the proxy and it can drain.
 
 # ---- build: TypeScript -> dist/, the N-API addon -> build/Release/gatehouse.node
-FROM node:20-bookworm AS build
+FROM node:22-bookworm AS build
 WORKDIR /src
 # Node's headers ship in the image (/usr/local/include/node): node-gyp needs no download.
 ENV npm_config_nodedir=/usr/local
@@ -30,13 +30,13 @@ COPY src ./src
 RUN npm run build:native && npm run build && test -f build/Release/gatehouse.node && test -f dist/src/cli/main.js
 
 # ---- production dependencies only (pure JavaScript: yaml, prom-client, node-addon-api headers)
-FROM node:20-bookworm-slim AS deps
+FROM node:22-bookworm-slim AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 RUN groupadd --system --gid 10001 gatehouse \

@@ -84,3 +84,36 @@ test('example app: a wrong parameter fails the synth with its name', (t) => {
   assert.throws(build({ minCapacity: '0' }), { message: 'Expected an integer from 1 to 100 for minCapacity but received 0' });
   assert.throws(build({ account: '123456789012' }), { message: 'Expected account and region together (or neither) for region but received "123456789012"' });
 });
+
+test('example app: the service network it creates lets the ingress tasks invoke; consumer endpoints wait for their service and its principals', (t) => {
+  const dir = tempDir(t);
+  const built = buildGatehouseApp({ context: { packageTarball: fakeTarball(dir), image: 'gatehouse:test' }, outdir: join(dir, 'cdk.out') });
+  const ingress = Template.fromStack(built.ingress);
+  const networks = Object.keys(ingress.findResources('AWS::VpcLattice::ServiceNetwork'));
+  assert.equal(networks.length, 1);
+  const taskRoles = Object.keys(ingress.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [{ Principal: { Service: 'ecs-tasks.amazonaws.com' } }] } } }));
+  const taskRole = taskRoles.find((id) => /TaskTaskRole/.test(id));
+  assert.ok(taskRole, taskRoles.join(', '));
+  ingress.hasResourceProperties('AWS::VpcLattice::AuthPolicy', {
+    ResourceIdentifier: { 'Fn::GetAtt': [networks[0], 'Id'] },
+    Policy: {
+      Statement: [{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': [taskRole, 'Arn'] } }, Action: 'vpc-lattice-svcs:Invoke', Resource: '*' }],
+    },
+  });
+  // Given an existing network, its owner's auth policy applies: none is made here.
+  const own = buildGatehouseApp({
+    context: { packageTarball: fakeTarball(dir), image: 'gatehouse:test', serviceNetworkArn: 'arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0' },
+    outdir: join(dir, 'cdk.out.2'),
+  });
+  Template.fromStack(own.ingress).resourceCountIs('AWS::VpcLattice::AuthPolicy', 0);
+
+  const permissionsOf = (template: Template) => Object.keys(template.findResources('AWS::EC2::VPCEndpointServicePermissions'));
+  for (const [name, stack] of [['inspection', built.inspection], ['central', built.central], ['proxy', built.proxy]] as const) {
+    const template = Template.fromStack(stack);
+    const permissions = permissionsOf(template);
+    assert.equal(permissions.length, 1, `${name}: the service's allowed principals`);
+    const endpoints = Object.values(template.findResources('AWS::EC2::VPCEndpoint'));
+    assert.ok(endpoints.length > 0, name);
+    for (const endpoint of endpoints) assert.ok((endpoint.DependsOn as string[] | undefined)?.includes(permissions[0] as string), `${name}: an endpoint before its service's permissions`);
+  }
+});

@@ -81,9 +81,10 @@ test('proxy tasks: Fargate running `gatehouse proxy` with the policy, non-root, 
       }),
     ],
   });
+  // No DesiredCount: a deploy must not reset what the scaling chose (the scaling below sets the floor).
+  assert.equal(Object.values(template.findResources('AWS::ECS::Service'))[0]?.Properties?.DesiredCount, undefined);
   template.hasResourceProperties('AWS::ECS::Service', {
     LaunchType: 'FARGATE',
-    DesiredCount: 2,
     NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
   });
   template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {

@@ -82,6 +82,8 @@ test('one-arm (internet gateway): GWLB endpoint per AZ, app 0.0.0.0/0 -> endpoin
     GatewayId: { Ref: Match.stringLikeRegexp('IGW') },
     RouteTableId: { Ref: edgeTable },
   });
+  // Only once the gateway is attached to the VPC (else CloudFormation may race the two).
+  template.hasResource('AWS::EC2::GatewayRouteTableAssociation', { DependsOn: Match.arrayWith([Match.stringLikeRegexp('VPCGW')]) });
   template.hasResourceProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true, Tags: Match.arrayWith([{ Key: 'aws-cdk:subnet-name', Value: 'App' }]) });
   assert.deepEqual(findings, []);
 });

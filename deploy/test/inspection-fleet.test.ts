@@ -132,6 +132,10 @@ test('instances: launch template requires IMDSv2 on AL2023, ASG over 2 AZs in th
     TargetGroupARNs: [{ Ref: Match.stringLikeRegexp('TargetGroup') }],
     VPCZoneIdentifier: Match.arrayEquals([Match.anyValue(), Match.anyValue()]),
   });
+  // A changed launch template replaces the appliances one at a time, the others in service.
+  template.hasResource('AWS::AutoScaling::AutoScalingGroup', {
+    UpdatePolicy: { AutoScalingRollingUpdate: { MaxBatchSize: 1, MinInstancesInService: 2, PauseTime: 'PT10M' } },
+  });
   template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', {
     LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
     DefaultResult: 'CONTINUE',
@@ -195,9 +199,9 @@ test('user data (tunnel): passes bash -n, writes packaging/gatehouse-tunnel.serv
   bashSyntaxCheck(dir, script);
   assert.equal(writtenUnit(script, 'tunnel'), packagingFile('gatehouse-tunnel.service'));
   assert.match(script, /^#!\/bin\/bash\n/);
-  assert.match(script, /\ndnf install -y nodejs20 nodejs20-npm gcc-c\+\+ make python3 /);
+  assert.match(script, /\ndnf install -y nodejs22 nodejs22-npm gcc-c\+\+ make python3 /);
   assert.match(script, /\naws s3 cp --region 'CFN_VALUE' 's3:\/\/CFN_VALUE\/[0-9a-f]{64}\.tgz' \/root\/gatehouse\.tgz\n/);
-  assert.match(script, /\nnpm-20 install --global --no-audit --no-fund \/root\/gatehouse\.tgz\n/);
+  assert.match(script, /\nnpm-22 install --global --no-audit --no-fund \/root\/gatehouse\.tgz\n/);
   assert.match(script, /\ninstall -m 755 "\$PKG\/examples\/hooks\/nat\.sh" \/etc\/gatehouse\/hooks\/create\.sh\n/);
   assert.match(script, /\nGATEHOUSE_TUNNEL_ARGS=--gwlb-cidr CFN_VALUE -i 380 --log-format json\nEGRESS_IF=ens5\n/);
   assert.match(script, /--no-source-dest-check/);

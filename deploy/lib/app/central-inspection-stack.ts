@@ -32,10 +32,12 @@ export class CentralInspectionStack extends Stack {
       subnets: this.central.applianceSubnets,
       ...applianceSettings(params, props.packageTarball),
     });
-    this.central.attachEndpoints(
+    const endpoints = this.central.attachEndpoints(
       this.fleet.endpointService.serviceName,
       acceptance(params, this.fleet.endpointService),
     );
+    // The endpoints only after the service and its allowed principals exist.
+    endpoints.node.addDependency(this.fleet.endpointService);
     new CfnOutput(this, 'TransitGatewayId', { value: transitGatewayId });
     new CfnOutput(this, 'InspectionAttachmentId', { value: this.central.attachment.ref });
   }

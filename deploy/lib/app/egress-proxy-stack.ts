@@ -45,6 +45,8 @@ export class EgressProxyStack extends Stack {
       acceptWith: acceptance(params, this.proxy.endpointService),
       subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
     });
+    // The endpoint only after the service and its allowed principals exist.
+    this.consumer.endpoint.node.addDependency(this.proxy.endpointService);
     // "Z123:vpce-...-abc.vpce-svc-....region.vpce.amazonaws.com": the regional name after the colon.
     const dnsName = Fn.select(1, Fn.split(':', Fn.select(0, this.consumer.endpoint.vpcEndpointDnsEntries)));
     new CfnOutput(this, 'ProxyUrl', { value: Fn.join('', ['http://', dnsName, `:${PROXY_PORT}`]) });

@@ -31,6 +31,8 @@ export class InspectionStack extends Stack {
       acceptWith: acceptance(params, this.fleet.endpointService),
       egress: p.egress,
     });
+    // The endpoints only after the service and its allowed principals exist.
+    this.inspected.endpoints.node.addDependency(this.fleet.endpointService);
     new CfnOutput(this, 'EndpointServiceName', { value: this.fleet.endpointService.serviceName });
     new CfnOutput(this, 'InspectedVpcId', { value: this.inspected.vpc.vpcId });
   }

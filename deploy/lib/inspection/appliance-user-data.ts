@@ -1,6 +1,6 @@
 /**
  * The user data of a gatehouse appliance instance (Amazon Linux 2023): install
- * Node.js 20 and a toolchain (the packet core is a native addon built at
+ * Node.js 22 and a toolchain (the packet core is a native addon built at
  * install time), install gatehouse from the `npm pack` tarball in S3, write
  * the systemd unit from packaging/ verbatim, configure the mode (hook or
  * policy), ship logs to CloudWatch, start the service.
@@ -62,8 +62,8 @@ export function applianceUserDataLines(o: ApplianceUserDataOptions): string[] {
       'dnf',
       'install',
       '-y',
-      'nodejs20',
-      'nodejs20-npm',
+      'nodejs22',
+      'nodejs22-npm',
       'gcc-c++',
       'make',
       'python3',
@@ -73,11 +73,12 @@ export function applianceUserDataLines(o: ApplianceUserDataOptions): string[] {
       'rsyslog',
       'amazon-cloudwatch-agent',
     ]),
-    // `node` is an alternatives link on AL2023: pin it to 20, the unit runs `env gatehouse`.
-    'alternatives --set node /usr/bin/node-20',
+    // `node` is an alternatives link on AL2023: pin it to 22 (Node 20 left upstream support
+    // in April 2026), the unit runs `env gatehouse`.
+    'alternatives --set node /usr/bin/node-22',
     shellCommand(['aws', 's3', 'cp', '--region', o.region, `s3://${o.tarball.bucket}/${o.tarball.key}`, TARBALL_PATH]),
-    shellCommand(['npm-20', 'install', '--global', '--no-audit', '--no-fund', TARBALL_PATH]),
-    'PKG="$(npm-20 root --global)/gatehouse"',
+    shellCommand(['npm-22', 'install', '--global', '--no-audit', '--no-fund', TARBALL_PATH]),
+    'PKG="$(npm-22 root --global)/gatehouse"',
     'install -d -m 755 /etc/gatehouse',
     ...modeLines(o),
     ...heredocFile(`/etc/systemd/system/${unitName(o.mode)}`, packagingFile(unitName(o.mode)), UNIT_DELIMITER),

@@ -103,10 +103,15 @@ export class InspectedVpc extends Construct {
     this.appSubnets.forEach((subnet, index) => {
       this.endpoints.route(this, `EdgeRoute${index + 1}`, table.ref, subnet.availabilityZone, subnet.ipv4CidrBlock);
     });
-    new ec2.CfnGatewayRouteTableAssociation(this, 'EdgeAssociation', {
+    const association = new ec2.CfnGatewayRouteTableAssociation(this, 'EdgeAssociation', {
       gatewayId: this.vpc.internetGatewayId ?? '',
       routeTableId: table.ref,
     });
+    // The gateway must be attached to this VPC first, or CloudFormation may
+    // run both at once and the association fails (the gateway is in no VPC yet).
+    // (internetConnectivityEstablished names the gateway, not its attachment: the attachment is CDK's 'VPCGW'.)
+    const attachment = this.vpc.node.tryFindChild('VPCGW');
+    association.node.addDependency(attachment ?? this.vpc.internetConnectivityEstablished);
     return table;
   }
 }

@@ -164,6 +164,14 @@ export class InspectionFleet extends Construct {
         additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
         gracePeriod: Duration.minutes(10),
       }),
+      // A new policy, mode or hook is a new launch template version: replace the
+      // appliances one at a time (each drains through the lifecycle hook below),
+      // keeping the others in service, instead of leaving the old ones running.
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService: Math.min(minCapacity, maxCapacity - 1),
+        pauseTime: Duration.minutes(10),
+      }),
     });
     const cfnGroup = this.autoScalingGroup.node.defaultChild as autoscaling.CfnAutoScalingGroup;
     cfnGroup.targetGroupArns = [this.gateway.targetGroup.ref];

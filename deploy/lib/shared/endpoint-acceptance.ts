@@ -29,13 +29,16 @@ export class EndpointAcceptance extends Construct {
 
   constructor(scope: Construct, id: string, props: EndpointAcceptanceProps) {
     super(scope, id);
+    const accept: cr.AwsSdkCall = {
+      service: 'EC2',
+      action: 'acceptVpcEndpointConnections',
+      parameters: { ServiceId: props.service.serviceId, VpcEndpointIds: [...props.endpointIds] },
+      physicalResourceId: cr.PhysicalResourceId.of(`${id}-accepted`),
+    };
     this.resource = new cr.AwsCustomResource(this, 'Accept', {
-      onCreate: {
-        service: 'EC2',
-        action: 'acceptVpcEndpointConnections',
-        parameters: { ServiceId: props.service.serviceId, VpcEndpointIds: [...props.endpointIds] },
-        physicalResourceId: cr.PhysicalResourceId.of(`${id}-accepted`),
-      },
+      onCreate: accept,
+      // Endpoints replaced by an update are new connections to accept too.
+      onUpdate: accept,
       policy: cr.AwsCustomResourcePolicy.fromStatements([
         new iam.PolicyStatement({ actions: ['ec2:AcceptVpcEndpointConnections'], resources: [props.service.serviceArn] }),
       ]),

@@ -133,7 +133,8 @@ export class GatehouseFargateService extends Construct {
     this.service = new ecs.FargateService(this, 'Service', {
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: minTasks,
+      // No desiredCount: on create ECS starts one task and the scaling below raises it to
+      // minTasks; on later deploys the count the scaling chose is kept, not reset.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       assignPublicIp: false,
