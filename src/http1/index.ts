@@ -6,7 +6,7 @@
  */
 export { parseResponseHead, responseFraming, type BodyFraming, type FramingResult, type ResponseHead, type ResponseHeadResult } from './response-head';
 export { ChunkedDecoder, encodeChunk, LAST_CHUNK, type ChunkedResult } from './chunked';
-export { serializeRequestHead } from './request-head';
+export { REQUEST_FRAMING_FIELDS, requestFraming, serializeRequestHead, type RequestFraming } from './request-head';
 export {
   timeoutError,
   UpstreamConnection,
@@ -16,3 +16,4 @@ export {
   type UpstreamDialer,
   type UpstreamPoolOptions,
 } from './upstream-pool';
+export { UpstreamRelay } from './upstream-relay';

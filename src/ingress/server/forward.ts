@@ -15,9 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { BodyFraming, ResponseHead } from '../../http1';
-import { serializeRequestHead } from '../../http1';
-import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection, UpstreamPool } from '../../http1';
+import { serializeRequestHead, UpstreamRelay, type BodyFraming, type RequestBodyFraming, type ResponseHead, type UpstreamPool } from '../../http1';
 import { UPSTREAM_CONNECT_TIMEOUT_MS, type UpstreamEndpoint } from './upstream-dialer';
 import { clientResponseHeaders } from './upstream-headers';
 
@@ -42,102 +40,43 @@ export interface ForwardEvents {
   failed(failure: ForwardFailure, headersSent: boolean): void;
 }
 
-/** Methods a request may be sent again for on a new connection (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const TIMED_OUT = 'ERR_UPSTREAM_TIMEOUT';
 
-class Exchange implements ExchangeHandler {
+/** One call relayed upstream and back (src/http1/upstream-relay.ts), reported through ForwardEvents. */
+class Exchange extends UpstreamRelay<UpstreamEndpoint> {
   private readonly started = performance.now();
-  private conn: UpstreamConnection | null = null;
-  private complete = false;
-  private readonly resumeUpstream = (): void => this.conn?.resume();
-  private readonly resumeClient = (): void => {
-    this.req.resume();
-  };
 
   constructor(
-    private readonly pool: UpstreamPool<UpstreamEndpoint>,
+    pool: UpstreamPool<UpstreamEndpoint>,
     private readonly call: UpstreamCall,
-    private readonly head: string,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    head: string,
+    req: IncomingMessage,
+    res: ServerResponse,
     private readonly events: ForwardEvents,
-  ) {}
-
-  start(fresh: boolean): boolean {
-    let conn: UpstreamConnection;
-    try {
-      conn = this.pool.acquire(this.call, fresh);
-    } catch (err) {
-      this.events.failed({ kind: 'connection', reason: `${this.call.host}:${this.call.port}: ${(err as Error).message}` }, false);
-      return false;
-    }
-    this.conn = conn;
-    conn.exchange(this, this.call.method, this.head, this.call.bodyFraming, this.call.timeoutMs);
-    return true;
+  ) {
+    super(pool, call, req, res, call.method, head, call.bodyFraming, call.timeoutMs);
   }
 
-  readonly onClientData = (data: Buffer): void => {
-    const conn = this.conn;
-    if (conn !== null && !conn.writeBody(data)) {
-      this.req.pause();
-      conn.onceDrain(this.resumeClient);
-    }
-  };
-
-  readonly onClientEnd = (): void => {
-    this.conn?.endBody();
-  };
-
-  /** The client went away, or the response ended: an unfinished exchange is abandoned with its connection. */
-  readonly onClientClose = (): void => {
-    if (!this.complete) this.conn?.abort();
-  };
-
-  onConnected(): void {
-    // Connection times are in upstream_ms (to the response head).
-  }
-
-  onResponse(head: ResponseHead, framing: BodyFraming): void {
+  protected answer(head: ResponseHead, framing: BodyFraming): void {
     try {
       // Node frames the body again for the client: the upstream's Content-Length stays only when it is the framing.
       this.res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, framing.kind === 'chunked' || framing.kind === 'close'));
     } catch (err) {
       // A header Node will not write: refuse rather than forward a mangled response.
-      this.conn?.abort();
-      this.conn = null;
+      this.abort();
       this.events.failed({ kind: 'connection', reason: `the response head cannot be forwarded (${(err as Error).message})` }, false);
       return;
     }
     this.events.responded(head.statusCode, performance.now() - this.started);
   }
 
-  onData(data: Buffer): void {
-    if (!this.res.write(data)) {
-      this.conn?.pause();
-      this.res.once('drain', this.resumeUpstream);
-    }
-  }
-
-  onEnd(): void {
-    this.complete = true;
-    this.res.end();
-  }
-
-  onError(err: NodeJS.ErrnoException, beforeResponse: boolean): void {
-    const stale = beforeResponse && this.conn !== null && this.conn.uses > 0;
-    if (stale && this.call.bodyFraming === 'none' && IDEMPOTENT.has(this.call.method) && !this.res.destroyed) {
-      // The kept-alive connection was closed by the upstream as we reused it: once more on a new one.
-      this.start(true);
-      return;
-    }
-    this.conn = null;
+  protected failed(err: NodeJS.ErrnoException, headersSent: boolean): void {
     const where = `${this.call.host}:${this.call.port}`;
     let failure: ForwardFailure;
     if (err.code !== TIMED_OUT) failure = { kind: 'connection', reason: `${where}: ${err.code !== undefined && !err.message.includes(err.code) ? `${err.code}: ` : ''}${err.message}` };
     else if (err.message.startsWith('connect')) failure = { kind: 'timeout', reason: `no connection to the upstream ${where} within ${UPSTREAM_CONNECT_TIMEOUT_MS} ms` };
     else failure = { kind: 'timeout', reason: `the upstream ${where} sent nothing for ${this.call.timeoutMs} ms` };
-    this.events.failed(failure, this.res.headersSent);
+    this.events.failed(failure, headersSent);
   }
 }
 
@@ -150,15 +89,7 @@ export function forward(pool: UpstreamPool<UpstreamEndpoint>, call: UpstreamCall
     events.failed({ kind: 'bad-request', reason: (err as Error).message }, false);
     return;
   }
-  const x = new Exchange(pool, call, head, req, res, events);
-  res.once('close', x.onClientClose);
-  if (!x.start(false)) return;
-  if (call.bodyFraming === 'none') {
-    req.resume();
-    return;
-  }
-  // Streamed with back-pressure both ways; never buffered whole.
-  req.on('data', x.onClientData);
-  req.once('end', x.onClientEnd);
-  req.once('error', x.onClientClose);
+  // Bodies streamed with back-pressure both ways; never buffered whole.
+  if (!new Exchange(pool, call, head, req, res, events).start()) return;
+  if (call.bodyFraming === 'none') req.resume();
 }

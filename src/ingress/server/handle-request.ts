@@ -10,7 +10,7 @@ import { GatehouseError } from '../../errors';
 import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { takeBytes, type ClientConnection, type IngressContext } from './context';
-import type { RequestBodyFraming } from '../../http1';
+import { requestFraming } from '../../http1';
 import { forward, type ForwardEvents, type ForwardFailure } from './forward';
 import { readRequestHead, type RequestHead } from './request-head';
 import { sendReply, type IngressReply } from './replies';
@@ -95,27 +95,23 @@ class RequestExchange implements ForwardEvents {
   private send(signature: Record<string, string> | null): void {
     const route = this.route as Route;
     const upstream = this.upstream as ResolvedUpstream;
-    const headers = upstreamRequestHeaders(this.req.rawHeaders, this.head as RequestHead, {
+    const head = this.head as RequestHead;
+    const framing = requestFraming(head.chunked ? 'chunked' : undefined, head.contentLength === '' ? undefined : head.contentLength);
+    const headers = upstreamRequestHeaders(this.req.rawHeaders, head, {
       authority: this.authority,
       signature,
       stripAuthorization: route.stripAuthorization,
       client: this.conn.client,
       proto: this.ctx.tls ? 'https' : 'http',
+      framing: framing.fields,
     });
     forward(
       this.ctx.upstreams,
-      { host: upstream.host, port: upstream.port, tls: route.tls, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs, bodyFraming: this.bodyFraming() },
+      { host: upstream.host, port: upstream.port, tls: route.tls, method: this.entry.method, path: this.upstreamPath, headers, timeoutMs: route.timeoutMs, bodyFraming: framing.body },
       this.req,
       this.res,
       this,
     );
-  }
-
-  /** Chunked, a length, or none (no Content-Length above 0 and not chunked: RFC 9112 6.3). */
-  private bodyFraming(): RequestBodyFraming {
-    const head = this.head as RequestHead;
-    if (head.chunked) return 'chunked';
-    return head.contentLength === '' || head.contentLength === '0' ? 'none' : 'length';
   }
 
   responded(_status: number, upstreamMs: number): void {

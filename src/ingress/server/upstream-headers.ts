@@ -14,16 +14,19 @@
  * One pass over the raw header array (`[name, value, ...]`, repeated fields
  * and the client's spelling kept); the result is a raw array too.
  */
+import { REQUEST_FRAMING_FIELDS } from '../../http1';
 import { endToEndHeaders, hopByHopNames } from '../../proxy/server/headers';
 import type { RequestHead } from './request-head';
 
 /**
  * Never forwarded, whatever the route: the fixed hop-by-hop set (the
  * proxy's list), Host (replaced), Expect (Node's server has already answered
- * 100 Continue to the client) and the X-Forwarded-* fields set here.
+ * 100 Continue to the client), the X-Forwarded-* fields set here, and the
+ * body framing fields (the request's own framing field is added from
+ * `framing`, so no Connection header can take a length away from a body).
  */
 const ALWAYS_DROPPED = hopByHopNames([]);
-for (const name of ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) ALWAYS_DROPPED.add(name);
+for (const name of ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', ...REQUEST_FRAMING_FIELDS]) ALWAYS_DROPPED.add(name);
 
 /** Set by the signature on signed routes; a client's copy would duplicate or contradict them. */
 const SIGNATURE_FIELDS = new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token']);
@@ -40,6 +43,8 @@ export interface UpstreamHeaderInput {
   client: string;
   /** "https" on a TLS listener, else "http". */
   proto: string;
+  /** The body's framing field (src/http1 requestFraming). */
+  framing: readonly string[];
 }
 
 export function upstreamRequestHeaders(raw: readonly string[], head: RequestHead, input: UpstreamHeaderInput): string[] {
@@ -65,8 +70,7 @@ export function upstreamRequestHeaders(raw: readonly string[], head: RequestHead
   out.push('X-Forwarded-For', head.forwardedFor === '' ? input.client : `${head.forwardedFor}, ${input.client}`);
   out.push('X-Forwarded-Proto', input.proto);
   if (head.host !== '') out.push('X-Forwarded-Host', head.host);
-  // Node re-frames a chunked body only when told to; a Content-Length passes through as it came.
-  if (head.chunked) out.push('Transfer-Encoding', 'chunked');
+  out.push(...input.framing);
   return out;
 }
 

@@ -76,6 +76,8 @@ class UpgradeExchange {
       stripAuthorization: resolved.route.stripAuthorization,
       client: this.conn.client,
       proto: this.ctx.tls ? 'https' : 'http',
+      // An upgrade request has no body: what follows its head is the new protocol's.
+      framing: [],
     });
     headers.push('Connection', 'Upgrade', 'Upgrade', upgradeValue(this.req.rawHeaders));
     let text = `${e.method} ${path} HTTP/1.1\r\n`;

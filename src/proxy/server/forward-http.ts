@@ -5,7 +5,7 @@
  * directions (back-pressure, no buffering); hop-by-hop headers stay behind.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { serializeRequestHead, type BodyFraming, type ExchangeHandler, type RequestBodyFraming, type ResponseHead, type UpstreamConnection } from '../../http1';
+import { requestFraming, serializeRequestHead, UpstreamRelay, type BodyFraming, type RequestBodyFraming, type ResponseHead } from '../../http1';
 import type { AccessRecord } from './access';
 import { takeBytes, type ClientConnection, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
@@ -35,10 +35,7 @@ export async function handleHttpRequest(ctx: ProxyContext, req: IncomingMessage,
   const method = (req.method ?? 'GET').toUpperCase();
   const target = parseAbsoluteTarget(req.url ?? '');
   const rec = ctx.record(conn, method, target.ok ? `http://${target.value.authority}${target.value.path}` : (req.url ?? ''));
-  const flow: ForwardFlow = { upstream: null, upstreamComplete: false };
-
   res.once('close', () => {
-    if (flow.upstream !== null && !flow.upstreamComplete) flow.upstream.abort();
     const e = rec.entry;
     const fields = { ...takeBytes(conn), status: res.headersSent ? res.statusCode : 0 };
     // Squid marks a transaction the client (or a failure) cut short with _ABORTED.
@@ -51,12 +48,7 @@ export async function handleHttpRequest(ctx: ProxyContext, req: IncomingMessage,
     failRequest(rec, res, 400, 'NONE', `bad-request:${target.reason}`, TARGET_HELP[target.reason] ?? 'bad request target', true);
     return;
   }
-  await forward(ctx, conn, req, res, rec, target.value, flow);
-}
-
-interface ForwardFlow {
-  upstream: UpstreamConnection | null;
-  upstreamComplete: boolean;
+  await forward(ctx, conn, req, res, rec, target.value);
 }
 
 /** Answers with the proxy's own response and fills the record's outcome. */
@@ -75,7 +67,6 @@ async function forward(
   res: ServerResponse,
   rec: AccessRecord,
   target: RequestTarget,
-  flow: ForwardFlow,
 ): Promise<void> {
   rec.entry.host = target.host;
   rec.entry.port = target.port;
@@ -101,10 +92,12 @@ async function forward(
 
   const address = resolved.address;
   rec.entry.squidResult = 'TCP_MISS';
+  const framing = requestFraming(req.headers['transfer-encoding'], req.headers['content-length']);
   const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, {
     authority: target.authority,
     via: ctx.opts.via,
     forwardedFor: ctx.opts.xForwardedFor === 'add' ? conn.client : null,
+    framing: framing.fields,
   });
   let head: string;
   try {
@@ -113,101 +106,45 @@ async function forward(
     failRequest(rec, res, 400, 'NONE', 'bad-request:head', 'the request head cannot be forwarded', true);
     return;
   }
-  const exchange = new ForwardExchange(ctx, req, res, rec, flow, { address, family: resolved.family, port: target.port }, head, target.authority);
-  exchange.start(false);
+  const upstream = { address, family: resolved.family, port: target.port };
+  new ForwardExchange(ctx, req, res, rec, upstream, head, framing.body, target.authority).start();
 }
 
-/** How a request's body is framed for the upstream (Node's parser has already refused a request with both headers). */
-function requestBodyFraming(req: IncomingMessage): RequestBodyFraming {
-  if (req.headers['transfer-encoding'] !== undefined) return 'chunked';
-  const length = req.headers['content-length'];
-  return length !== undefined && length !== '0' ? 'length' : 'none';
-}
-
-/** Methods a request may be sent again for, when a kept-alive connection turns out to be closed (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-/** One request's trip upstream and its response's trip back to the client. */
-class ForwardExchange implements ExchangeHandler {
-  private conn: UpstreamConnection | null = null;
-  private readonly bodyFraming: RequestBodyFraming;
-  private readonly resume = (): void => this.conn?.resume();
-
+/** One request's trip upstream and its answer's trip back (src/http1/upstream-relay.ts), as the access record sees it. */
+class ForwardExchange extends UpstreamRelay<UpstreamTarget> {
   constructor(
     private readonly ctx: ProxyContext,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    req: IncomingMessage,
+    res: ServerResponse,
     private readonly rec: AccessRecord,
-    private readonly flow: ForwardFlow,
     private readonly upstream: UpstreamTarget,
-    private readonly head: string,
+    head: string,
+    body: RequestBodyFraming,
     private readonly authority: string,
   ) {
-    this.bodyFraming = requestBodyFraming(req);
+    super(ctx.upstreams, upstream, req, res, rec.entry.method, head, body);
   }
 
-  start(fresh: boolean): void {
-    const conn = this.ctx.upstreams.acquire(this.upstream, fresh);
-    this.conn = conn;
-    this.flow.upstream = conn;
-    if (conn.uses > 0) this.rec.connected(this.upstream.address, 0); // a kept-alive upstream connection
-    conn.exchange(this, this.rec.entry.method, this.head, this.bodyFraming);
-    if (this.bodyFraming === 'none') return;
-    // Streamed with back-pressure both ways; never buffered whole.
-    const req = this.req;
-    req.on('data', (data: Buffer) => {
-      if (this.conn !== conn) return;
-      if (!conn.writeBody(data)) {
-        req.pause();
-        conn.onceDrain(() => req.resume());
-      }
-    });
-    req.once('end', () => {
-      if (this.conn === conn) conn.endBody();
-    });
-    req.once('error', () => conn.abort());
-  }
-
-  onConnected(connectMs: number): void {
+  protected override connected(connectMs: number): void {
     this.rec.connected(this.upstream.address, connectMs);
   }
 
-  onResponse(head: ResponseHead, framing: BodyFraming): void {
+  protected answer(head: ResponseHead, framing: BodyFraming): void {
     const { res, rec } = this;
-    const contentType = headerValue(head.rawHeaders, 'content-type');
-    rec.entry.contentType = contentType;
+    rec.entry.contentType = headerValue(head.rawHeaders, 'content-type');
     try {
       // Node frames the body again for the client: the upstream's Content-Length stays only when it is the framing.
       res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, this.ctx.opts.via, framing.kind === 'chunked' || framing.kind === 'close'));
     } catch {
       // A header Node will not write: refuse rather than forward a mangled response.
-      this.conn?.abort();
+      this.abort();
       failRequest(rec, res, 502, 'TCP_MISS', 'upstream:bad-response', 'the upstream sent a response that cannot be forwarded', true);
     }
   }
 
-  onData(data: Buffer): void {
-    if (!this.res.write(data)) {
-      this.conn?.pause();
-      this.res.once('drain', this.resume);
-    }
-  }
-
-  onEnd(): void {
-    this.flow.upstreamComplete = true;
-    this.res.end();
-  }
-
-  onError(err: NodeJS.ErrnoException, beforeResponse: boolean): void {
-    const stale = beforeResponse && this.conn !== null && this.conn.uses > 0;
-    if (stale && this.bodyFraming === 'none' && IDEMPOTENT.has(this.rec.entry.method) && !this.res.destroyed) {
-      // The kept-alive connection was closed by the upstream as we reused it: once more on a new one.
-      this.start(true);
-      return;
-    }
-    this.conn = null;
+  protected failed(err: NodeJS.ErrnoException, headersSent: boolean): void {
     const failure = upstreamFailure(err);
-    if (this.res.headersSent) {
+    if (headersSent) {
       // Too late for a 502: the client sees its response cut short, the log says why.
       this.rec.entry.decision = 'error';
       this.rec.entry.reason = failure.reason;

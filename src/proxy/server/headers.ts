@@ -7,6 +7,7 @@
  * shape of `IncomingMessage.rawHeaders`) so that repeated fields (Set-Cookie)
  * and the client's spelling survive.
  */
+import { REQUEST_FRAMING_FIELDS } from '../../http1';
 
 /** Always connection-specific, named in Connection or not. */
 const HOP_BY_HOP = new Set([
@@ -63,30 +64,22 @@ function appendToList(raw: string[], name: string, value: string): string[] {
   return out;
 }
 
-function has(raw: readonly string[], name: string): boolean {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name) return true;
-  return false;
-}
-
 export interface RequestRewrite {
   /** The Host header sent upstream: the request target's authority (RFC 9112 3.2.2: a proxy replaces Host with it). */
   authority: string;
   via: string | null;
   /** The client address to append to X-Forwarded-For, or null to leave the header as it came. */
   forwardedFor: string | null;
+  /** The body's framing field (src/http1 requestFraming): the only Content-Length/Transfer-Encoding sent. */
+  framing: readonly string[];
 }
 
-/**
- * Headers for the upstream request. Expect is removed because Node's server
- * has already answered `100 Continue` to the client. A chunked request body
- * is re-framed by Node, so `Transfer-Encoding: chunked` is put back (Node
- * chunk-encodes when it sees it); a Content-Length passes through as is.
- */
+/** Host is replaced; Expect is answered by Node's server (100 Continue); the framing is the proxy's own. */
+const NOT_COPIED = ['host', 'expect', ...REQUEST_FRAMING_FIELDS];
+
+/** Headers for the upstream request. */
 export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestRewrite): string[] {
-  const chunked = has(raw, 'transfer-encoding');
-  // Node's parser already refuses a request with both; dropping Content-Length here keeps that true upstream.
-  let out = ['Host', rewrite.authority, ...endToEndHeaders(raw, chunked ? ['host', 'expect', 'content-length'] : ['host', 'expect'])];
-  if (chunked) out.push('Transfer-Encoding', 'chunked');
+  let out = ['Host', rewrite.authority, ...endToEndHeaders(raw, NOT_COPIED), ...rewrite.framing];
   if (rewrite.via !== null) out = appendToList(out, 'Via', rewrite.via);
   if (rewrite.forwardedFor !== null) out = appendToList(out, 'X-Forwarded-For', rewrite.forwardedFor);
   return out;

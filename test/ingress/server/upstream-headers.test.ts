@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { requestFraming } from '../../../src/http1';
 import { readRequestHead } from '../../../src/ingress/server/request-head';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderInput } from '../../../src/ingress/server/upstream-headers';
 
@@ -26,7 +27,7 @@ const CLIENT = [
 function build(input: Partial<UpstreamHeaderInput>): string[] {
   const read = readRequestHead('/p', CLIENT);
   assert.ok(read.ok);
-  return upstreamRequestHeaders(CLIENT, read.head, { authority: 'svc-0.lattice.example', signature: null, stripAuthorization: false, client: '192.0.2.9', proto: 'http', ...input });
+  return upstreamRequestHeaders(CLIENT, read.head, { authority: 'svc-0.lattice.example', signature: null, stripAuthorization: false, client: '192.0.2.9', proto: 'http', framing: requestFraming('chunked', undefined).fields, ...input });
 }
 
 test('a signed route: Host is the signed authority, the signature replaces every client SigV4 field, injected fields are gone', () => {
@@ -52,6 +53,15 @@ test('an unsigned route keeps the client Authorization unless told to strip it; 
   assert.ok(kept.includes('X-Amz-Date'));
   assert.ok(!kept.some((n) => n.toLowerCase().startsWith('x-amzn-lattice-')));
   assert.ok(!build({ stripAuthorization: true }).includes('Authorization'));
+});
+
+test('the body framing field is the ingress\'s own: Connection cannot take a Content-Length away from a body', () => {
+  const raw = ['Host', 'public.example.com', 'Connection', 'content-length', 'Content-Length', '5'];
+  const read = readRequestHead('/p', raw);
+  assert.ok(read.ok);
+  const out = upstreamRequestHeaders(raw, read.head, { authority: 'svc', signature: null, stripAuthorization: false, client: '192.0.2.9', proto: 'http', framing: requestFraming(undefined, '5').fields });
+  assert.deepEqual(out.slice(-2), ['Content-Length', '5']);
+  assert.equal(out.filter((n) => n.toLowerCase() === 'content-length').length, 1);
 });
 
 test('response headers lose hop-by-hop fields and keep repeated ones', () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { requestFraming } from '../../../src/http1';
 import { clientResponseHeaders, endToEndHeaders, hopByHopNames, upstreamRequestHeaders } from '../../../src/proxy/server/headers';
 
 test('hop-by-hop names: the fixed set plus what Connection and Proxy-Connection name', () => {
@@ -17,19 +18,26 @@ test('end-to-end headers keep order, spelling and repeats', () => {
 
 test('upstream request headers: Host from the target, Via and X-Forwarded-For appended, Expect removed', () => {
   const raw = ['Host', 'spoofed.example', 'Via', '1.0 first', 'X-Forwarded-For', '198.51.100.7', 'Expect', '100-continue', 'Proxy-Authorization', 'Basic x', 'Content-Length', '3', 'Accept', '*/*'];
-  assert.deepEqual(upstreamRequestHeaders(raw, { authority: 'real.example:8080', via: '1.1 gatehouse', forwardedFor: '192.0.2.9' }), [
+  const framing = requestFraming(undefined, '3').fields;
+  assert.deepEqual(upstreamRequestHeaders(raw, { authority: 'real.example:8080', via: '1.1 gatehouse', forwardedFor: '192.0.2.9', framing }), [
     'Host', 'real.example:8080',
-    'Content-Length', '3',
     'Accept', '*/*',
+    'Content-Length', '3',
     'Via', '1.0 first, 1.1 gatehouse',
     'X-Forwarded-For', '198.51.100.7, 192.0.2.9',
   ]);
-  assert.deepEqual(upstreamRequestHeaders(['X-Forwarded-For', '198.51.100.7'], { authority: 'h', via: null, forwardedFor: null }), ['Host', 'h', 'X-Forwarded-For', '198.51.100.7']);
+  assert.deepEqual(upstreamRequestHeaders(['X-Forwarded-For', '198.51.100.7'], { authority: 'h', via: null, forwardedFor: null, framing: [] }), ['Host', 'h', 'X-Forwarded-For', '198.51.100.7']);
 });
 
-test('a chunked request body is re-framed chunked, never with a Content-Length', () => {
-  const raw = ['Transfer-Encoding', 'chunked', 'Content-Length', '10'];
-  assert.deepEqual(upstreamRequestHeaders(raw, { authority: 'h', via: null, forwardedFor: null }), ['Host', 'h', 'Transfer-Encoding', 'chunked']);
+test('the body framing field is always the proxy\'s own: a chunked body goes chunked, and Connection cannot remove a length', () => {
+  const chunked = requestFraming('chunked', undefined);
+  assert.deepEqual(chunked, { body: 'chunked', fields: ['Transfer-Encoding', 'chunked'] });
+  assert.deepEqual(upstreamRequestHeaders(['Transfer-Encoding', 'chunked', 'Content-Length', '10'], { authority: 'h', via: null, forwardedFor: null, framing: chunked.fields }), ['Host', 'h', 'Transfer-Encoding', 'chunked']);
+  // "Connection: content-length" would otherwise drop the length while the body is still sent: a smuggled request.
+  const named = ['Connection', 'content-length, transfer-encoding', 'Content-Length', '5'];
+  assert.deepEqual(upstreamRequestHeaders(named, { authority: 'h', via: null, forwardedFor: null, framing: requestFraming(undefined, '5').fields }), ['Host', 'h', 'Content-Length', '5']);
+  assert.deepEqual(requestFraming(undefined, '0'), { body: 'none', fields: ['Content-Length', '0'] });
+  assert.deepEqual(requestFraming(undefined, undefined), { body: 'none', fields: [] });
 });
 
 test('client response headers drop the upstream framing and hop-by-hop fields, add Via', () => {

@@ -195,3 +195,21 @@ test('a refused upstream gives 502, an upstream that never accepts 504', async (
   assert.deepEqual([proxy.entries[1].status, proxy.entries[1].reason, proxy.entries[1].decision], [504, 'timeout', 'error']);
   assert.equal(proxy.server.stats().errors, 2);
 });
+
+test('a Connection header naming content-length cannot smuggle the body upstream as a second request', async (t) => {
+  const upstream = await startHttpUpstream();
+  const proxy = await startTestProxy();
+  t.after(async () => {
+    await proxy.server.close({ drainMs: 0 });
+    await upstream.close();
+  });
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: upstream.test\r\n\r\n';
+  const socket = await connectRaw(proxy.port);
+  t.after(() => socket.destroy());
+  socket.write(
+    `POST http://upstream.test:${upstream.port}/echo HTTP/1.1\r\nHost: upstream.test\r\nConnection: content-length\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+  );
+  const answer = await readUntil(socket, (text) => /\r\n\r\n[0-9a-f]{64} \d+/.test(text));
+  assert.match(answer.text, /^HTTP\/1\.1 200/);
+  assert.deepEqual(upstream.requests.map((r) => [r.method, r.url, r.bodyBytes, r.headers['content-length']]), [['POST', '/echo', smuggled.length, String(smuggled.length)]]);
+});
