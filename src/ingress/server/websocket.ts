@@ -4,8 +4,11 @@
  * `websocket: passthrough` (the routes parser allows it only unsigned and
  * toward an upstream that is not a Lattice service) is passed through: the
  * request head goes upstream with its Upgrade and Connection fields, and
- * from then on the two sockets are spliced, bytes both ways, whatever the
- * upstream answers.
+ * once the upstream answers 101 the two sockets are spliced, bytes both
+ * ways. Until then nothing more of the client's reaches the upstream (bytes
+ * it sent after its head wait): an upstream that does not switch protocols
+ * gets no second request past the routing and header rules; its answer goes
+ * to the client and the connection ends with it.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -13,6 +16,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
+import { parseResponseHead, responseFraming } from '../../http1';
 import { endWithReply } from '../../proxy/server/context';
 import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
@@ -25,6 +29,9 @@ import { upstreamRequestHeaders } from './upstream-headers';
 const LATTICE_NO_WEBSOCKETS =
   'VPC Lattice does not support WebSockets (or other protocol upgrades), so this route cannot carry them. ' +
   'For an upstream that is not a Lattice service, mark its route `sign: false` and `websocket: passthrough`.';
+
+/** The largest upgrade answer head read before the sockets are spliced. */
+const MAX_ANSWER_HEAD_BYTES = 16 * 1024;
 
 /** How long a refused upgrade's socket may stay open for the client to read the answer. */
 const REFUSAL_LINGER_MS = 2_000;
@@ -82,10 +89,10 @@ class UpgradeExchange {
     headers.push('Connection', 'Upgrade', 'Upgrade', upgradeValue(this.req.rawHeaders));
     let text = `${e.method} ${path} HTTP/1.1\r\n`;
     for (let i = 0; i + 1 < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    this.connect(resolved.route, resolved.upstream, Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]));
+    this.connect(resolved.route, resolved.upstream, Buffer.from(`${text}\r\n`, 'latin1'), head);
   }
 
-  private connect(route: Route, to: ResolvedUpstream, first: Buffer): void {
+  private connect(route: Route, to: ResolvedUpstream, requestHead: Buffer, clientAhead: Buffer): void {
     let upstream: net.Socket;
     try {
       upstream = to.tls
@@ -105,14 +112,9 @@ class UpgradeExchange {
     upstream.once(to.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       this.entry.upstreamMs = performance.now() - this.startedAt;
-      upstream.once('data', (chunk: Buffer) => {
-        this.entry.status = statusOf(chunk);
-      });
-      upstream.write(first);
-      // Splice: each side's end ends the other's writing; either closing closes both.
-      upstream.pipe(this.socket);
-      this.socket.pipe(upstream);
+      upstream.write(requestHead);
       upstream.once('close', () => this.socket.destroy());
+      this.awaitAnswer(upstream, clientAhead);
     });
     upstream.once('error', (err) => {
       clearTimeout(timer);
@@ -121,6 +123,60 @@ class UpgradeExchange {
       } else {
         this.socket.destroy();
       }
+    });
+  }
+
+  /** Reads the upstream's answer head; splices only on 101. */
+  private awaitAnswer(upstream: net.Socket, clientAhead: Buffer): void {
+    let got: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+      if (got.indexOf('\r\n\r\n', 0, 'latin1') < 0) {
+        if (got.length > MAX_ANSWER_HEAD_BYTES) upstream.destroy(new Error('the upgrade answer head is too large'));
+        return;
+      }
+      upstream.removeListener('data', onData);
+      this.entry.status = statusOf(got);
+      if (this.entry.status !== 101) {
+        this.relayRefusal(upstream, got);
+        return;
+      }
+      this.socket.write(got);
+      if (clientAhead.length > 0) upstream.write(clientAhead);
+      // Splice: each side's end ends the other's writing; either closing closes both.
+      upstream.pipe(this.socket);
+      this.socket.pipe(upstream);
+    };
+    upstream.on('data', onData);
+  }
+
+  /**
+   * The upstream did not switch: its answer goes to the client and the
+   * connection ends with it (the client's bytes never reach the upstream).
+   * An answer with a length (or none) is cut there; one delimited by
+   * chunks or by close runs until the upstream closes.
+   */
+  private relayRefusal(upstream: net.Socket, got: Buffer): void {
+    const parsed = parseResponseHead(got, MAX_ANSWER_HEAD_BYTES);
+    const framing = parsed.kind === 'head' ? responseFraming(parsed.head, 'GET') : null;
+    if (parsed.kind !== 'head' || framing === null || !framing.ok || framing.framing.kind === 'chunked' || framing.framing.kind === 'close') {
+      this.socket.write(got);
+      upstream.pipe(this.socket);
+      return;
+    }
+    const total = parsed.bytes + (framing.framing.kind === 'length' ? framing.framing.length : 0);
+    let sent = Math.min(got.length, total);
+    this.socket.write(got.subarray(0, sent));
+    const finish = (): void => {
+      this.socket.end();
+      upstream.destroy();
+    };
+    if (sent === total) return finish();
+    upstream.on('data', (chunk: Buffer) => {
+      const take = Math.min(chunk.length, total - sent);
+      this.socket.write(chunk.subarray(0, take));
+      sent += take;
+      if (sent === total) finish();
     });
   }
 

@@ -144,3 +144,58 @@ test('a passthrough route carries the WebSocket both ways', async (t) => {
   assert.equal(entry.status, 101);
   assert.equal(entry.route, 'chat.example.test/');
 });
+
+test('an upstream that does not switch protocols gets nothing more of the client\'s: its answer goes back, no second request', async (t) => {
+  // A raw upstream that answers any upgrade with 400 and counts every request head it reads on the connection.
+  const heads: string[] = [];
+  const server = createServer();
+  const sockets: Duplex[] = [];
+  server.on('connection', (socket: Duplex) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+  });
+  server.removeAllListeners('request');
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, ahead: Buffer) => {
+    heads.push(`${req.method} ${req.url}`);
+    let pending = ahead.toString('latin1');
+    const count = (): void => {
+      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+        heads.push(pending.slice(0, pending.indexOf(' ', pending.indexOf(' ') + 1)));
+        pending = pending.slice(end + 4);
+      }
+    };
+    count();
+    socket.on('data', (d: Buffer) => {
+      pending += d.toString('latin1');
+      count();
+    });
+    socket.write('HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const port = (server.address() as AddressInfo).port;
+  const ingress = await startIngress(t, {
+    routes: `routes:\n  - host: chat.example.test\n    paths:\n      - prefix: /ws/\n        upstream: { url: http://127.0.0.1:${port} }\n        sign: false\n        websocket: passthrough\n`,
+  });
+  const socket = connect({ host: '127.0.0.1', port: ingress.port });
+  t.after(() => socket.destroy());
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  // The upgrade head and, in the same write, a second request for a path no route allows, with forged identity fields.
+  socket.write(
+    'GET /ws/room HTTP/1.1\r\nHost: chat.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' +
+      'GET /admin HTTP/1.1\r\nHost: chat.example.test\r\nX-Amzn-Lattice-Identity: forged\r\n\r\n',
+  );
+  for (let i = 0; i < 50 && !got.includes('\r\n\r\nno'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  socket.write('GET /admin2 HTTP/1.1\r\nHost: chat.example.test\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(heads, ['GET /ws/room']);
+  const entry = await ingress.waitAccess((e) => e.upgrade === true);
+  assert.equal(entry.status, 400);
+});
