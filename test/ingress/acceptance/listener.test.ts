@@ -12,6 +12,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { RecordingUpstream, send, startIngress, tempDir } from './harness';
@@ -173,4 +174,51 @@ test('SIGTERM drains: a request in flight finishes, new connections are refused,
   assert.equal(done.headers.connection, 'close');
   assert.equal(await stuck, 'cut');
   assert.equal(await ingress.exited, 0);
+});
+
+// Node's TLSSocket takes over what the PROXY header reader left buffered (the ClientHello): this keeps it so.
+test('PROXY protocol v2 in front of HTTPS: a header sent in the same segment as the ClientHello still gets its handshake', async (t) => {
+  const dir = tempDir(t);
+  const up = await RecordingUpstream.start(t);
+  const cert = selfSigned(dir, 'pp-tls');
+  const ingress = await startIngress(t, {
+    dir,
+    routes: `routes:\n  - host: ingress.example.test\n    upstream: { url: http://127.0.0.1:${up.port} }\n    sign: false\n`,
+    args: ['--proxy-protocol', '--tls-cert', cert.cert, '--tls-key', cert.key],
+  });
+  // v2, PROXY, TCP over IPv4: 203.0.113.7:4343 -> 198.51.100.1:443.
+  const header = Buffer.concat([
+    Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c]),
+    Buffer.from([203, 0, 113, 7, 198, 51, 100, 1, 0x10, 0xf7, 0x01, 0xbb]),
+  ]);
+  const raw = netConnect({ host: '127.0.0.1', port: ingress.port });
+  t.after(() => raw.destroy());
+  await new Promise<void>((resolve) => raw.once('connect', resolve));
+  // Between TLS and the socket: the first TLS write (the ClientHello) goes out in one write with the header, as an NLB may send it.
+  let first = true;
+  const tap = new Duplex({
+    write(chunk: Buffer, _encoding, callback) {
+      raw.write(first ? Buffer.concat([header, chunk]) : chunk, callback);
+      first = false;
+    },
+    read() {},
+  });
+  raw.on('data', (d: Buffer) => tap.push(d));
+  raw.on('end', () => tap.push(null));
+  const secure = tls.connect({ socket: tap, servername: 'ingress.example.test', ca: readFileSync(cert.cert) });
+  t.after(() => secure.destroy());
+  let reply = '';
+  secure.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+  secure.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    secure.once('secureConnect', resolve);
+    secure.once('error', reject);
+    setTimeout(() => reject(new Error('no TLS handshake within 5 s')), 5000);
+  });
+  secure.write('GET /pp-tls HTTP/1.1\r\nHost: ingress.example.test\r\nConnection: close\r\n\r\n');
+  for (let i = 0; i < 50 && !reply.includes('\r\n\r\n{'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(reply, /^HTTP\/1\.1 200 OK\r\n/);
+  const entry = await ingress.waitAccess((e) => e.path === '/pp-tls');
+  assert.equal(entry.client, '203.0.113.7');
+  assert.equal(entry.tls, true);
 });
