@@ -376,6 +376,12 @@ export class UpstreamPool<Target> implements ConnectionOwner {
     return n;
   }
 
+  /** Closes the idle connections (after a reload: new ones are dialled as the new settings say). */
+  closeIdle(): void {
+    for (const list of this.idle.values()) for (const conn of list) conn.socket.destroy();
+    this.idle.clear();
+  }
+
   /** Closes every connection, idle or busy. */
   close(): void {
     for (const conn of this.all) conn.socket.destroy();

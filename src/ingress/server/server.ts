@@ -45,7 +45,7 @@ export interface IngressServer {
   stats(): IngressServerStats;
   /** Replaces the listener's certificate and key for new handshakes; throws (and keeps the old ones) when they do not load. */
   setTlsCredentials(credentials: TlsCredentials): void;
-  /** The routes were reloaded: TLS pools are made afresh (a CA file may have changed). */
+  /** The routes were reloaded: CA files are read again and idle upstream connections closed (TLS settings may have changed). */
   routesChanged(): void;
   close(opts: { drainMs: number }): Promise<void>;
 }
@@ -133,7 +133,9 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   routesChanged(): void {
+    // A route's TLS settings or CA file may have changed: connections made under the old ones are not reused.
     this.dialer.renew();
+    this.upstreams.closeIdle();
   }
 
   private onConnection(socket: net.Socket): void {
