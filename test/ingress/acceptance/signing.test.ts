@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startImdsEmulator } from '../sigv4/imds-emulator';
 import { referenceSigV4 } from '../sigv4/reference-sigv4';
 import { RecordingUpstream, eventually, health, json, send, startIngress, type ClientResponse } from './harness';
 
@@ -178,56 +179,11 @@ test('ECS credentials: /healthz 503 until they load, refreshed through the runni
   assert.match(metrics, /^gatehouse_ingress_signing_failures_total [1-9]\d*$/m);
 });
 
-/** An IMDSv2 emulator: a session token first (PUT), then the role and its credentials only with that token. */
-async function imdsEndpoint(t: import('node:test').TestContext): Promise<{ url: string; fetches: () => number; tokenless: () => number }> {
-  const TOKEN = 'imds-session-token-acceptance';
-  const ROLE = 'gatehouse-ingress-role';
-  let fetches = 0;
-  let tokenless = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(TOKEN);
-      return;
-    }
-    if (req.headers['x-aws-ec2-metadata-token'] !== TOKEN) {
-      tokenless++;
-      res.writeHead(401).end();
-      return;
-    }
-    if (req.url === '/latest/meta-data/iam/security-credentials/') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(ROLE);
-      return;
-    }
-    if (req.url === `/latest/meta-data/iam/security-credentials/${ROLE}`) {
-      fetches++;
-      // Valid 5 min + 2 s: the 5-minute refresh margin starts a refresh after 2 s.
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          Code: 'Success',
-          Type: 'AWS-HMAC',
-          LastUpdated: new Date().toISOString(),
-          AccessKeyId: `ASIAIMDS${fetches}`,
-          SecretAccessKey: `imds-secret-${fetches}`,
-          Token: `imds-token-${fetches}`,
-          Expiration: new Date(Date.now() + 5 * 60_000 + 2_000).toISOString(),
-        }),
-      );
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, fetches: () => fetches, tokenless: () => tokenless };
-}
-
 test('IMDSv2 credentials: the token flow through the running server, signatures that verify, refreshed before expiry', async (t) => {
   const up = await RecordingUpstream.start(t);
-  const imds = await imdsEndpoint(t);
+  // Valid 5 min + 2 s: the 5-minute refresh margin starts a refresh after 2 s.
+  const imds = await startImdsEmulator(5 * 60_000 + 2_000);
+  t.after(() => imds.close());
   const ingress = await startIngress(t, {
     hosts: ['orders-service.apps.example.test'],
     routes: signedRoutes(up.port),

@@ -11,6 +11,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { latticeCredentials } from '../../../src/ingress/sigv4/lattice-credentials';
 import { GatehouseError } from '../../../src/errors';
+import { IMDS_ROLE, startImdsEmulator } from './imds-emulator';
 
 before(() => {
   for (const name of Object.keys(process.env)) if (name.startsWith('AWS_')) delete process.env[name];
@@ -118,57 +119,13 @@ test('no source answers: ERR_CREDENTIALS naming each step, and status() says not
 });
 
 test('IMDSv2: token first, then role, then credentials with the token; refreshed before expiry', async (t) => {
-  const TOKEN = 'imds-session-token-abc';
-  const ROLE = 'gatehouse-ingress-role';
-  const log: string[] = [];
-  let credentialFetches = 0;
-  let refusedWithoutToken = 0;
-  const { server, base } = await listen((req, res) => {
-    log.push(`${req.method} ${req.url}`);
-    if (req.method === 'PUT' && req.url === '/latest/api/token') {
-      if (req.headers['x-aws-ec2-metadata-token-ttl-seconds'] === undefined) {
-        res.writeHead(400).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(TOKEN);
-      return;
-    }
-    if (req.method !== 'GET') {
-      res.writeHead(405).end();
-      return;
-    }
-    if (req.headers['x-aws-ec2-metadata-token'] !== TOKEN) {
-      refusedWithoutToken++;
-      res.writeHead(401).end();
-      return;
-    }
-    if (req.url === '/latest/meta-data/iam/security-credentials/') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(ROLE);
-      return;
-    }
-    if (req.url === `/latest/meta-data/iam/security-credentials/${ROLE}`) {
-      credentialFetches++;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          Code: 'Success',
-          LastUpdated: new Date().toISOString(),
-          Type: 'AWS-HMAC',
-          AccessKeyId: `ASIAIMDS${credentialFetches}`,
-          SecretAccessKey: `imds-secret-${credentialFetches}`,
-          Token: `imds-token-${credentialFetches}`,
-          Expiration: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
-        }),
-      );
-      return;
-    }
-    res.writeHead(404).end();
-  });
+  const imds = await startImdsEmulator(10 * 60 * 1000);
+  const base = imds.url;
   delete process.env.AWS_EC2_METADATA_DISABLED;
   t.after(async () => {
     process.env.AWS_EC2_METADATA_DISABLED = 'true';
     delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
-    await close(server);
+    await imds.close();
   });
 
   let now = Date.now();
@@ -178,16 +135,16 @@ test('IMDSv2: token first, then role, then credentials with the token; refreshed
   assert.equal(creds.secretAccessKey, 'imds-secret-1');
   assert.equal(creds.sessionToken, 'imds-token-1');
   assert.equal(provider.status().source, 'imds');
-  assert.deepEqual(log, [
+  assert.deepEqual(imds.log, [
     'PUT /latest/api/token',
     'GET /latest/meta-data/iam/security-credentials/',
-    `GET /latest/meta-data/iam/security-credentials/${ROLE}`,
+    `GET /latest/meta-data/iam/security-credentials/${IMDS_ROLE}`,
   ]);
-  assert.equal(refusedWithoutToken, 0);
+  assert.equal(imds.tokenless(), 0);
 
   // The emulator really demands the token: a plain GET is refused.
   const status = await new Promise<number>((resolve, reject) => {
-    httpRequest(`${base}/latest/meta-data/iam/security-credentials/${ROLE}`, (res) => {
+    httpRequest(`${base}/latest/meta-data/iam/security-credentials/${IMDS_ROLE}`, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     })
@@ -195,10 +152,10 @@ test('IMDSv2: token first, then role, then credentials with the token; refreshed
       .end();
   });
   assert.equal(status, 401);
-  assert.equal(refusedWithoutToken, 1);
+  assert.equal(imds.tokenless(), 1);
 
   now += 6 * 60 * 1000;
   assert.ok(await eventually(async () => (await provider()).accessKeyId === 'ASIAIMDS2'), 'the refresh never landed');
-  assert.equal(credentialFetches, 2);
-  assert.equal(refusedWithoutToken, 1);
+  assert.equal(imds.fetches(), 2);
+  assert.equal(imds.tokenless(), 1);
 });
