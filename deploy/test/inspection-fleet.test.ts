@@ -227,6 +227,11 @@ test('props are checked: inspect needs a policy, subnets in 2 AZs, a policy that
   assert.throws(() => fleetTemplate(dir, { mode: 'inspect' }), {
     message: 'Expected a policy (YAML text) in inspect mode for policy but received undefined',
   });
+  // A policy that would push the user data past EC2's 16 KiB fails at synth, not at deploy.
+  const big = `default: deny\nrules:\n${'  - { id: r, action: allow, host: [a-long-name.example.com] }\n'.repeat(300)}`;
+  assert.throws(() => fleetTemplate(dir, { mode: 'inspect', policy: big }), {
+    message: /^Expected user data within EC2's 16384 bytes \(a smaller policy: move long domain lists out of it\) for policy but received "\d+ bytes of user data"$/,
+  });
   assert.throws(() => fleetTemplate(dir, { mode: 'inspect', policy: 'default: deny\nGATEHOUSE_POLICY\n' }), {
     message: 'Expected file content without a line "GATEHOUSE_POLICY" for /etc/gatehouse/policy.yaml but received one',
   });

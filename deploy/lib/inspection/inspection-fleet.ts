@@ -24,6 +24,29 @@ import { GatewayLoadBalancer, GENEVE_PORT, type FlowStickiness, type TargetFailo
 
 /** The tag every instance of a fleet carries; the role's ModifyInstanceAttribute is limited to it. */
 export const FLEET_TAG = 'gatehouse:fleet';
+/** EC2 takes at most this much user data. */
+const MAX_USER_DATA_BYTES = 16 * 1024;
+/** Room for each value CloudFormation fills in at deploy (bucket, key, region, log group). */
+const TOKEN_ALLOWANCE_BYTES = 128;
+
+/**
+ * The user data carries the inspect policy: a large one would only fail at
+ * deploy (the launch template refuses it). Refused at synth instead, with
+ * the size, counting each deploy-time value generously.
+ */
+function checkUserDataSize(lines: readonly string[]): void {
+  const text = ['#!/bin/bash', ...lines].join('\n');
+  const tokens = (text.match(/\$\{Token\[[^\]]*\]\}/g) ?? []).length;
+  const estimate = Buffer.byteLength(text) + tokens * TOKEN_ALLOWANCE_BYTES;
+  if (estimate > MAX_USER_DATA_BYTES) {
+    throw expected(
+      `user data within EC2's ${MAX_USER_DATA_BYTES} bytes (a smaller policy: move long domain lists out of it)`,
+      'policy',
+      `${estimate} bytes of user data`,
+    );
+  }
+}
+
 /** How much longer gatehouse keeps an idle flow than GWLB does (DESIGN.md: the cache must outlive GWLB's). */
 const FLOW_IDLE_MARGIN_SECONDS = 30;
 
@@ -106,8 +129,7 @@ export class InspectionFleet extends Construct {
     this.role = this.createRole(tarball, fleetId);
 
     this.userData = ec2.UserData.forLinux();
-    this.userData.addCommands(
-      ...applianceUserDataLines({
+    const lines = applianceUserDataLines({
         mode: props.mode,
         hook: props.hook ?? 'route',
         policy: props.policy ?? '',
@@ -117,8 +139,9 @@ export class InspectionFleet extends Construct {
         flowIdleSeconds: this.gateway.tcpIdleTimeoutSeconds + FLOW_IDLE_MARGIN_SECONDS,
         egressInterface: props.egressInterface ?? 'ens5',
         logGroupName: this.logGroup.logGroupName,
-      }),
-    );
+    });
+    checkUserDataSize(lines);
+    this.userData.addCommands(...lines);
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
