@@ -132,6 +132,10 @@ test('instances: launch template requires IMDSv2 on AL2023, ASG over 2 AZs in th
     TargetGroupARNs: [{ Ref: Match.stringLikeRegexp('TargetGroup') }],
     VPCZoneIdentifier: Match.arrayEquals([Match.anyValue(), Match.anyValue()]),
   });
+  // A Graviton instance type gets the arm64 AL2023 image.
+  const graviton = fleetTemplate(tempDir(t), { mode: 'inspect', policy: 'default: deny\n', instanceType: new ec2.InstanceType('c7g.large') }).template;
+  assert.match(JSON.stringify(graviton.findParameters('*')), /\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[^"]*-arm64"/);
+  assert.doesNotMatch(JSON.stringify(template.findParameters('*')), /arm64/);
   // A changed launch template replaces the appliances one at a time, the others in service.
   template.hasResource('AWS::AutoScaling::AutoScalingGroup', {
     UpdatePolicy: { AutoScalingRollingUpdate: { MaxBatchSize: 1, MinInstancesInService: 2, PauseTime: 'PT10M' } },

@@ -159,9 +159,13 @@ export class InspectionFleet extends Construct {
       "The only sources are this VPC's own CIDR (the GWLB's nodes); it is a CloudFormation reference, which the rule cannot read.",
     );
 
+    const instanceType = props.instanceType ?? new ec2.InstanceType('c6i.large');
     this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
-      machineImage: ec2.MachineImage.latestAmazonLinux2023(),
-      instanceType: props.instanceType ?? new ec2.InstanceType('c6i.large'),
+      // The AMI's architecture follows the instance type's (a Graviton type needs the arm64 image).
+      machineImage: ec2.MachineImage.latestAmazonLinux2023({
+        cpuType: instanceType.architecture === ec2.InstanceArchitecture.ARM_64 ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64,
+      }),
+      instanceType,
       role: this.role,
       securityGroup,
       userData: this.userData,
