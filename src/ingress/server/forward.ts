@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { serializeRequestHead, UpstreamRelay, type BodyFraming, type RequestBodyFraming, type ResponseHead, type UpstreamPool } from '../../http1';
 import { UPSTREAM_CONNECT_TIMEOUT_MS, type UpstreamEndpoint } from './upstream-dialer';
-import { clientResponseHeaders } from './upstream-headers';
+import { clientResponseHeaders } from '../../proxy/server/headers';
 
 export interface UpstreamCall extends UpstreamEndpoint {
   method: string;
@@ -60,7 +60,7 @@ class Exchange extends UpstreamRelay<UpstreamEndpoint> {
   protected answer(head: ResponseHead, framing: BodyFraming): void {
     try {
       // Node frames the body again for the client: the upstream's Content-Length stays only when it is the framing.
-      this.res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, framing.kind === 'chunked' || framing.kind === 'close'));
+      this.res.writeHead(head.statusCode, head.statusMessage, clientResponseHeaders(head.rawHeaders, null, framing.kind === 'chunked' || framing.kind === 'close'));
     } catch (err) {
       // A header Node will not write: refuse rather than forward a mangled response.
       this.abort();

@@ -16,8 +16,6 @@ export interface RequestHead {
   forwardedFor: string;
   userAgent: string;
   referer: string;
-  /** A Connection header is present (it may name more hop-by-hop fields). */
-  connection: boolean;
   /** The Content-Length header as sent; '' without one. */
   contentLength: string;
   /** The body is chunked (Transfer-Encoding present; Node refuses other codings with a length). */
@@ -30,7 +28,7 @@ const SLASH = 0x2f;
 const ABSOLUTE = /^https?:\/\/([^/?#]*)([^#]*)/i;
 
 export function readRequestHead(url: string, raw: readonly string[]): RequestHeadResult {
-  const head: RequestHead = { host: '', path: url, forwardedFor: '', userAgent: '', referer: '', connection: false, contentLength: '', chunked: false };
+  const head: RequestHead = { host: '', path: url, forwardedFor: '', userAgent: '', referer: '', contentLength: '', chunked: false };
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i];
     // Length first: most headers are skipped without lowercasing their name.
@@ -43,7 +41,6 @@ export function readRequestHead(url: string, raw: readonly string[]): RequestHea
         break;
       case 10:
         if (name.toLowerCase() === 'user-agent') head.userAgent = raw[i + 1];
-        else if (name.toLowerCase() === 'connection') head.connection = true;
         break;
       case 14:
         if (name.toLowerCase() === 'content-length') head.contentLength = raw[i + 1];

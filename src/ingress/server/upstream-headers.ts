@@ -15,7 +15,7 @@
  * and the client's spelling kept); the result is a raw array too.
  */
 import { REQUEST_FRAMING_FIELDS } from '../../http1';
-import { endToEndHeaders, hopByHopNames } from '../../proxy/server/headers';
+import { connectionNamedFields, isHopByHop } from '../../proxy/server/headers';
 import type { RequestHead } from './request-head';
 
 /**
@@ -25,8 +25,7 @@ import type { RequestHead } from './request-head';
  * body framing fields (the request's own framing field is added from
  * `framing`, so no Connection header can take a length away from a body).
  */
-const ALWAYS_DROPPED = hopByHopNames([]);
-for (const name of ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', ...REQUEST_FRAMING_FIELDS]) ALWAYS_DROPPED.add(name);
+const ALWAYS_DROPPED: ReadonlySet<string> = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', ...REQUEST_FRAMING_FIELDS]);
 
 /** Set by the signature on signed routes; a client's copy would duplicate or contradict them. */
 const SIGNATURE_FIELDS = new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token']);
@@ -48,14 +47,12 @@ export interface UpstreamHeaderInput {
 }
 
 export function upstreamRequestHeaders(raw: readonly string[], head: RequestHead, input: UpstreamHeaderInput): string[] {
-  // Only a request that has a Connection header can name extra hop-by-hop fields.
-  const named = head.connection ? hopByHopNames(raw) : null;
+  const named = connectionNamedFields(raw);
   const signed = input.signature !== null;
   const out: string[] = ['Host', input.authority];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const lower = raw[i].toLowerCase();
-    if (ALWAYS_DROPPED.has(lower)) continue;
-    if (named !== null && named.has(lower)) continue;
+    if (ALWAYS_DROPPED.has(lower) || isHopByHop(lower, named)) continue;
     if (lower.startsWith(LATTICE_PREFIX)) continue;
     if (signed ? SIGNATURE_FIELDS.has(lower) : input.stripAuthorization && lower === 'authorization') continue;
     out.push(raw[i], raw[i + 1]);
@@ -73,15 +70,3 @@ export function upstreamRequestHeaders(raw: readonly string[], head: RequestHead
   out.push(...input.framing);
   return out;
 }
-
-/**
- * The upstream's response headers without hop-by-hop fields: Node frames
- * the body to the client again, keeping Content-Length only when it is the
- * upstream's framing (`dropLength` for chunked and close-delimited bodies).
- */
-export function clientResponseHeaders(raw: readonly string[], dropLength = false): string[] {
-  return endToEndHeaders(raw, dropLength ? DROPPED_LENGTH : NOTHING);
-}
-
-const DROPPED_LENGTH = ['content-length'];
-const NOTHING: string[] = [];

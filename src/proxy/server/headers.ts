@@ -22,27 +22,47 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Every header name the message treats as hop-by-hop: the fixed set plus the ones Connection names. */
-export function hopByHopNames(raw: readonly string[]): Set<string> {
-  const names = new Set(HOP_BY_HOP);
+/**
+ * The field names a message's Connection (or legacy Proxy-Connection)
+ * headers declare hop-by-hop, or null when it has neither: the usual case,
+ * which then costs one scan and no allocation per message.
+ */
+export function connectionNamedFields(raw: readonly string[]): Set<string> | null {
+  let named: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (name !== 'connection' && name !== 'proxy-connection') continue;
+    const name = raw[i];
+    // 10 and 16 letters: only Connection and Proxy-Connection are lowercased.
+    if (name.length !== 10 && name.length !== 16) continue;
+    const lower = name.toLowerCase();
+    if (lower !== 'connection' && lower !== 'proxy-connection') continue;
     for (const token of raw[i + 1].split(',')) {
       const t = token.trim().toLowerCase();
-      if (t !== '') names.add(t);
+      if (t !== '') (named ??= new Set()).add(t);
     }
   }
-  return names;
+  return named;
 }
 
+/** Whether a field (lowercase name) stays with this connection: always, or because Connection named it. */
+export function isHopByHop(lower: string, named: ReadonlySet<string> | null): boolean {
+  return HOP_BY_HOP.has(lower) || (named !== null && named.has(lower));
+}
+
+/** Every header name the message treats as hop-by-hop: the fixed set plus the ones Connection names. */
+export function hopByHopNames(raw: readonly string[]): Set<string> {
+  return new Set([...HOP_BY_HOP, ...(connectionNamedFields(raw) ?? [])]);
+}
+
+const NONE: ReadonlySet<string> = new Set();
+const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
+
 /** The raw headers without hop-by-hop fields and without `alsoRemove` (lowercase names). */
-export function endToEndHeaders(raw: readonly string[], alsoRemove: readonly string[] = []): string[] {
-  const drop = hopByHopNames(raw);
-  for (const name of alsoRemove) drop.add(name);
+export function endToEndHeaders(raw: readonly string[], alsoRemove: ReadonlySet<string> = NONE): string[] {
+  const named = connectionNamedFields(raw);
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (!drop.has(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
+    const lower = raw[i].toLowerCase();
+    if (!isHopByHop(lower, named) && !alsoRemove.has(lower)) out.push(raw[i], raw[i + 1]);
   }
   return out;
 }
@@ -75,7 +95,7 @@ export interface RequestRewrite {
 }
 
 /** Host is replaced; Expect is answered by Node's server (100 Continue); the framing is the proxy's own. */
-const NOT_COPIED = ['host', 'expect', ...REQUEST_FRAMING_FIELDS];
+const NOT_COPIED: ReadonlySet<string> = new Set(['host', 'expect', ...REQUEST_FRAMING_FIELDS]);
 
 /** Headers for the upstream request. */
 export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestRewrite): string[] {
@@ -91,6 +111,6 @@ export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestR
  * `dropLength` says the body is not delimited by it (chunked, or until close).
  */
 export function clientResponseHeaders(raw: readonly string[], via: string | null, dropLength = false): string[] {
-  const out = endToEndHeaders(raw, dropLength ? ['content-length'] : []);
+  const out = endToEndHeaders(raw, dropLength ? CONTENT_LENGTH : NONE);
   return via === null ? out : appendToList(out, 'Via', via);
 }

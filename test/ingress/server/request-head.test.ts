@@ -20,7 +20,6 @@ test('origin-form: host from Host, the facts the log and X-Forwarded-For need, i
       forwardedFor: '198.51.100.1, 198.51.100.2',
       userAgent: 'curl/8',
       referer: 'https://r.example/',
-      connection: true,
       contentLength: '5',
       chunked: false,
     },

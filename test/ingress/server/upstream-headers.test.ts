@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requestFraming } from '../../../src/http1';
 import { readRequestHead } from '../../../src/ingress/server/request-head';
-import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderInput } from '../../../src/ingress/server/upstream-headers';
+import { upstreamRequestHeaders, type UpstreamHeaderInput } from '../../../src/ingress/server/upstream-headers';
+import { clientResponseHeaders } from '../../../src/proxy/server/headers';
 
 const CLIENT = [
   'Host', 'public.example.com',
@@ -65,9 +66,18 @@ test('the body framing field is the ingress\'s own: Connection cannot take a Con
 });
 
 test('response headers lose hop-by-hop fields and keep repeated ones', () => {
-  assert.deepEqual(clientResponseHeaders(['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'X-Hop', '1', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a', 'Set-Cookie', 'b']), [
+  assert.deepEqual(clientResponseHeaders(['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'X-Hop', '1', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a', 'Set-Cookie', 'b'], null), [
     'Content-Type', 'text/plain',
     'Set-Cookie', 'a',
     'Set-Cookie', 'b',
   ]);
+});
+
+test('fields named by Proxy-Connection are hop-by-hop too (no Connection header needed)', () => {
+  const raw = ['Host', 'public.example.com', 'Proxy-Connection', 'X-Private', 'X-Private', 'v', 'X-Kept', 'k'];
+  const read = readRequestHead('/p', raw);
+  assert.ok(read.ok);
+  const out = upstreamRequestHeaders(raw, read.head, { authority: 'svc', signature: null, stripAuthorization: false, client: '192.0.2.9', proto: 'http', framing: [] });
+  assert.ok(!out.includes('X-Private'));
+  assert.ok(out.includes('X-Kept'));
 });

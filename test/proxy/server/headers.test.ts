@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requestFraming } from '../../../src/http1';
-import { clientResponseHeaders, endToEndHeaders, hopByHopNames, upstreamRequestHeaders } from '../../../src/proxy/server/headers';
+import { clientResponseHeaders, connectionNamedFields, endToEndHeaders, hopByHopNames, upstreamRequestHeaders } from '../../../src/proxy/server/headers';
 
 test('hop-by-hop names: the fixed set plus what Connection and Proxy-Connection name', () => {
   const names = hopByHopNames(['Connection', 'close, X-Private ,', 'Proxy-Connection', 'X-Other', 'connection', 'x-third']);
@@ -9,6 +9,12 @@ test('hop-by-hop names: the fixed set plus what Connection and Proxy-Connection 
     assert.ok(names.has(n), n);
   }
   assert.equal(names.has('x-kept'), false);
+});
+
+test('connectionNamedFields: null without Connection headers; Proxy-Connection names count too', () => {
+  assert.equal(connectionNamedFields(['Host', 'h', 'Accept', '*/*']), null);
+  assert.deepEqual(connectionNamedFields(['Proxy-Connection', 'X-A, x-b']), new Set(['x-a', 'x-b']));
+  assert.deepEqual(endToEndHeaders(['Proxy-Connection', 'X-A', 'X-A', '1', 'X-B', '2']), ['X-B', '2']);
 });
 
 test('end-to-end headers keep order, spelling and repeats', () => {
