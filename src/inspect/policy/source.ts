@@ -12,7 +12,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { GatehouseError } from '../../errors';
-import { loadPolicyFile } from './load';
+import { loadPolicyFile, readPolicyText } from './load';
 import type { Policy } from './types';
 
 export type ReloadResult<P = Policy> = { ok: true; policy: P } | { ok: false; error: GatehouseError };
@@ -31,6 +31,18 @@ export const INSPECT_POLICY_LOADER: PolicyLoader<Policy> = {
   dependencies: (policy, path) =>
     policy.rules.flatMap((rule) => rule.domainLists.map((list) => resolve(isAbsolute(list.path) ? list.path : join(dirname(path), list.path)))),
 };
+
+/**
+ * A loader for a kind of file that imports no others (proxy policies,
+ * ingress routes): `parse` turns its text into the value (throwing ERR_POLICY
+ * with file:line:col), and only the file itself is watched.
+ */
+export function singleFileLoader<P>(parse: (text: string, path: string) => P): PolicyLoader<P> {
+  return {
+    load: async (path) => parse(await readPolicyText(path), path),
+    dependencies: () => [],
+  };
+}
 
 /** Quiet time after the last file event before reloading (editors write in several steps). */
 export const WATCH_DEBOUNCE_MS = 200;

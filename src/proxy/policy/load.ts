@@ -1,27 +1,20 @@
 /**
  * Proxy policy files from disk, and the reloadable source around them
  * (inspect's PolicySource: a bad file on reload is refused and the running
- * policy stays).
+ * policy stays). A proxy policy imports no other files.
  */
-import { readPolicyText } from '../../inspect/policy/load';
-import { PolicySource, type PolicyLoader } from '../../inspect/policy/source';
+import { PolicySource, singleFileLoader, type PolicyLoader } from '../../inspect/policy/source';
 import { parseProxyPolicy } from './parse';
 import type { ProxyPolicy } from './types';
 
-/** Reads, parses and checks a proxy policy file; throws ERR_POLICY (file:line:col: reason). */
-export async function loadProxyPolicy(path: string): Promise<ProxyPolicy> {
-  return parseProxyPolicy(await readPolicyText(path), path);
-}
+export const PROXY_POLICY_LOADER: PolicyLoader<ProxyPolicy> = singleFileLoader(parseProxyPolicy);
 
-/** A proxy policy imports no other files: only the policy itself is watched. */
-export const PROXY_POLICY_LOADER: PolicyLoader<ProxyPolicy> = {
-  load: loadProxyPolicy,
-  dependencies: () => [],
-};
+/** Reads, parses and checks a proxy policy file; throws ERR_POLICY (file:line:col: reason). */
+export const loadProxyPolicy = (path: string): Promise<ProxyPolicy> => PROXY_POLICY_LOADER.load(path);
 
 export type ProxyPolicySource = PolicySource<ProxyPolicy>;
 
-/** Loads the policy (throws ERR_POLICY when invalid) and keeps it reloadable: reload(), watch(onChange), close(). */
+/** Loads it (throws ERR_POLICY when invalid) and keeps it reloadable: reload(), watch(onChange), close(). */
 export function openProxyPolicySource(path: string): Promise<ProxyPolicySource> {
   return PolicySource.openWith(path, PROXY_POLICY_LOADER);
 }
