@@ -3,7 +3,7 @@
  * creates a namespace, interface or process removes it in a finally/after
  * hook, and names carry a per-run prefix so parallel runs never collide.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 
@@ -76,4 +76,15 @@ export function createNamespaces(names: string[]): () => void {
     throw err;
   }
   return cleanup;
+}
+
+/** Runs a Node.js script (`node -e`) to its end; its exit code and what it wrote. */
+export async function runNodeScript(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  return { code, stdout, stderr };
 }

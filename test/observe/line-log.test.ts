@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LINE_LOG_FILE_MODE, LineLog } from '../../src/observe/line-log';
+import { runNodeScript } from '../helpers/system';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-line-log-'));
@@ -123,12 +123,7 @@ test("stdout: '-' writes to the process's stdout; close waits for every line; re
       process.stderr.write(JSON.stringify(log.stats()));
     })();
   `;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((res) => child.on('close', res));
+  const { code, stdout, stderr } = await runNodeScript(script);
   assert.equal(code, 0, stderr);
   assert.deepEqual(JSON.parse(stderr), { written: 2000, dropped: 0, errors: 0 });
   assert.equal(stdout, numbered(1, 2000).join('\n') + '\n');

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GatehouseError } from '../../../src/errors';
 import { alertEvent, EveWriter, flowEvent, type EveAlertEvent, type EveEvent, type EveFlowTuple } from '../../../src/inspect/eve';
+import { runNodeScript } from '../../helpers/system';
 
 const AT = new Date('2026-11-22T02:39:45.123Z');
 const TUPLE: EveFlowTuple = { flowId: 42n, src: '10.0.1.5', srcPort: 50432, dst: '203.0.113.20', dstPort: 443, protocol: 6 };
@@ -161,12 +161,7 @@ test("stdout: '-' writes lines to the process's stdout", async () => {
       process.stderr.write(JSON.stringify(w.stats()));
     })();
   `;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((res) => child.on('close', res));
+  const { code, stdout, stderr } = await runNodeScript(script);
   assert.equal(code, 0, stderr);
   assert.deepEqual(JSON.parse(stderr), { written: 500, dropped: 0, errors: 0 });
   assert.ok(stdout.endsWith('\n'));
