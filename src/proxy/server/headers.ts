@@ -48,11 +48,6 @@ export function isHopByHop(lower: string, named: ReadonlySet<string> | null): bo
   return HOP_BY_HOP.has(lower) || (named !== null && named.has(lower));
 }
 
-/** Every header name the message treats as hop-by-hop: the fixed set plus the ones Connection names. */
-export function hopByHopNames(raw: readonly string[]): Set<string> {
-  return new Set([...HOP_BY_HOP, ...(connectionNamedFields(raw) ?? [])]);
-}
-
 const NONE: ReadonlySet<string> = new Set();
 const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
 
