@@ -5,14 +5,14 @@
  * client is told when the policy, the check or the upstream says no.
  */
 import { performance } from 'node:perf_hooks';
-import type { ResolveAndCheckResult } from '../ssrf';
+import type { DestinationHost, ResolveAndCheckResult } from '../ssrf';
 import type { AccessRecord } from './access';
 import type { ProxyContext } from './context';
 import type { ProxyDecision } from './options';
 import type { UpstreamFailure } from './upstream';
 
 /** Resolves `host` and checks every address; a resolver that throws counts as a failed lookup (502). */
-export async function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: string, allowAddresses: readonly string[]): Promise<ResolveAndCheckResult> {
+export async function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: DestinationHost, allowAddresses: readonly string[]): Promise<ResolveAndCheckResult> {
   const resolveStart = performance.now();
   let resolved: ResolveAndCheckResult;
   try {

@@ -82,7 +82,7 @@ async function forward(
     return;
   }
 
-  const resolved = await resolveDestination(ctx, rec, target.host, decision.allowAddresses);
+  const resolved = await resolveDestination(ctx, rec, target.destination, decision.allowAddresses);
   if (res.destroyed) return; // the client left while we resolved
   if (!resolved.ok) {
     const denied = resolved.status === 403;

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { GatehouseError } from '../../errors';
-import type { ResolveAndCheckResult } from '../ssrf';
+import type { DestinationHost, ResolveAndCheckResult } from '../ssrf';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
 
 /** The policy's answer for one request (the shape `evaluateProxyPolicy` returns; only these fields are read). */
@@ -37,7 +37,8 @@ export interface ProxyHeaderInfo {
 export type ProxyHeaderReader = (socket: Socket, opts: { timeoutMs: number }) => Promise<ProxyHeaderInfo>;
 
 /** Resolves a destination host and checks every address (`resolveAndCheck` with the proxy's lookup and own addresses bound). */
-export type ResolveDestination = (host: string, allowAddresses: readonly string[]) => Promise<ResolveAndCheckResult>;
+/** `host` as the request target parsed it (any notation already normalised). */
+export type ResolveDestination = (host: DestinationHost, allowAddresses: readonly string[]) => Promise<ResolveAndCheckResult>;
 
 export interface ListenAddress {
   host: string;

@@ -8,7 +8,7 @@
  * address (0x7f.1, 2130706433, [::ffff:7f00:1]) reaches the policy and the
  * SSRF check as the one canonical address it means.
  */
-import { parseDestinationHost } from '../ssrf';
+import { parseDestinationHost, type DestinationHost } from '../ssrf';
 
 export interface RequestTarget {
   /** A normalised name or an IP address in canonical text (IPv6 without brackets). */
@@ -19,6 +19,8 @@ export interface RequestTarget {
   authority: string;
   /** Origin-form path and query for the upstream request ('/' at least); '' for CONNECT. */
   path: string;
+  /** The host as parsed here, handed to the SSRF check so that it is not parsed again per request. */
+  destination: DestinationHost;
 }
 
 export type TargetResult = { ok: true; value: RequestTarget } | { ok: false; reason: TargetProblem };
@@ -67,7 +69,7 @@ function buildTarget(rawHost: string, port: number, path: string, defaultPort: n
   const hostIsIp = parsed.kind === 'ip';
   const hostText = hostIsIp && host.includes(':') ? `[${host}]` : host;
   const authority = port === defaultPort ? hostText : `${hostText}:${port}`;
-  return { ok: true, value: { host, hostIsIp, port, authority, path } };
+  return { ok: true, value: { host, hostIsIp, port, authority, path, destination: parsed } };
 }
 
 /** Reads an absolute-form HTTP request target. */

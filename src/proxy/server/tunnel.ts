@@ -68,7 +68,7 @@ async function tunnel(ctx: ProxyContext, conn: ClientConnection, socket: Socket,
     return;
   }
 
-  const resolved = await resolveDestination(ctx, rec, target.host, decision.allowAddresses);
+  const resolved = await resolveDestination(ctx, rec, target.destination, decision.allowAddresses);
   if (socket.destroyed) return;
   if (!resolved.ok) {
     const denied = resolved.status === 403;

@@ -8,7 +8,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { GatehouseError } from '../../errors';
 import { deniedAddressReason } from './address-classes';
-import { parseDestinationHost } from './host';
+import { parseDestinationHost, type DestinationHost } from './host';
 
 export interface ResolvedAddress {
   address: string;
@@ -69,16 +69,17 @@ function errorCode(err: unknown): string {
 
 /**
  * Resolves `host` (a name, or an IP literal in any notation, which is not
- * looked up) and checks every address. A name is refused when ANY of its
+ * looked up; text, or as parseDestinationHost returned it) and checks every address. A name is refused when ANY of its
  * addresses is denied, even if another is public: the resolver's order
  * and a later connection retry are not ours to trust, and a name that
  * points both outside and inside is the shape of a rebinding attack.
  */
-export async function resolveAndCheck(host: string, opts: ResolveAndCheckOptions): Promise<ResolveAndCheckResult> {
+export async function resolveAndCheck(host: string | DestinationHost, opts: ResolveAndCheckOptions): Promise<ResolveAndCheckResult> {
   if (!(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) {
     throw new GatehouseError('ERR_INVALID_ARG', `Expected a positive number of milliseconds for timeoutMs but received ${String(opts.timeoutMs)}`);
   }
-  const target = parseDestinationHost(host);
+  // A caller that has parsed the host already (the proxy's request target) hands over the result.
+  const target = typeof host === 'string' ? parseDestinationHost(host) : host;
   const judge = { allow: opts.allow, own: opts.own };
   if (target.kind === 'invalid') return { ok: false, reason: 'invalid-host', addresses: [], status: 403 };
   if (target.kind === 'ip') {
