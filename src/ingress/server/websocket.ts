@@ -16,7 +16,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { parseResponseHead, responseFraming } from '../../http1';
+import { parseResponseHead, responseFraming, type ResponseHead } from '../../http1';
 import { endWithReply } from '../../proxy/server/context';
 import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
@@ -35,11 +35,6 @@ const MAX_ANSWER_HEAD_BYTES = 16 * 1024;
 
 /** How long a refused upgrade's socket may stay open for the client to read the answer. */
 const REFUSAL_LINGER_MS = 2_000;
-
-/** "HTTP/1.1 101 ..." -> 101; 0 when the bytes do not start a status line. */
-function statusOf(chunk: Buffer): number {
-  return chunk.length >= 12 && chunk.toString('latin1', 0, 5) === 'HTTP/' ? Number(chunk.toString('latin1', 9, 12)) || 0 : 0;
-}
 
 function upgradeValue(raw: readonly string[]): string {
   for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].toLowerCase() === 'upgrade') return raw[i + 1];
@@ -129,16 +124,24 @@ class UpgradeExchange {
   /** Reads the upstream's answer head; splices only on 101. */
   private awaitAnswer(upstream: net.Socket, clientAhead: Buffer): void {
     let got: Buffer = Buffer.alloc(0);
+    let scanFrom = 0;
     const onData = (chunk: Buffer): void => {
       got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
-      if (got.indexOf('\r\n\r\n', 0, 'latin1') < 0) {
-        if (got.length > MAX_ANSWER_HEAD_BYTES) upstream.destroy(new Error('the upgrade answer head is too large'));
+      const parsed = parseResponseHead(got, MAX_ANSWER_HEAD_BYTES, scanFrom);
+      if (parsed.kind === 'incomplete') {
+        scanFrom = parsed.scanFrom;
         return;
       }
       upstream.removeListener('data', onData);
-      this.entry.status = statusOf(got);
+      if (parsed.kind === 'invalid' && parsed.reason === 'head-too-large') {
+        upstream.destroy(new Error('the upgrade answer head is too large'));
+        return;
+      }
+      // An answer that is not a well-formed head is no switch either.
+      const answer = parsed.kind === 'head' ? parsed : null;
+      this.entry.status = answer?.head.statusCode ?? 0;
       if (this.entry.status !== 101) {
-        this.relayRefusal(upstream, got);
+        this.relayRefusal(upstream, got, answer);
         return;
       }
       this.socket.write(got);
@@ -154,17 +157,16 @@ class UpgradeExchange {
    * The upstream did not switch: its answer goes to the client and the
    * connection ends with it (the client's bytes never reach the upstream).
    * An answer with a length (or none) is cut there; one delimited by
-   * chunks or by close runs until the upstream closes.
+   * chunks or by close, or one that did not parse, runs until the upstream closes.
    */
-  private relayRefusal(upstream: net.Socket, got: Buffer): void {
-    const parsed = parseResponseHead(got, MAX_ANSWER_HEAD_BYTES);
-    const framing = parsed.kind === 'head' ? responseFraming(parsed.head, 'GET') : null;
-    if (parsed.kind !== 'head' || framing === null || !framing.ok || framing.framing.kind === 'chunked' || framing.framing.kind === 'close') {
+  private relayRefusal(upstream: net.Socket, got: Buffer, answer: { head: ResponseHead; bytes: number } | null): void {
+    const framing = answer === null ? null : responseFraming(answer.head, 'GET');
+    if (answer === null || framing === null || !framing.ok || framing.framing.kind === 'chunked' || framing.framing.kind === 'close') {
       this.socket.write(got);
       upstream.pipe(this.socket);
       return;
     }
-    const total = parsed.bytes + (framing.framing.kind === 'length' ? framing.framing.length : 0);
+    const total = answer.bytes + (framing.framing.kind === 'length' ? framing.framing.length : 0);
     let sent = Math.min(got.length, total);
     this.socket.write(got.subarray(0, sent));
     const finish = (): void => {
