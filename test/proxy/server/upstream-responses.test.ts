@@ -157,3 +157,37 @@ test('a connection paused by a slow client on the last chunk of a large answer s
   assert.equal(r.stdout, `${big} small5 `);
   assert.equal(up.connections(), 1, 'the second request reused the upstream connection');
 });
+
+/** A script that answers the first request on each connection (kept alive) and does `later` with the ones after. */
+function firstOnly(later: (socket: net.Socket) => void): Script {
+  const seen = new WeakMap<net.Socket, number>();
+  return (path, socket) => {
+    const n = (seen.get(socket) ?? 0) + 1;
+    seen.set(socket, n);
+    if (n === 1) socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+    else later(socket);
+  };
+}
+
+test('a kept-alive connection the upstream closes as the next request arrives: that GET is sent once more on a new connection', async (t) => {
+  const up = await scriptedUpstream(t, firstOnly((socket) => socket.destroy()));
+  const proxy = await proxyFor(t);
+  const base = `http://upstream.test:${up.port}`;
+  const r = await curl(['-x', proxy.url, `${base}/one`, `${base}/two`]);
+  assert.equal(r.stdout, '/one/two', r.stderr);
+  // /two went out on the reused connection (closed under it), then again on a new one.
+  assert.deepEqual(up.requests, ['GET /one', 'GET /two', 'GET /two']);
+  assert.equal(up.connections(), 2);
+  assert.deepEqual(proxy.entries.map((e) => e.status), [200, 200]);
+});
+
+test('an upstream silent past the idle timeout on a reused connection is a 504, and the request is not sent again', async (t) => {
+  const up = await scriptedUpstream(t, firstOnly(() => undefined));
+  const proxy = await startTestProxy({ idleTimeoutMs: 600 });
+  t.after(() => proxy.server.close({ drainMs: 0 }));
+  const base = `http://upstream.test:${up.port}`;
+  const r = await curl(['-x', proxy.url, '-s', '-w', '%{http_code} ', '-o', '/dev/null', `${base}/one`, '-o', '/dev/null', `${base}/two`]);
+  assert.equal(r.stdout, '200 504 ', r.stderr);
+  assert.deepEqual(up.requests, ['GET /one', 'GET /two']);
+  assert.deepEqual(proxy.entries.map((e) => [e.status, e.reason]), [[200, 'rule'], [504, 'timeout']]);
+});
