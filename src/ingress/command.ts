@@ -206,14 +206,10 @@ export class IngressApp {
 
   healthChecks(): HealthCheck[] {
     return [
-      { name: 'listener', check: () => this.listenerHealth() },
+      { name: 'listener', check: () => listenerHealth(this.server?.stats(), this.stopped, this.addresses()) },
       { name: 'routes', check: () => this.routesHealth() },
       { name: 'credentials', check: () => this.credentialsHealth() },
     ];
-  }
-
-  private listenerHealth(): HealthReport {
-    return listenerHealth(this.server?.stats(), this.stopped, this.addresses());
   }
 
   private routesHealth(): HealthReport {

@@ -196,13 +196,9 @@ export class ProxyApp {
 
   healthChecks(): HealthCheck[] {
     return [
-      { name: 'listener', check: () => this.listenerHealth() },
+      { name: 'listener', check: () => listenerHealth(this.server?.stats(), this.stopped, this.addresses()) },
       { name: 'policy', check: () => this.policyHealth() },
     ];
-  }
-
-  private listenerHealth(): HealthReport {
-    return listenerHealth(this.server?.stats(), this.stopped, this.addresses());
   }
 
   private policyHealth(): HealthReport {
