@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { GatehouseError } from '../errors';
 import type { CommandIo } from '../emu/command';
 import { runGeneratorOnce } from '../emu/generate';
-import { parseEmuOptions, type GeneratorRunOptions } from '../emu/options';
+import { parseEmuOptions, type EchoRunOptions, type GeneratorRunOptions } from '../emu/options';
 import { formatReport } from '../emu/report';
 import { hasNetAdmin, labExecCapture, labStatus, labUp, LAB_ADDRESSES } from '../lab';
 import { join } from 'node:path';
@@ -189,7 +189,10 @@ function unprivilegedDemo(io: CommandIo): number {
 async function loopbackDemo(io: CommandIo): Promise<number> {
   // In a fresh network namespace loopback starts down.
   spawnSync('ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' });
-  const reflector = startReflector({ bind: '127.0.0.1', port: 0, threads: 1, rcvbuf: 0, sndbuf: 0, batch: 64, validate: true });
+  // The reflector the printed `emu --echo` command would run (its 8 MiB socket buffers included: with the
+  // kernel's default a short stall of this shared machine dropped a few hundred packets), on a free port.
+  const echo = parseEmuOptions(['--echo', '--bind', '127.0.0.1', '--validate']) as EchoRunOptions;
+  const reflector = startReflector({ bind: echo.bind, port: 0, threads: echo.threads, rcvbuf: echo.rcvbuf, sndbuf: echo.sndbuf, batch: echo.batch, validate: echo.validate });
   try {
     const opts = parseEmuOptions(['--target', '127.0.0.1', '--port', String(reflector.port), '--rate', '20000', '--duration', '2', '--enis', '4', '--flows', '1000', '--v6', '20', '--malformed', '1', '--quiet']) as GeneratorRunOptions;
     io.stdout(
