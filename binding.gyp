@@ -14,7 +14,8 @@
         "native/src/flow_key.cc",
         "native/src/gateway.cc",
         "native/src/tunnel.cc",
-        "native/src/inspect.cc"
+        "native/src/inspect.cc",
+        "native/src/http_relay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -12,6 +12,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitGateway(env, exports);
   InitTunnel(env, exports);
   InitInspect(env, exports);
+  InitHttpRelay(env, exports);
   return exports;
 }
 

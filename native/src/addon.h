@@ -12,4 +12,5 @@ void InitTun(Napi::Env env, Napi::Object exports);            // tun.cc
 void InitGateway(Napi::Env env, Napi::Object exports);        // gateway.cc
 void InitTunnel(Napi::Env env, Napi::Object exports);         // tunnel.cc
 void InitInspect(Napi::Env env, Napi::Object exports);        // inspect.cc
+void InitHttpRelay(Napi::Env env, Napi::Object exports);      // http_relay.cc
 }  // namespace gatehouse

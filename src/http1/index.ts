@@ -6,7 +6,7 @@
  */
 export { parseResponseHead, responseFraming, type BodyFraming, type FramingResult, type ResponseHead, type ResponseHeadResult } from './response-head';
 export { ChunkedDecoder, encodeChunk, LAST_CHUNK, type ChunkedResult } from './chunked';
-export { REQUEST_FRAMING_FIELDS, requestFraming, serializeRequestHead, type RequestFraming } from './request-head';
+export { parseRequestHead, REQUEST_FRAMING_FIELDS, requestFraming, serializeRequestHead, type RequestFraming, type RequestHead, type RequestHeadResult } from './request-head';
 export {
   timeoutError,
   UpstreamConnection,

@@ -4,6 +4,7 @@
  * would let one request become two, so the head is refused instead.
  */
 import { GatehouseError } from '../errors';
+import { BAD_VALUE_CHAR, FIELD_LINE } from './response-head';
 import type { RequestBodyFraming } from './upstream-pool';
 
 const SPLITTING = /[\r\n\0]/;
@@ -20,13 +21,85 @@ export function serializeRequestHead(method: string, target: string, rawHeaders:
   return `${head}\r\n`;
 }
 
+export interface RequestHead {
+  readonly method: string;
+  /** The request target as sent (absolute-form, authority-form or origin-form). */
+  readonly target: string;
+  readonly minorVersion: 0 | 1;
+  /** Field lines as `[name, value, ...]`, names as sent, values trimmed of OWS. */
+  readonly rawHeaders: string[];
+  /** The Transfer-Encoding list (joined), when there is one; then it ends in chunked and there is no Content-Length. */
+  readonly transferEncoding: string | undefined;
+  /** The one Content-Length value (a list of equal values is one value). */
+  readonly contentLength: string | undefined;
+  /** Whether the client allows another request on the connection (HTTP/1.1 unless `close`; 1.0 only with `keep-alive`). */
+  readonly keepAlive: boolean;
+}
+
+export type RequestHeadResult = { readonly ok: true; readonly head: RequestHead } | { readonly ok: false; readonly reason: string };
+
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
+const LENGTH = /^\d{1,15}$/;
+
 /**
- * How a request body that Node's server parsed goes upstream, and the one
+ * Reads a complete request head (`bytes` ends with its CRLF CRLF, as the
+ * relay frames it) strictly, the way response-head.ts reads responses:
+ * no obs-fold, no bare LF, no control characters, and the framing
+ * ambiguities of RFC 9112 section 6.3 refused (both Transfer-Encoding and
+ * Content-Length, a Transfer-Encoding not ending in chunked, disagreeing
+ * Content-Lengths): a proxy that reads a body's length differently from
+ * its upstream is how requests are smuggled.
+ */
+export function parseRequestHead(bytes: Buffer): RequestHeadResult {
+  const end = bytes.length >= 4 && bytes.toString('latin1', bytes.length - 4) === '\r\n\r\n' ? bytes.length - 4 : -1;
+  if (end < 0) return { ok: false, reason: 'incomplete' };
+  const lines = bytes.toString('latin1', 0, end).split('\r\n');
+  const line = REQUEST_LINE.exec(lines[0]);
+  if (line === null) return { ok: false, reason: /^\S+ \S+ HTTP\/\d/.test(lines[0]) ? 'version' : 'request-line' };
+  const minorVersion = line[3] === '1' ? 1 : 0;
+  const rawHeaders: string[] = [];
+  let transferEncoding: string | undefined;
+  let contentLength: string | undefined;
+  let close = minorVersion === 0;
+  for (let i = 1; i < lines.length; i++) {
+    const field = FIELD_LINE.exec(lines[i]);
+    if (field === null) return { ok: false, reason: lines[i].startsWith(' ') || lines[i].startsWith('\t') ? 'obs-fold' : 'field-line' };
+    const value = field[2];
+    if (BAD_VALUE_CHAR.test(value)) return { ok: false, reason: 'field-value' };
+    rawHeaders.push(field[1], value);
+    const lower = field[1].toLowerCase();
+    if (lower === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    } else if (lower === 'content-length') {
+      for (const part of value.split(',')) {
+        const text = part.trim();
+        if (!LENGTH.test(text) || (contentLength !== undefined && Number(contentLength) !== Number(text))) return { ok: false, reason: 'content-length' };
+        contentLength = String(Number(text));
+      }
+    } else if (lower === 'connection') {
+      for (const token of value.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t === 'close') close = true;
+        else if (t === 'keep-alive' && minorVersion === 0) close = false;
+      }
+    }
+  }
+  if (transferEncoding !== undefined) {
+    if (contentLength !== undefined) return { ok: false, reason: 'transfer-encoding-and-content-length' };
+    const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase());
+    if (codings[codings.length - 1] !== 'chunked') return { ok: false, reason: 'transfer-encoding' };
+  }
+  return { ok: true, head: { method: line[1], target: line[2], minorVersion, rawHeaders, transferEncoding, contentLength, keepAlive: !close } };
+}
+
+/**
+ * How a request body goes upstream, and the one
  * framing field that says so. The upstream head carries exactly this field:
  * the client's own Content-Length and Transfer-Encoding are never copied
  * (whatever its Connection header names), so the length the upstream reads
- * is always the length the proxy sends. Node's parser has already refused
- * a request with both, or with a Transfer-Encoding not ending in chunked.
+ * is always the length the proxy sends. The head's reader (Node's parser,
+ * or parseRequestHead) has already refused a request with both, or with a
+ * Transfer-Encoding not ending in chunked.
  */
 export interface RequestFraming {
   readonly body: RequestBodyFraming;

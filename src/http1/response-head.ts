@@ -25,10 +25,11 @@ export type ResponseHeadResult =
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what a reason phrase may not hold
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
-const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
+/** A field line: a token name, a colon, the value with optional whitespace around it (no obs-fold). */
+export const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
 /** Controls other than HTAB; in a value they are refused (a CR or LF here would be a split). */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
+export const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 const END_OF_HEAD = '\r\n\r\n';
 
 /**

@@ -230,7 +230,7 @@ export interface NativeFragmentTracker {
 }
 
 /** The raw addon's exports. */
-export interface NativeAddon extends NativeTunnelAddon, NativeInspectAddon {
+export interface NativeAddon extends NativeTunnelAddon, NativeInspectAddon, NativeHttpRelayAddon {
   decodeGeneve(datagram: Uint8Array): NativeGeneveResult;
   /** Builds outer IPv4+UDP in front of payload with both checksums, as the raw sender does (for tests). */
   buildIPv4Udp(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Buffer;
@@ -505,4 +505,58 @@ export interface NativeInspect {
 
 export interface NativeInspectAddon {
   startInspect(opts: InspectOptions): NativeInspect;
+}
+
+// ---------------------------------------------------------------------------
+// gatehouse proxy: the HTTP/1 byte mover (native/src/http_relay.cc)
+// ---------------------------------------------------------------------------
+
+/** Limits and deadlines of the relay, in bytes and milliseconds (checked in http-relay.ts). */
+export interface HttpRelayOptions {
+  maxHeadBytes: number; // a request head longer than this: client error 'head-too-large'
+  maxResponseHeadBytes: number; // an upstream head longer than this: outcome 'bad-upstream-head'
+  proxyProtocol: boolean; // each connection starts with a PROXY v1/v2 header (framed here, parsed in TypeScript)
+  headerTimeoutMs: number; // a head (and the PROXY header) must be complete this long after its first byte
+  idleTimeoutMs: number; // keep-alive idle, exchange and tunnel inactivity
+  connectTimeoutMs: number;
+  poolIdleMs: number; // an idle pooled upstream connection is closed after this long
+  frontingTimeoutMs: number; // a tunnel's first client bytes must be judged within this
+  tickMs: number; // how often deadlines are checked
+}
+
+/**
+ * One event as the relay raises it: `[kind, connection id, ...]`. The
+ * shapes per kind are in http-relay.ts (RELAY_EVENT), which decodes them.
+ */
+export type NativeRelayEvent = [number, number, ...(string | number | boolean | Buffer | null)[]];
+
+/**
+ * The relay: accepts on its listeners, frames heads and bodies, moves
+ * bytes; every decision is a command from TypeScript. Connection ids come
+ * in the events; a command for an id that is gone (or in another state)
+ * returns false (respond: -1) and does nothing.
+ */
+export interface NativeHttpRelay {
+  /** Binds and listens on an IP literal; returns the bound port. Throws with `errno` set. */
+  listen(ip: string, port: number): number;
+  stopListening(): void;
+  /** Writes the proxy's own reply; returns the bytes read from the client since the last mark, -1 when gone. */
+  respond(id: number, reply: Buffer, keepAlive: boolean): number;
+  /** Sends `head` (then the body: -1 chunked, else its length) to ip:port, over a pooled connection when one is idle. */
+  forward(id: number, ip: string, port: number, head: Buffer, bodyLength: number, retryable: boolean): boolean;
+  /** The client's copy of the response head and how its body is framed (RELAY_BODY). */
+  answer(id: number, head: Buffer, bodyKind: number, length: number, keepAlive: boolean, reusable: boolean): boolean;
+  /** Connects to ip:port; once connected writes `established` and holds the client's bytes for the fronting check. */
+  tunnel(id: number, ip: string, port: number, established: Buffer): boolean;
+  allowTunnel(id: number): boolean;
+  close(id: number): boolean;
+  /** Closes connections between requests and the pool; later ones close after their exchange. */
+  closeIdle(): void;
+  /** Closes everything and releases the relay's loop handles. */
+  destroy(): void;
+  stats(): { active: number; pooled: number; bytesIn: number; bytesOut: number };
+}
+
+export interface NativeHttpRelayAddon {
+  HttpRelay: new (options: HttpRelayOptions, onEvents: (events: NativeRelayEvent[]) => void) => NativeHttpRelay;
 }

@@ -12,7 +12,6 @@ import { createLogger, type Logger } from '../observe/log';
 import { runService } from '../cli/service';
 import { ProxyLogs } from './logs';
 import { evaluateProxyPolicy, openProxyPolicySource, type ProxyPolicySource, type ReloadResult } from './policy';
-import { readProxyHeader } from './proxy-protocol';
 import { startProxyServer, type ProxyServer } from './server';
 import { cachedLookup, resolveAndCheck, systemLookup } from './ssrf';
 import type { AccessEntry } from './types';
@@ -122,7 +121,6 @@ export class ProxyApp {
     this.server = await startProxyServer({
       listen: o.listen,
       proxyProtocol: o.proxyProtocol,
-      readProxyHeader: (socket, { timeoutMs }) => readProxyHeader(socket, { timeoutMs }),
       decide: (facts) => evaluateProxyPolicy(source.current, facts),
       resolve: (host, allow) => resolveAndCheck(host, { lookup, allow, own, timeoutMs: o.resolveTimeoutMs }),
       onAccess: (entry) => this.record(entry),

@@ -1,23 +1,41 @@
 /**
  * What the request and tunnel handlers share with the server that owns the
- * connections: the checked options, the upstream connection pool, each client
- * connection's identity and byte marks, and the counters.
+ * connections: the checked options, the native relay that moves the bytes,
+ * each client connection's identity and its exchange in progress, and the
+ * counters.
  */
 import type { Socket } from 'node:net';
-import { AccessRecord, type ClientIdentity } from './access';
-import type { CheckedProxyServerOptions, ProxyDecision } from './options';
-import type { UpstreamPool } from '../../http1';
-import type { UpstreamTarget } from './upstream';
+import type { HttpRelay } from '../../native/http-relay';
 import type { ProxyRequestFacts } from '../types';
+import { AccessRecord, type ClientIdentity } from './access';
+import type { FrontingContext } from './fronting';
+import type { CheckedProxyServerOptions, ProxyDecision } from './options';
+import { rawReply, type ProxyReply } from './responses';
+import type { UpstreamTarget } from './upstream';
 
-/** One accepted client connection, once its PROXY header (if any) is read. */
+/** One request or tunnel, from its head to its last byte. */
+export interface Exchange {
+  readonly rec: AccessRecord;
+  /** The client's HTTP minor version and whether it allows another request after this one. */
+  readonly clientMinor: 0 | 1;
+  readonly clientKeepAlive: boolean;
+  /** `host[:port]` as the client asked for it (for the texts of failures). */
+  authority: string;
+  upstream: UpstreamTarget | null;
+  /** Set for a CONNECT once its upstream is connected: the check its first bytes must pass. */
+  fronting: FrontingContext | null;
+  /** The response head went to the client: a failure now can only cut it short. */
+  answered: boolean;
+}
+
+/** One accepted client connection (after its PROXY header, when there is one). */
 export interface ClientConnection extends ClientIdentity {
-  socket: Socket;
-  /** Requests and tunnels in progress on it; 0 means idle (closed at once on shutdown). */
-  busy: number;
-  /** The socket's byte counters when the previous request on it ended (per-request byte counts). */
-  markRead: number;
-  markWritten: number;
+  readonly id: number;
+  /** The request or tunnel in progress; null between requests. */
+  exchange: Exchange | null;
+  /** Bytes of the exchange in progress so far (the relay reports them in steps). */
+  bytesFromClient: number;
+  bytesToClient: number;
 }
 
 export interface ProxyCounters {
@@ -30,27 +48,46 @@ export interface ProxyCounters {
 
 export interface ProxyContext {
   readonly opts: CheckedProxyServerOptions;
-  readonly upstreams: UpstreamPool<UpstreamTarget>;
+  readonly relay: HttpRelay;
   readonly counters: ProxyCounters;
-  /** True once close() was called: responses stop offering keep-alive. */
+  /** True once close() was called: no new tunnels, no more keep-alive. */
   readonly closing: boolean;
-  connectionOf(socket: Socket): ClientConnection | undefined;
+  /** The connection, if it is still open and still on `exchange` (a late DNS answer finds it gone or moved on). */
+  current(conn: ClientConnection, exchange: Exchange): boolean;
   /** Opens the access record of one request or tunnel. */
   record(who: ClientIdentity, method: string, url: string): AccessRecord;
   /** The current policy's answer; a policy that throws denies (and is reported as an error by the caller). */
   decide(facts: ProxyRequestFacts): ProxyDecision | null;
-  /** Called once per request or tunnel when it is over. */
-  requestDone(conn: ClientConnection): void;
 }
 
-/** Bytes the connection carried since the previous request ended; moves the marks. */
-export function takeBytes(conn: ClientConnection): { bytesFromClient: number; bytesToClient: number } {
-  const read = conn.socket.bytesRead;
-  const written = conn.socket.bytesWritten;
-  const bytes = { bytesFromClient: Math.max(0, read - conn.markRead), bytesToClient: Math.max(0, written - conn.markWritten) };
-  conn.markRead = read;
-  conn.markWritten = written;
-  return bytes;
+/** Ends the connection's exchange: its record gets the bytes counted so far and is handed on. */
+export function finishExchange(conn: ClientConnection, fields: Parameters<AccessRecord['finish']>[0] = {}): void {
+  const ex = conn.exchange;
+  if (ex === null) return;
+  conn.exchange = null;
+  ex.rec.finish({ bytesFromClient: conn.bytesFromClient, bytesToClient: conn.bytesToClient, ...fields });
+  conn.bytesFromClient = 0;
+  conn.bytesToClient = 0;
+}
+
+/**
+ * Answers the exchange with the proxy's own reply and ends it. The record
+ * says why (`squidResult`, `reason`; the decision follows: TCP_DENIED is a
+ * denial, anything else here an error unless the caller set it already).
+ */
+export function replyAndFinish(ctx: ProxyContext, conn: ClientConnection, reply: ProxyReply, squidResult: string, reason: string, keepAlive: boolean): void {
+  const ex = conn.exchange;
+  if (ex === null) return;
+  const keep = keepAlive && ex.clientKeepAlive && ex.clientMinor === 1 && !ctx.closing;
+  const raw = rawReply(reply, keep);
+  const read = ctx.relay.respond(conn.id, raw, keep);
+  conn.bytesFromClient += Math.max(0, read);
+  conn.bytesToClient += read < 0 ? 0 : Buffer.byteLength(raw, 'latin1');
+  const e = ex.rec.entry;
+  e.squidResult = squidResult;
+  e.reason = reason;
+  e.decision = squidResult === 'TCP_DENIED' ? 'deny' : 'error';
+  finishExchange(conn, { status: read < 0 ? 0 : reply.status });
 }
 
 /** Ends a socket after `data` is flushed, reading (and dropping) what the client still sends so the close is not a reset. */

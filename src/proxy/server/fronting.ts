@@ -4,13 +4,12 @@
  * for another name the same front end serves: the ClientHello's SNI must be
  * the CONNECT host, or a name the policy allows on the same port by itself.
  *
- * The tunnel holds the client's bytes until this check has an answer; none
+ * The relay holds the client's bytes until this check has an answer; none
  * reaches the upstream before. Bytes that are not TLS at all follow the
  * operator's `fronting.nonTls` setting; TLS that cannot be read (malformed,
  * or not complete in time) is refused, since a hello we cannot read is a
  * hello we cannot check.
  */
-import type { Socket } from 'node:net';
 import { parseTlsClientHello } from '../../inspect/parse/tls';
 
 export interface FrontingContext {
@@ -50,50 +49,4 @@ export function judgeTunnelStart(bytes: Uint8Array, ctx: FrontingContext): Front
       return ctx.sniAllowed(sni) ? { verdict: 'allow', why: 'sni-allowed', sni } : { verdict: 'deny', why: 'sni-mismatch', sni };
     }
   }
-}
-
-export type TunnelStart =
-  | { outcome: 'allow' | 'deny'; why: FrontingWhy; sni: string | null; bytes: Buffer }
-  /** No verdict within the deadline (silent client, or a hello still incomplete). */
-  | { outcome: 'timeout'; bytes: Buffer }
-  /** The client closed or failed before a verdict. */
-  | { outcome: 'closed'; bytes: Buffer };
-
-/**
- * Collects the client's first bytes (starting with `head`, what the HTTP
- * parser read past the CONNECT head) until they can be judged. Leaves the
- * socket paused with no data listener, the judged bytes in `bytes`.
- */
-export function awaitTunnelStart(socket: Socket, head: Buffer, ctx: FrontingContext, timeoutMs: number): Promise<TunnelStart> {
-  return new Promise((resolve) => {
-    let bytes = head;
-    let timer: NodeJS.Timeout | undefined = undefined;
-    const settle = (result: TunnelStart): void => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onGone);
-      socket.removeListener('close', onGone);
-      socket.removeListener('error', onGone);
-      socket.pause();
-      resolve(result);
-    };
-    const judge = (): boolean => {
-      if (bytes.length === 0) return false;
-      const v = judgeTunnelStart(bytes, ctx);
-      if (v.verdict === 'wait') return false;
-      settle({ outcome: v.verdict, why: v.why, sni: v.sni, bytes });
-      return true;
-    };
-    const onData = (chunk: Buffer): void => {
-      bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
-      judge();
-    };
-    const onGone = (): void => settle({ outcome: 'closed', bytes });
-    if (judge()) return;
-    timer = setTimeout(() => settle({ outcome: 'timeout', bytes }), timeoutMs);
-    socket.on('data', onData);
-    socket.on('end', onGone);
-    socket.on('close', onGone);
-    socket.on('error', onGone);
-  });
 }

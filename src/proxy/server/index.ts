@@ -8,8 +8,6 @@ export {
   DEFAULT_MAX_HEADER_BYTES,
   type ListenAddress,
   type ProxyDecision,
-  type ProxyHeaderInfo,
-  type ProxyHeaderReader,
   type ProxyServerOptions,
   type ResolveDestination,
 } from './options';

@@ -1,10 +1,9 @@
 /**
- * What `startProxyServer` is given. The policy, the SSRF resolver and the
- * PROXY protocol reader are injected functions rather than imports, so the
+ * What `startProxyServer` is given. The policy and the SSRF resolver are
+ * injected functions rather than imports, so the
  * server can be tested on its own and the command plugs the real ones in
  * (and swaps the policy on reload: `decide` is called per request).
  */
-import type { Socket } from 'node:net';
 import { GatehouseError } from '../../errors';
 import type { DestinationHost, ResolveAndCheckResult } from '../ssrf';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
@@ -21,21 +20,6 @@ export interface ProxyDecision {
   allowAddresses: readonly string[];
 }
 
-/** What a PROXY protocol header says (the fields of `readProxyHeader`'s result the server uses). */
-export interface ProxyHeaderInfo {
-  /** The original client; null for a LOCAL header (then the TCP peer is the client). */
-  source: { address: string; port: number } | null;
-  vpceId: string | null;
-}
-
-/**
- * Reads the PROXY protocol header at the start of `socket`, consuming exactly
- * the header and leaving the rest of the stream readable from the socket
- * (unshifted or unread; the socket may be left paused). Rejects on a bad or
- * late header.
- */
-export type ProxyHeaderReader = (socket: Socket, opts: { timeoutMs: number }) => Promise<ProxyHeaderInfo>;
-
 /** Resolves a destination host and checks every address (`resolveAndCheck` with the proxy's lookup and own addresses bound). */
 /** `host` as the request target parsed it (any notation already normalised). */
 export type ResolveDestination = (host: DestinationHost, allowAddresses: readonly string[]) => Promise<ResolveAndCheckResult>;
@@ -50,8 +34,6 @@ export interface ProxyServerOptions {
   listen: ListenAddress[];
   /** Expect a PROXY protocol header (v1 or v2) before each connection's first request. */
   proxyProtocol: boolean;
-  /** Required when proxyProtocol is true. */
-  readProxyHeader?: ProxyHeaderReader;
   decide: (facts: ProxyRequestFacts) => ProxyDecision;
   resolve: ResolveDestination;
   onAccess: (entry: AccessEntry) => void;
@@ -78,9 +60,7 @@ export interface ProxyServerOptions {
 }
 
 /** The options with defaults filled in and every number checked. */
-export type CheckedProxyServerOptions = Required<Omit<ProxyServerOptions, 'readProxyHeader'>> & {
-  readProxyHeader: ProxyHeaderReader | null;
-};
+export type CheckedProxyServerOptions = Required<ProxyServerOptions>;
 
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 
@@ -104,9 +84,6 @@ export function checkProxyServerOptions(opts: ProxyServerOptions): CheckedProxyS
     if (typeof l?.host !== 'string' || l.host === '') throw invalid(`listen[${i}].host`, 'an address', l?.host);
     if (!Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw invalid(`listen[${i}].port`, 'a port 0-65535', l.port);
   }
-  if (opts.proxyProtocol && typeof opts.readProxyHeader !== 'function') {
-    throw invalid('readProxyHeader', 'a function when proxyProtocol is true', opts.readProxyHeader);
-  }
   if (opts.via !== null && (typeof opts.via !== 'string' || !/^[\x21-\x7e][\x20-\x7e]*$/.test(opts.via))) {
     throw invalid('via', 'a printable header value or null', opts.via);
   }
@@ -117,7 +94,6 @@ export function checkProxyServerOptions(opts: ProxyServerOptions): CheckedProxyS
   return {
     listen: opts.listen.map((l) => ({ host: l.host, port: l.port })),
     proxyProtocol: opts.proxyProtocol === true,
-    readProxyHeader: opts.proxyProtocol ? (opts.readProxyHeader ?? null) : null,
     decide: requireFunction('decide', opts.decide),
     resolve: requireFunction('resolve', opts.resolve),
     onAccess: requireFunction('onAccess', opts.onAccess),

@@ -34,12 +34,12 @@ function replyHeaders(reply: ProxyReply, body: string): Record<string, string> {
   return headers;
 }
 
-/** A complete HTTP/1.1 response with `Connection: close`, for writing straight to a socket. */
-export function rawReply(reply: ProxyReply): string {
+/** A complete HTTP/1.1 response, with `Connection: close` unless the connection stays open for another request. */
+export function rawReply(reply: ProxyReply, keepAlive = false): string {
   const body = replyBody(reply);
   const lines = [`HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? 'Error'}`];
   for (const [name, value] of Object.entries(replyHeaders(reply, body))) lines.push(`${name}: ${value}`);
-  lines.push('Connection: close');
+  if (!keepAlive) lines.push('Connection: close');
   return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 

@@ -1,27 +1,23 @@
 /**
- * The egress forward proxy's listener: our own net.Server accepts each
- * connection, applies the connection limits, reads the PROXY protocol
- * header when there is one, and only then hands the socket to a node:http
- * Server (which brings keep-alive, head size and head time limits, and the
- * 'connect' event). The HTTP server never listens itself.
+ * The egress forward proxy's server. The native relay (src/native/http-relay.ts)
+ * accepts, frames heads and moves every byte; this class owns what is
+ * decided per connection and per request: the PROXY header's meaning, the
+ * connection limits, each request's route (http-exchange.ts, tunnel.ts),
+ * the access records, and the drain on close.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import * as net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors';
-import { boundAddresses, canonicalAddress, closeAll, listenAll } from '../../listen';
+import { parseRequestHead } from '../../http1';
+import { HttpRelay, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
+import { canonicalAddress } from '../../listen';
+import { parseProxyHeader } from '../proxy-protocol';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
 import { AccessRecord, type ClientIdentity } from './access';
-import { endWithReply, takeBytes, type ClientConnection, type ProxyContext, type ProxyCounters } from './context';
-import { handleHttpRequest } from './forward-http';
+import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext, type ProxyCounters } from './context';
+import { onHttpDone, onUpstreamResponse, startHttpRequest, UPSTREAM_MAX_HEAD_BYTES } from './http-exchange';
 import { checkProxyServerOptions, type CheckedProxyServerOptions, type ProxyDecision, type ProxyServerOptions } from './options';
-import { rawReply } from './responses';
-import { handleConnect } from './tunnel';
-import { UpstreamPool } from '../../http1';
-import { checkedAddressDialer, type UpstreamTarget } from './upstream';
-
-/** Largest upstream response head: Node's own default limit for heads it reads. */
-const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
+import { onTunnelConnected, onTunnelDone, onTunnelStart, startTunnel } from './tunnel';
 
 export interface ProxyServerStats {
   /** Client connections accepted since start. */
@@ -52,57 +48,41 @@ export interface ProxyServer {
   close(opts: { drainMs: number }): Promise<void>;
 }
 
-/** How often Node checks head deadlines: often enough to keep headerTimeoutMs within a quarter of itself. */
+/** How often the relay checks deadlines: often enough to keep headerTimeoutMs within a quarter of itself. */
 function checkingInterval(headerTimeoutMs: number): number {
   return Math.min(1000, Math.max(20, Math.floor(headerTimeoutMs / 4)));
 }
 
-const CLIENT_ERROR_REPLIES: Record<string, { status: number; reason: string; text: string }> = {
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: 'timeout', text: 'the request head did not arrive in time' },
-  HPE_HEADER_OVERFLOW: { status: 431, reason: 'header-too-large', text: 'the request head is too large' },
+const CLIENT_ERROR_REPLIES: Record<'head-too-large' | 'head-timeout', { status: number; reason: string; text: string }> = {
+  'head-too-large': { status: 431, reason: 'header-too-large', text: 'the request head is too large' },
+  'head-timeout': { status: 408, reason: 'timeout', text: 'the request head did not arrive in time' },
 };
 
-/** Peers that vanish are not a protocol error worth an answer or a log line. */
-const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
-
-class ProxyServerImpl implements ProxyServer, ProxyContext {
-  readonly upstreams: UpstreamPool<UpstreamTarget>;
+class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
   readonly counters: ProxyCounters = { connections: 0, requests: 0, tunnels: 0, denied: 0, errors: 0 };
-  private readonly http: HttpServer;
-  private listeners: net.Server[] = [];
-  /** Every open client socket; null until its PROXY header is read. */
-  private readonly sockets = new Map<net.Socket, ClientConnection | null>();
+  readonly relay: HttpRelay;
+  private bound: { host: string; port: number }[] = [];
+  private readonly conns = new Map<number, ClientConnection>();
   private readonly perClient = new Map<string, number>();
-  private closedBytesIn = 0;
-  private closedBytesOut = 0;
   private closingFlag = false;
   private closePromise: Promise<void> | null = null;
   private onAllClosed: (() => void) | null = null;
 
   constructor(readonly opts: CheckedProxyServerOptions) {
-    this.upstreams = new UpstreamPool(
-      { idleTimeoutMs: opts.idleTimeoutMs, connectTimeoutMs: opts.connectTimeoutMs, maxHeadBytes: UPSTREAM_MAX_HEAD_BYTES },
-      checkedAddressDialer,
+    this.relay = new HttpRelay(
+      {
+        maxHeadBytes: opts.maxHeaderBytes,
+        maxResponseHeadBytes: UPSTREAM_MAX_HEAD_BYTES,
+        proxyProtocol: opts.proxyProtocol,
+        headerTimeoutMs: opts.headerTimeoutMs,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        poolIdleMs: opts.idleTimeoutMs,
+        frontingTimeoutMs: opts.frontingTimeoutMs,
+        tickMs: checkingInterval(opts.headerTimeoutMs),
+      },
+      this,
     );
-    this.http = createHttpServer({
-      maxHeaderSize: opts.maxHeaderBytes,
-      headersTimeout: opts.headerTimeoutMs,
-      // Bodies may stream for as long as they make progress; idle limits cover the rest.
-      requestTimeout: 0,
-      keepAliveTimeout: opts.idleTimeoutMs,
-      connectionsCheckingInterval: checkingInterval(opts.headerTimeoutMs),
-      // Absolute-form requests carry their host in the URL; a missing Host header is not an error here.
-      requireHostHeader: false,
-    });
-    this.http.timeout = 0;
-    // Node starts its head-deadline checks and its connection list (which
-    // closeIdleConnections uses) on 'listening'. This server never listens
-    // itself, so it is told it does.
-    this.http.emit('listening');
-    // A handler bug must cost one connection, never the process.
-    this.http.on('request', (req, res) => handleHttpRequest(this, req, res).catch(() => res.destroy()));
-    this.http.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(this, req, socket as net.Socket, head).catch(() => socket.destroy()));
-    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as net.Socket));
   }
 
   get closing(): boolean {
@@ -110,25 +90,29 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
   }
 
   async listen(): Promise<void> {
-    this.listeners = await listenAll(this.opts.listen, (socket) => this.onConnection(socket), { allowHalfOpen: true });
+    try {
+      for (const l of this.opts.listen) {
+        // The relay binds IP literals; a name (localhost) is resolved once, here.
+        const ip = isIP(l.host) !== 0 ? l.host : (await lookup(l.host)).address;
+        this.bound.push({ host: ip, port: this.relay.listen(ip, l.port) });
+      }
+    } catch (err) {
+      this.relay.destroy();
+      throw err;
+    }
   }
 
   addresses(): { host: string; port: number }[] {
-    return boundAddresses(this.listeners);
+    return this.bound.map((b) => ({ ...b }));
   }
 
   stats(): ProxyServerStats {
-    let bytesIn = this.closedBytesIn;
-    let bytesOut = this.closedBytesOut;
-    for (const socket of this.sockets.keys()) {
-      bytesIn += socket.bytesRead;
-      bytesOut += socket.bytesWritten;
-    }
-    return { ...this.counters, active: this.sockets.size, bytesIn, bytesOut };
+    const r = this.relay.stats();
+    return { ...this.counters, active: this.conns.size, bytesIn: r.bytesIn, bytesOut: r.bytesOut };
   }
 
-  connectionOf(socket: net.Socket): ClientConnection | undefined {
-    return this.sockets.get(socket) ?? undefined;
+  current(conn: ClientConnection, exchange: Exchange): boolean {
+    return this.conns.get(conn.id) === conn && conn.exchange === exchange;
   }
 
   record(who: ClientIdentity, method: string, url: string): AccessRecord {
@@ -143,11 +127,6 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
     }
   }
 
-  requestDone(conn: ClientConnection): void {
-    conn.busy = Math.max(0, conn.busy - 1);
-    if (this.closingFlag && conn.busy === 0) this.endGracefully(conn.socket);
-  }
-
   private emitAccess(entry: AccessEntry): void {
     if (entry.decision === 'deny') this.counters.denied++;
     if (entry.decision === 'error') this.counters.errors++;
@@ -158,102 +137,123 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
     }
   }
 
-  private onConnection(socket: net.Socket): void {
-    this.counters.connections++;
-    // Each user of the socket handles its errors; this keeps a late one from crashing the process.
-    socket.on('error', () => undefined);
-    if (this.closingFlag) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.set(socket, null);
-    socket.once('close', () => this.forget(socket));
-    const peer: ClientIdentity = { client: canonicalAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0, endpoint: null };
-    if (this.sockets.size > this.opts.maxConnections) {
-      // Counted before the PROXY header: the limit protects this process, whoever is asking.
-      this.refuse(socket, peer, 503, 'connection-limit', 'the proxy has too many connections; retry later');
-      return;
-    }
-    this.admit(socket, peer).catch(() => socket.destroy());
-  }
+  // ---- the relay's events
 
-  private async admit(socket: net.Socket, peer: ClientIdentity): Promise<void> {
+  open(id: number, peerAddress: string, peerPort: number, proxyHeader: Buffer | null): void {
+    this.counters.connections++;
+    const peer: ClientIdentity = { client: canonicalAddress(peerAddress), clientPort: peerPort, endpoint: null };
+    if (this.closingFlag) {
+      this.relay.close(id);
+      return;
+    }
     let who = peer;
-    if (this.opts.readProxyHeader !== null) {
-      try {
-        const header = await this.opts.readProxyHeader(socket, { timeoutMs: this.opts.headerTimeoutMs });
-        who = header.source === null ? { ...peer, endpoint: header.vpceId } : { client: canonicalAddress(header.source.address), clientPort: header.source.port, endpoint: header.vpceId };
-      } catch {
-        if (!socket.destroyed) {
-          this.record(peer, 'NONE', 'error:proxy-protocol').finish({ decision: 'error', reason: 'proxy-protocol', bytesFromClient: socket.bytesRead });
-          socket.destroy();
-        }
+    if (proxyHeader !== null) {
+      const header = parseProxyHeader(proxyHeader);
+      if (header.status !== 'complete') {
+        this.record(peer, 'NONE', 'error:proxy-protocol').finish({ decision: 'error', reason: 'proxy-protocol', bytesFromClient: proxyHeader.length });
+        this.relay.close(id);
         return;
       }
-      if (socket.destroyed || !this.sockets.has(socket)) return;
+      who = header.source === null ? { ...peer, endpoint: header.vpceId } : { client: canonicalAddress(header.source.address), clientPort: header.source.port, endpoint: header.vpceId };
     }
-    const conn: ClientConnection = { ...who, socket, busy: 0, markRead: 0, markWritten: 0 };
-    this.sockets.set(socket, conn);
+    const conn: ClientConnection = { ...who, id, exchange: null, bytesFromClient: proxyHeader?.length ?? 0, bytesToClient: 0 };
+    this.conns.set(id, conn);
     const count = (this.perClient.get(conn.client) ?? 0) + 1;
     this.perClient.set(conn.client, count);
-    if (count > this.opts.maxConnectionsPerClient) {
-      this.refuse(socket, who, 429, 'client-limit', 'too many connections from this client; retry later');
-      return;
+    // Counted after the PROXY header: behind an NLB every connection comes from the balancer.
+    if (this.conns.size > this.opts.maxConnections) {
+      this.refuse(conn, 503, 'connection-limit', 'the proxy has too many connections; retry later');
+    } else if (count > this.opts.maxConnectionsPerClient) {
+      this.refuse(conn, 429, 'client-limit', 'too many connections from this client; retry later');
     }
-    if (this.closingFlag) {
-      socket.destroy();
-      return;
-    }
-    this.http.emit('connection', socket);
-    // The header reader may leave the socket paused with the request's first bytes unshifted.
-    if (socket.isPaused()) socket.resume();
   }
 
-  private refuse(socket: net.Socket, who: ClientIdentity, status: 503 | 429, what: string, text: string): void {
-    const reply = rawReply({ status, text });
-    this.record(who, 'NONE', `error:${what}`).finish({ status, decision: 'error', reason: 'limit', bytesToClient: Buffer.byteLength(reply) });
-    endWithReply(socket, reply, this.opts.headerTimeoutMs);
+  private refuse(conn: ClientConnection, status: 503 | 429, what: string, text: string): void {
+    conn.exchange = this.newExchange(conn, 'NONE', `error:${what}`, 1, false);
+    replyAndFinish(this, conn, { status, text }, 'NONE', 'limit', false);
   }
 
-  private forget(socket: net.Socket): void {
-    const conn = this.sockets.get(socket);
-    this.sockets.delete(socket);
-    this.closedBytesIn += socket.bytesRead;
-    this.closedBytesOut += socket.bytesWritten;
-    if (conn) {
-      const left = (this.perClient.get(conn.client) ?? 1) - 1;
-      if (left > 0) this.perClient.set(conn.client, left);
-      else this.perClient.delete(conn.client);
-    }
-    if (this.sockets.size === 0) this.onAllClosed?.();
+  private newExchange(conn: ClientConnection, method: string, url: string, clientMinor: 0 | 1, clientKeepAlive: boolean): Exchange {
+    return { rec: this.record(conn, method, url), clientMinor, clientKeepAlive, authority: '', upstream: null, fronting: null, answered: false };
   }
 
-  /** Bad heads, head timeouts, oversized heads: answered (when nothing else is in flight) and closed. */
-  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
-    const conn = this.sockets.get(socket);
-    if (PEER_GONE.has(err.code ?? '') || conn === undefined || conn === null) {
-      socket.destroy();
+  request(id: number, bytes: Buffer): void {
+    const conn = this.conns.get(id);
+    if (conn === undefined) {
+      this.relay.close(id);
       return;
     }
-    const known = CLIENT_ERROR_REPLIES[err.code ?? ''];
-    const reply = known ?? { status: 400, reason: 'bad-request', text: 'the request could not be parsed' };
-    const rec = this.record(conn, 'NONE', `error:${reply.reason}`);
-    if (conn.busy > 0 || !socket.writable) {
-      // A response is already on its way: no second one can be written.
-      rec.finish({ decision: 'error', reason: reply.reason, ...takeBytes(conn) });
-      socket.destroy();
+    this.counters.requests++;
+    conn.bytesFromClient += bytes.length;
+    const parsed = parseRequestHead(bytes);
+    if (!parsed.ok) {
+      conn.exchange = this.newExchange(conn, 'NONE', 'error:bad-request', 1, false);
+      replyAndFinish(this, conn, { status: 400, text: `the request could not be parsed (${parsed.reason})` }, 'NONE', 'bad-request', false);
       return;
     }
-    const raw = rawReply({ status: reply.status, text: reply.text });
-    endWithReply(socket, raw, this.opts.headerTimeoutMs);
-    rec.finish({ status: reply.status, decision: 'error', reason: reply.reason, ...takeBytes(conn) });
+    const head = parsed.head;
+    const method = head.method.toUpperCase();
+    conn.exchange = this.newExchange(conn, method, head.target, head.minorVersion, head.keepAlive && !this.closingFlag);
+    const handled = method === 'CONNECT' ? startTunnel(this, conn, head) : startHttpRequest(this, conn, head);
+    // A handler bug must cost one connection, never the process.
+    handled.catch(() => this.relay.close(id));
   }
 
-  /** Closes a connection once what was written to it is flushed. */
-  private endGracefully(socket: net.Socket): void {
-    if (socket.destroyed) return;
-    socket.once('finish', () => socket.destroy());
-    socket.end();
+  response(id: number, head: Buffer, connectMs: number): void {
+    const conn = this.conns.get(id);
+    if (conn !== undefined) onUpstreamResponse(this, conn, head, connectMs);
+  }
+
+  connected(id: number, connectMs: number): void {
+    const conn = this.conns.get(id);
+    if (conn !== undefined) onTunnelConnected(this, conn, connectMs);
+  }
+
+  fronting(id: number, bytes: Buffer, timedOut: boolean): void {
+    const conn = this.conns.get(id);
+    if (conn !== undefined) onTunnelStart(this, conn, bytes, timedOut);
+  }
+
+  done(id: number, outcome: RelayOutcome, error: string | null, bytesFromClient: number, bytesToClient: number): void {
+    const conn = this.conns.get(id);
+    if (conn === undefined || conn.exchange === null) return;
+    conn.bytesFromClient += bytesFromClient;
+    conn.bytesToClient += bytesToClient;
+    if (conn.exchange.rec.entry.method === 'CONNECT') onTunnelDone(this, conn, outcome, error);
+    else onHttpDone(this, conn, outcome, error);
+  }
+
+  clientError(id: number, kind: RelayClientError, peer: string, peerPort: number): void {
+    if (kind === 'bad-proxy-header' || kind === 'proxy-header-timeout') {
+      // The relay has closed it; open() never ran for it.
+      const who = { client: canonicalAddress(peer), clientPort: peerPort, endpoint: null };
+      this.record(who, 'NONE', 'error:proxy-protocol').finish({ decision: 'error', reason: 'proxy-protocol' });
+      return;
+    }
+    const conn = this.conns.get(id);
+    if (conn === undefined) return;
+    const reply = CLIENT_ERROR_REPLIES[kind];
+    conn.exchange = this.newExchange(conn, 'NONE', `error:${reply.reason}`, 1, false);
+    replyAndFinish(this, conn, { status: reply.status, text: reply.text }, 'NONE', reply.reason, false);
+  }
+
+  closed(id: number, bytesFromClient: number, bytesToClient: number): void {
+    const conn = this.conns.get(id);
+    if (conn === undefined) return;
+    this.conns.delete(id);
+    conn.bytesFromClient += bytesFromClient;
+    conn.bytesToClient += bytesToClient;
+    const ex = conn.exchange;
+    if (ex !== null) {
+      // The connection ended in the middle of its exchange (the client left, or a fronting refusal).
+      const e = ex.rec.entry;
+      if (e.method !== 'CONNECT' && e.squidResult !== 'NONE' && !e.squidResult.endsWith('_ABORTED')) e.squidResult = `${e.squidResult}_ABORTED`;
+      finishExchange(conn);
+    }
+    const left = (this.perClient.get(conn.client) ?? 1) - 1;
+    if (left > 0) this.perClient.set(conn.client, left);
+    else this.perClient.delete(conn.client);
+    if (this.conns.size === 0) this.onAllClosed?.();
   }
 
   close(opts: { drainMs: number }): Promise<void> {
@@ -262,24 +262,21 @@ class ProxyServerImpl implements ProxyServer, ProxyContext {
       throw new GatehouseError('ERR_INVALID_ARG', `Expected a number of milliseconds >= 0 for drainMs but received ${String(opts?.drainMs)}`);
     }
     this.closingFlag = true;
-    const listenersClosed = closeAll(this.listeners);
-    for (const [socket, conn] of this.sockets) {
-      if (conn === null || conn.busy === 0) socket.destroy();
-    }
+    this.relay.stopListening();
+    this.relay.closeIdle();
     const drained = new Promise<void>((resolve) => {
-      if (this.sockets.size === 0) resolve();
+      if (this.conns.size === 0) resolve();
       else this.onAllClosed = resolve;
     });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, opts.drainMs);
     });
-    this.closePromise = Promise.race([drained, deadline]).then(async () => {
+    this.closePromise = Promise.race([drained, deadline]).then(() => {
       clearTimeout(timer);
-      for (const socket of this.sockets.keys()) socket.destroy();
-      this.http.close(() => undefined); // stops Node's head-deadline checks
-      this.upstreams.close();
-      await listenersClosed;
+      this.relay.destroy();
+      // Whatever was still open is gone now: its records end here.
+      for (const id of [...this.conns.keys()]) this.closed(id, 0, 0);
     });
     return this.closePromise;
   }
@@ -291,3 +288,4 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
   await server.listen();
   return server;
 }
+

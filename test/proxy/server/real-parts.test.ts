@@ -1,14 +1,13 @@
 /**
  * The server with the parts the command plugs in: the proxy policy
- * (parseProxyPolicy + evaluateProxyPolicy), the PROXY protocol reader and
- * resolveAndCheck. If these signatures drift from the server's injected
+ * (parseProxyPolicy + evaluateProxyPolicy) and resolveAndCheck, with the
+ * PROXY protocol on. If these signatures drift from the server's injected
  * types, this file stops compiling.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { evaluateProxyPolicy, parseProxyPolicy } from '../../../src/proxy/policy';
-import { readProxyHeader } from '../../../src/proxy/proxy-protocol';
-import type { ProxyHeaderReader, ProxyServerOptions } from '../../../src/proxy/server';
+import type { ProxyServerOptions } from '../../../src/proxy/server';
 import { connectRaw, curl, loopbackResolver, readUntil, startHttpUpstream, startTestProxy } from './helpers';
 
 const POLICY = [
@@ -26,10 +25,9 @@ const POLICY = [
   '    allow_addresses: [127.0.0.0/8]',
 ].join('\n');
 
-test('real policy, real PROXY reader, real resolver; IPv4 and IPv6 listeners', async (t) => {
+test('real policy, PROXY protocol, real resolver; IPv4 and IPv6 listeners', async (t) => {
   const policy = parseProxyPolicy(POLICY, 'proxy.yaml');
   const decide: ProxyServerOptions['decide'] = (facts) => evaluateProxyPolicy(policy, facts);
-  const reader: ProxyHeaderReader = readProxyHeader;
   const upstream = await startHttpUpstream();
   const proxy = await startTestProxy({
     listen: [
@@ -39,7 +37,6 @@ test('real policy, real PROXY reader, real resolver; IPv4 and IPv6 listeners', a
     decide,
     resolve: loopbackResolver(),
     proxyProtocol: true,
-    readProxyHeader: reader,
   });
   t.after(async () => {
     await proxy.server.close({ drainMs: 0 });

@@ -1,0 +1,197 @@
+/**
+ * The HTTP/1 byte mover of `gatehouse proxy` (native/src/http_relay.cc):
+ * checks its options, decodes its batched event tuples into calls on a
+ * typed handler, and gives its commands names and types. What the relay
+ * does is described once, in binding.ts (NativeHttpRelay).
+ */
+import { constants as osConstants } from 'node:os';
+import { loadNative } from './addon';
+import type { HttpRelayOptions, NativeHttpRelay, NativeRelayEvent } from './binding';
+import { checkBoolean, checkInteger } from './validate';
+import { GatehouseError } from '../errors';
+
+/** How a response body is framed toward the client; values as BodyKind in http_relay.cc. */
+export const RELAY_BODY = {
+  none: 0,
+  length: 1,
+  /** Passed through as the upstream framed it. */
+  chunked: 2,
+  /** Until the upstream closes; the client connection ends with it. */
+  close: 3,
+  /** Until the upstream closes, re-framed as chunks so the client connection can stay open. */
+  closeToChunked: 4,
+  /** A chunked body as plain bytes (for an HTTP/1.0 client; the connection ends with it). */
+  dechunk: 5,
+  /** A 1xx head: the final head follows. */
+  informational: 6,
+} as const;
+export type RelayBody = (typeof RELAY_BODY)[keyof typeof RELAY_BODY];
+
+/** How an exchange or tunnel ended; index = the relay's Outcome value. */
+const OUTCOMES = ['complete', 'upstream-failed', 'upstream-timeout', 'aborted', 'client-gone', 'bad-upstream-head', 'bad-request-body'] as const;
+export type RelayOutcome = (typeof OUTCOMES)[number];
+
+/** What went wrong before a request could be decided; index = the relay's ClientErrorKind value. */
+const CLIENT_ERRORS = ['head-too-large', 'head-timeout', 'bad-proxy-header', 'proxy-header-timeout'] as const;
+export type RelayClientError = (typeof CLIENT_ERRORS)[number];
+
+/**
+ * What the relay reports, per connection id. Calls arrive in order per
+ * connection; `closed` is the last one for an id.
+ */
+export interface RelayHandler {
+  /** A connection is accepted (with PROXY protocol: once its header arrived, its bytes in `proxyHeader`). */
+  open(id: number, peer: string, peerPort: number, proxyHeader: Buffer | null): void;
+  /** A request head arrived: answer with respond, forward or tunnel. */
+  request(id: number, head: Buffer): void;
+  /** The upstream's response head (1xx ones too): answer with `answer`, or `respond` to refuse it. */
+  response(id: number, head: Buffer, connectMs: number): void;
+  /** A tunnel's upstream is connected and the 200 is on its way. */
+  connected(id: number, connectMs: number): void;
+  /** The client's first tunnel bytes so far (all of them, again, as more arrive); `allowTunnel` or `close`. */
+  fronting(id: number, bytes: Buffer, timedOut: boolean): void;
+  /**
+   * An exchange or tunnel ended. After 'upstream-failed', 'upstream-timeout'
+   * and 'bad-upstream-head' nothing was sent to the client yet: answer with
+   * `respond`. `error` is the errno name when a socket error is the cause.
+   */
+  done(id: number, outcome: RelayOutcome, error: string | null, bytesFromClient: number, bytesToClient: number): void;
+  /**
+   * A head that could not be read: answer with `respond` (too large,
+   * timeout). A PROXY header error comes before `open` (with the TCP peer)
+   * and the connection is closed already.
+   */
+  clientError(id: number, kind: RelayClientError, peer: string, peerPort: number): void;
+  closed(id: number, bytesFromClient: number, bytesToClient: number): void;
+}
+
+export interface RelayStats {
+  active: number;
+  pooled: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+const MAX_MS = 24 * 3600 * 1000;
+const MAX_HEAD = 1024 * 1024;
+
+function errnoName(n: number): string | null {
+  if (n === 0) return null;
+  return ERRNO_NAMES.get(n) ?? `E${n}`;
+}
+
+function checkOptions(o: HttpRelayOptions): HttpRelayOptions {
+  return {
+    maxHeadBytes: checkInteger('maxHeadBytes', o.maxHeadBytes, 64, MAX_HEAD),
+    maxResponseHeadBytes: checkInteger('maxResponseHeadBytes', o.maxResponseHeadBytes, 64, MAX_HEAD),
+    proxyProtocol: checkBoolean('proxyProtocol', o.proxyProtocol),
+    headerTimeoutMs: checkInteger('headerTimeoutMs', o.headerTimeoutMs, 1, MAX_MS),
+    idleTimeoutMs: checkInteger('idleTimeoutMs', o.idleTimeoutMs, 1, MAX_MS),
+    connectTimeoutMs: checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, MAX_MS),
+    poolIdleMs: checkInteger('poolIdleMs', o.poolIdleMs, 1, MAX_MS),
+    frontingTimeoutMs: checkInteger('frontingTimeoutMs', o.frontingTimeoutMs, 1, MAX_MS),
+    tickMs: checkInteger('tickMs', o.tickMs, 5, 60_000),
+  };
+}
+
+export class HttpRelay {
+  private readonly native: NativeHttpRelay;
+  private destroyed = false;
+
+  constructor(options: HttpRelayOptions, handler: RelayHandler) {
+    const checked = checkOptions(options);
+    this.native = new (loadNative().HttpRelay)(checked, (events) => this.dispatch(events, handler));
+  }
+
+  /** Listens on an IP literal; returns the bound port. */
+  listen(ip: string, port: number): number {
+    try {
+      return this.native.listen(ip, port);
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno;
+      const code = errno === undefined ? (err as Error).message : (errnoName(errno) ?? 'error');
+      throw new GatehouseError('ERR_LISTEN', `Expected a free address to listen on but received ${ip}:${port} (${code})`, { cause: err });
+    }
+  }
+
+  stopListening(): void {
+    if (!this.destroyed) this.native.stopListening();
+  }
+
+  respond(id: number, reply: string | Buffer, keepAlive: boolean): number {
+    if (this.destroyed) return -1;
+    return this.native.respond(id, typeof reply === 'string' ? Buffer.from(reply, 'latin1') : reply, keepAlive);
+  }
+
+  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean {
+    return !this.destroyed && this.native.forward(id, ip, port, Buffer.from(head, 'latin1'), bodyLength, retryable);
+  }
+
+  answer(id: number, head: string, body: RelayBody, length: number, keepAlive: boolean, reusable: boolean): boolean {
+    return !this.destroyed && this.native.answer(id, Buffer.from(head, 'latin1'), body, length, keepAlive, reusable);
+  }
+
+  tunnel(id: number, ip: string, port: number, established: string): boolean {
+    return !this.destroyed && this.native.tunnel(id, ip, port, Buffer.from(established, 'latin1'));
+  }
+
+  allowTunnel(id: number): boolean {
+    return !this.destroyed && this.native.allowTunnel(id);
+  }
+
+  close(id: number): boolean {
+    return !this.destroyed && this.native.close(id);
+  }
+
+  closeIdle(): void {
+    if (!this.destroyed) this.native.closeIdle();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.native.destroy();
+    this.destroyed = true;
+  }
+
+  stats(): RelayStats {
+    return this.destroyed ? { active: 0, pooled: 0, bytesIn: 0, bytesOut: 0 } : this.native.stats();
+  }
+
+  private dispatch(events: NativeRelayEvent[], h: RelayHandler): void {
+    for (const e of events) {
+      const id = e[1];
+      try {
+        switch (e[0]) {
+          case 0:
+            h.open(id, e[2] as string, e[3] as number, e[4] as Buffer | null);
+            break;
+          case 1:
+            h.request(id, e[2] as Buffer);
+            break;
+          case 2:
+            h.response(id, e[2] as Buffer, e[3] as number);
+            break;
+          case 3:
+            h.connected(id, e[2] as number);
+            break;
+          case 4:
+            h.fronting(id, e[2] as Buffer, e[3] as boolean);
+            break;
+          case 5:
+            h.done(id, OUTCOMES[e[2] as number] ?? 'aborted', errnoName(e[3] as number), e[4] as number, e[5] as number);
+            break;
+          case 6:
+            h.clientError(id, CLIENT_ERRORS[e[2] as number] ?? 'head-too-large', e[3] as string, e[4] as number);
+            break;
+          case 7:
+            h.closed(id, e[2] as number, e[3] as number);
+            break;
+        }
+      } catch {
+        // A handler bug costs its connection, never the process.
+        this.close(id);
+      }
+    }
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Plain HTTP forwarding: an absolute-form request is decided by the policy,
+ * its host resolved and checked, and handed to the relay with the head the
+ * upstream gets (hop-by-hop fields removed, Host from the target, Via and
+ * X-Forwarded-For, the proxy's own framing field). The upstream's response
+ * head comes back here to be read strictly and rewritten for the client;
+ * the relay moves both bodies.
+ */
+import { parseResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestHead, type ResponseHead } from '../../http1';
+import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
+import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
+import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
+import { parseAbsoluteTarget } from './target';
+import { upstreamFailure } from './upstream';
+
+const TARGET_HELP: Record<string, string> = {
+  'origin-form': 'this is a forward proxy: send the absolute URL (GET http://host/path)',
+  'unsupported-scheme': 'only http:// URLs are forwarded; use CONNECT for https',
+  userinfo: 'credentials in the URL are not forwarded',
+  'bad-port': 'the URL has an invalid port',
+  'missing-port': 'the URL has no port',
+  'bad-host': 'the URL has an invalid host',
+};
+
+/** Methods a request may be sent again for (RFC 9110 9.2.2), when its pooled connection had been closed under us. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Largest upstream response head: Node's own default limit for heads it reads. */
+export const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
+
+export async function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head: RequestHead): Promise<void> {
+  const ex = conn.exchange as Exchange;
+  const rec = ex.rec;
+  const target = parseAbsoluteTarget(head.target);
+  rec.entry.url = target.ok ? `http://${target.value.authority}${target.value.path}` : head.target;
+  if (!target.ok) {
+    replyAndFinish(ctx, conn, { status: 400, text: TARGET_HELP[target.reason] ?? 'bad request target' }, 'NONE', `bad-request:${target.reason}`, false);
+    return;
+  }
+  const t = target.value;
+  ex.authority = t.authority;
+  rec.entry.host = t.host;
+  rec.entry.port = t.port;
+  // A body left unread cannot be skipped to reach the next request: refusals close such a connection.
+  const framing = requestFraming(head.transferEncoding, head.contentLength);
+  const canContinue = framing.body === 'none';
+  const decision = ctx.decide({ client: conn.client, endpoint: conn.endpoint, host: t.host, port: t.port, method: rec.entry.method });
+  if (decision === null) {
+    replyAndFinish(ctx, conn, { status: 500, text: 'the policy could not be evaluated' }, 'NONE', 'policy-error', canContinue);
+    return;
+  }
+  rec.decided(decision);
+  if (decision.action === 'deny') {
+    replyAndFinish(ctx, conn, { status: 403, text: denialText(decision), rule: decision.rule?.id ?? null }, 'TCP_DENIED', decision.reason, canContinue);
+    return;
+  }
+
+  const resolved = await resolveDestination(ctx, rec, t.destination, decision.allowAddresses);
+  if (!ctx.current(conn, ex)) return; // the client left while we resolved
+  if (!resolved.ok) {
+    const denied = resolved.status === 403;
+    replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, t.host) }, denied ? 'TCP_DENIED' : 'TCP_MISS', resolved.reason, canContinue);
+    return;
+  }
+
+  rec.entry.squidResult = 'TCP_MISS';
+  const upstreamHeaders = upstreamRequestHeaders(head.rawHeaders, {
+    authority: t.authority,
+    via: ctx.opts.via,
+    forwardedFor: ctx.opts.xForwardedFor === 'add' ? conn.client : null,
+    framing: framing.fields,
+  });
+  let wire: string;
+  try {
+    wire = serializeRequestHead(rec.entry.method, t.path, upstreamHeaders);
+  } catch {
+    replyAndFinish(ctx, conn, { status: 400, text: 'the request head cannot be forwarded' }, 'NONE', 'bad-request:head', false);
+    return;
+  }
+  ex.upstream = { address: resolved.address, family: resolved.family, port: t.port };
+  const bodyLength = framing.body === 'chunked' ? -1 : framing.body === 'length' ? Number(head.contentLength) : 0;
+  ctx.relay.forward(conn.id, resolved.address, t.port, wire, bodyLength, IDEMPOTENT.has(rec.entry.method));
+}
+
+/** The relay's framing for the client, from the upstream's framing and what the client speaks. */
+function clientBody(framing: BodyFraming, clientMinor: 0 | 1): { body: RelayBody; length: number; chunked: boolean; ends: boolean } {
+  switch (framing.kind) {
+    case 'none':
+      return { body: RELAY_BODY.none, length: 0, chunked: false, ends: false };
+    case 'length':
+      return { body: RELAY_BODY.length, length: framing.length, chunked: false, ends: false };
+    case 'chunked':
+      return clientMinor === 1 ? { body: RELAY_BODY.chunked, length: 0, chunked: true, ends: false } : { body: RELAY_BODY.dechunk, length: 0, chunked: false, ends: true };
+    case 'close':
+      // An HTTP/1.1 client gets chunks, so its connection outlives the upstream's.
+      return clientMinor === 1 ? { body: RELAY_BODY.closeToChunked, length: 0, chunked: true, ends: false } : { body: RELAY_BODY.close, length: 0, chunked: false, ends: true };
+  }
+}
+
+function headerValue(raw: readonly string[], lowerName: string): string | null {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  return null;
+}
+
+function responseHeadText(head: ResponseHead, raw: readonly string[]): string {
+  let text = `HTTP/1.1 ${head.statusCode} ${head.statusMessage}\r\n`;
+  for (let i = 0; i + 1 < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${text}\r\n`;
+}
+
+/** Refuses an upstream answer that cannot be forwarded as it is. */
+function badResponse(ctx: ProxyContext, conn: ClientConnection, ex: Exchange): void {
+  replyAndFinish(ctx, conn, { status: 502, text: `the upstream ${ex.authority} sent a response that cannot be forwarded` }, 'TCP_MISS', 'upstream:bad-response', false);
+}
+
+export function onUpstreamResponse(ctx: ProxyContext, conn: ClientConnection, bytes: Buffer, connectMs: number): void {
+  const ex = conn.exchange;
+  if (ex === null || ex.upstream === null) return;
+  if (ex.rec.entry.upstreamAddress === null) ex.rec.connected(ex.upstream.address, connectMs);
+  const parsed = parseResponseHead(bytes, UPSTREAM_MAX_HEAD_BYTES);
+  if (parsed.kind !== 'head') {
+    badResponse(ctx, conn, ex);
+    return;
+  }
+  const head = parsed.head;
+  const framing = responseFraming(head, ex.rec.entry.method);
+  // 101: nothing asked to switch (Upgrade is hop-by-hop and never sent on).
+  if (!framing.ok || head.statusCode === 101) {
+    badResponse(ctx, conn, ex);
+    return;
+  }
+  const via = ctx.opts.via;
+  if (head.statusCode < 200) {
+    if (ex.clientMinor === 1) ctx.relay.answer(conn.id, responseHeadText(head, clientResponseHeaders(head.rawHeaders, via)), RELAY_BODY.informational, 0, false, false);
+    else ctx.relay.answer(conn.id, '', RELAY_BODY.informational, 0, false, false); // an HTTP/1.0 client gets no 1xx
+    return;
+  }
+  const out = clientBody(framing.framing, ex.clientMinor);
+  const keepAlive = ex.clientKeepAlive && !out.ends && !ctx.closing;
+  const headers = clientResponseHeaders(head.rawHeaders, via, framing.framing.kind === 'chunked' || framing.framing.kind === 'close');
+  if (out.chunked) headers.push('Transfer-Encoding', 'chunked');
+  if (!keepAlive) headers.push('Connection', 'close');
+  else if (ex.clientMinor === 0) headers.push('Connection', 'keep-alive');
+  let text: string;
+  try {
+    text = responseHeadText(head, headers);
+  } catch {
+    badResponse(ctx, conn, ex);
+    return;
+  }
+  const e = ex.rec.entry;
+  e.contentType = headerValue(head.rawHeaders, 'content-type');
+  e.status = head.statusCode;
+  ex.answered = true;
+  ctx.relay.answer(conn.id, text, out.body, out.length, keepAlive, framing.reusable);
+}
+
+/** The relay ended the exchange (or needs the proxy's answer to a failure). */
+export function onHttpDone(ctx: ProxyContext, conn: ClientConnection, outcome: RelayOutcome, error: string | null): void {
+  const ex = conn.exchange;
+  if (ex === null) return;
+  const e = ex.rec.entry;
+  switch (outcome) {
+    case 'complete':
+      finishExchange(conn);
+      return;
+    case 'upstream-failed':
+    case 'upstream-timeout': {
+      const failure = upstreamFailure({ code: outcome === 'upstream-timeout' ? 'ETIMEDOUT' : (error ?? 'ECONNRESET') });
+      replyAndFinish(ctx, conn, { status: failure.status, text: upstreamFailureText(failure, ex.authority) }, 'TCP_MISS', failure.reason, false);
+      return;
+    }
+    case 'bad-upstream-head':
+      badResponse(ctx, conn, ex);
+      return;
+    default: {
+      // Cut short after the answer began (or the client left, or sent a broken body).
+      if (outcome === 'aborted') {
+        e.decision = 'error';
+        e.reason = upstreamFailure({ code: error ?? 'ECONNRESET' }).reason;
+      } else if (outcome === 'bad-request-body') {
+        e.decision = 'error';
+        e.reason = 'bad-request:body';
+      }
+      if (e.squidResult !== 'NONE' && !e.squidResult.endsWith('_ABORTED')) e.squidResult = `${e.squidResult}_ABORTED`;
+      finishExchange(conn);
+    }
+  }
+}
