@@ -106,6 +106,7 @@ enum Outcome : int {
   kClientGone = 4,
   kBadUpstreamHead = 5,  // head too large: TypeScript answers (502)
   kBadRequestBody = 6,   // malformed chunked upload: both closed
+  kBadUpstreamBody = 7,  // malformed chunked answer after its head: the client connection is closed
 };
 
 // Same values as RELAY_CLIENT_ERROR in src/native/http-relay.ts.
@@ -881,7 +882,7 @@ bool HttpRelay::RelayResponseBody(Client* c) {
     }
     if (c->body == kBodyChunked || c->body == kBodyDechunk) {
       if (c->resp_chunks.status() == ChunkScanner::kBad) {
-        AbortAfterAnswer(c, kAborted, 0);
+        AbortAfterAnswer(c, kBadUpstreamBody, 0);
         return true;
       }
       done = c->resp_chunks.status() == ChunkScanner::kDone;

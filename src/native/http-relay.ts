@@ -28,7 +28,7 @@ export const RELAY_BODY = {
 export type RelayBody = (typeof RELAY_BODY)[keyof typeof RELAY_BODY];
 
 /** How an exchange or tunnel ended; index = the relay's Outcome value. */
-const OUTCOMES = ['complete', 'upstream-failed', 'upstream-timeout', 'aborted', 'client-gone', 'bad-upstream-head', 'bad-request-body'] as const;
+const OUTCOMES = ['complete', 'upstream-failed', 'upstream-timeout', 'aborted', 'client-gone', 'bad-upstream-head', 'bad-request-body', 'bad-upstream-body'] as const;
 export type RelayOutcome = (typeof OUTCOMES)[number];
 
 /** What went wrong before a request could be decided; index = the relay's ClientErrorKind value. */

@@ -33,6 +33,8 @@ export interface ClientConnection extends ClientIdentity {
   readonly id: number;
   /** The request or tunnel in progress; null between requests. */
   exchange: Exchange | null;
+  /** The proxy answered and closes the connection: heads the relay read meanwhile are ignored. */
+  ended: boolean;
   /** Bytes of the exchange in progress so far (the relay reports them in steps). */
   bytesFromClient: number;
   bytesToClient: number;
@@ -81,6 +83,7 @@ export function replyAndFinish(ctx: ProxyContext, conn: ClientConnection, reply:
   const keep = keepAlive && ex.clientKeepAlive && ex.clientMinor === 1 && !ctx.closing;
   const raw = rawReply(reply, keep);
   const read = ctx.relay.respond(conn.id, raw, keep);
+  if (!keep) conn.ended = true;
   conn.bytesFromClient += Math.max(0, read);
   conn.bytesToClient += read < 0 ? 0 : Buffer.byteLength(raw, 'latin1');
   const e = ex.rec.entry;

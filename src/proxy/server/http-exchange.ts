@@ -26,6 +26,9 @@ const TARGET_HELP: Record<string, string> = {
 /** Methods a request may be sent again for (RFC 9110 9.2.2), when its pooled connection had been closed under us. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+/** The reason logged for an answer that breaks HTTP/1.1 (the code Node's HTTP client gave it, kept for log continuity). */
+const BAD_RESPONSE = 'upstream:err_bad_response';
+
 /** Largest upstream response head: Node's own default limit for heads it reads. */
 export const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
 
@@ -111,7 +114,7 @@ function responseHeadText(head: ResponseHead, raw: readonly string[]): string {
 
 /** Refuses an upstream answer that cannot be forwarded as it is. */
 function badResponse(ctx: ProxyContext, conn: ClientConnection, ex: Exchange): void {
-  replyAndFinish(ctx, conn, { status: 502, text: `the upstream ${ex.authority} sent a response that cannot be forwarded` }, 'TCP_MISS', 'upstream:bad-response', false);
+  replyAndFinish(ctx, conn, { status: 502, text: `the upstream ${ex.authority} sent a response that cannot be forwarded` }, 'TCP_MISS', BAD_RESPONSE, false);
 }
 
 export function onUpstreamResponse(ctx: ProxyContext, conn: ClientConnection, bytes: Buffer, connectMs: number): void {
@@ -179,6 +182,9 @@ export function onHttpDone(ctx: ProxyContext, conn: ClientConnection, outcome: R
       if (outcome === 'aborted') {
         e.decision = 'error';
         e.reason = upstreamFailure({ code: error ?? 'ECONNRESET' }).reason;
+      } else if (outcome === 'bad-upstream-body') {
+        e.decision = 'error';
+        e.reason = BAD_RESPONSE;
       } else if (outcome === 'bad-request-body') {
         e.decision = 'error';
         e.reason = 'bad-request:body';

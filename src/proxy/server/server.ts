@@ -7,7 +7,7 @@
  */
 import { GatehouseError } from '../../errors';
 import { parseRequestHead } from '../../http1';
-import { HttpRelay, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
+import { HttpRelay, type RelayClientError, type RelayHandler, type RelayOutcome, type RelayStats } from '../../native/http-relay';
 import { canonicalAddress } from '../../listen';
 import { parseProxyHeader } from '../proxy-protocol';
 import { lookup } from 'node:dns/promises';
@@ -67,6 +67,8 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
   private closingFlag = false;
   private closePromise: Promise<void> | null = null;
   private onAllClosed: (() => void) | null = null;
+  /** The relay's byte counts as they were when it was destroyed. */
+  private finalRelayStats: RelayStats | null = null;
 
   constructor(readonly opts: CheckedProxyServerOptions) {
     this.relay = new HttpRelay(
@@ -107,7 +109,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
   }
 
   stats(): ProxyServerStats {
-    const r = this.relay.stats();
+    const r = this.finalRelayStats ?? this.relay.stats();
     return { ...this.counters, active: this.conns.size, bytesIn: r.bytesIn, bytesOut: r.bytesOut };
   }
 
@@ -156,7 +158,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       }
       who = header.source === null ? { ...peer, endpoint: header.vpceId } : { client: canonicalAddress(header.source.address), clientPort: header.source.port, endpoint: header.vpceId };
     }
-    const conn: ClientConnection = { ...who, id, exchange: null, bytesFromClient: proxyHeader?.length ?? 0, bytesToClient: 0 };
+    const conn: ClientConnection = { ...who, id, exchange: null, ended: false, bytesFromClient: proxyHeader?.length ?? 0, bytesToClient: 0 };
     this.conns.set(id, conn);
     const count = (this.perClient.get(conn.client) ?? 0) + 1;
     this.perClient.set(conn.client, count);
@@ -183,6 +185,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       this.relay.close(id);
       return;
     }
+    if (conn.ended) return;
     this.counters.requests++;
     conn.bytesFromClient += bytes.length;
     const parsed = parseRequestHead(bytes);
@@ -274,6 +277,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     });
     this.closePromise = Promise.race([drained, deadline]).then(() => {
       clearTimeout(timer);
+      this.finalRelayStats = this.relay.stats();
       this.relay.destroy();
       // Whatever was still open is gone now: its records end here.
       for (const id of [...this.conns.keys()]) this.closed(id, 0, 0);
