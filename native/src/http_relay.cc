@@ -128,14 +128,20 @@ enum BodyKind : int {
   kBodyInformational = 6,   // a 1xx head: the final one follows
 };
 
+// Numbers go up in a Float64Array shared with TypeScript (kSlotsPerEvent
+// per event), bytes in one array of payloads per batch: no JavaScript
+// object per event beyond its payload.
+enum Payload : uint8_t { kNoPayload, kLatin1, kBytes, kPeerAndBytes, kPeerOnly };
 struct Event {
   int kind;
   uint32_t id;
   double n[4];
-  bool has_bytes;
+  Payload payload;
   std::string bytes;
   std::string text;
 };
+constexpr size_t kSlotsPerEvent = 6;
+constexpr size_t kMaxBatch = 1024;
 
 struct Client;
 
@@ -293,6 +299,9 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   void EmitBytes(int kind, uint32_t id, const char* p, size_t n, double a = 0, double b = 0);
   void ClientError(Client* c, int kind);
   void Deliver();
+  void FreeGraveyard();
+  Napi::Value PayloadValue(Napi::Env env, const Event& e);
+  Napi::Value EventSlots(const Napi::CallbackInfo& info);
   void ScheduleDelivery();
   void Shutdown();
   void Register(Sock* s, uint32_t events);
@@ -307,6 +316,8 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   int tick_ms_ = 250;
 
   Napi::FunctionReference on_events_;
+  Napi::Reference<Napi::Float64Array> slots_ref_;
+  double* slots_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_;
   napi_env env_ = nullptr;
   int epfd_ = -1;
@@ -344,7 +355,19 @@ Napi::Function HttpRelay::Define(Napi::Env env) {
                          InstanceMethod("closeIdle", &HttpRelay::CloseIdle),
                          InstanceMethod("destroy", &HttpRelay::Destroy),
                          InstanceMethod("stats", &HttpRelay::Stats),
+                         InstanceMethod("eventSlots", &HttpRelay::EventSlots),
                      });
+}
+
+// A head or reply from TypeScript: a one-byte string (its char codes are
+// the bytes), copied out without a Buffer in between.
+std::string Latin1(const Napi::Value& v) {
+  size_t len = 0;
+  napi_get_value_string_latin1(v.Env(), v, nullptr, 0, &len);
+  std::string out(len + 1, '\0');
+  napi_get_value_string_latin1(v.Env(), v, &out[0], len + 1, &len);
+  out.resize(len);
+  return out;
 }
 
 int64_t OptionMs(const Napi::Object& o, const char* name) {
@@ -364,6 +387,9 @@ HttpRelay::HttpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HttpRela
   fronting_timeout_ms_ = OptionMs(o, "frontingTimeoutMs");
   tick_ms_ = static_cast<int>(OptionMs(o, "tickMs"));
   on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
+  Napi::Float64Array slots = Napi::Float64Array::New(env, kMaxBatch * kSlotsPerEvent);
+  slots_ = slots.Data();
+  slots_ref_ = Napi::Persistent(slots);
   async_ = std::make_unique<Napi::AsyncContext>(env, "gatehouse:http-relay");
   env_ = env;
 
@@ -505,7 +531,7 @@ void HttpRelay::Accept(Sock* listener) {
     } else {
       c->state = State::kHead;
       events_.push_back(
-          Event{kEvOpen, c->id, {static_cast<double>(c->peer_port), 0, 0, 0}, false, {}, c->peer});
+          Event{kEvOpen, c->id, {static_cast<double>(c->peer_port), 0, 0, 0}, kPeerAndBytes, {}, c->peer});
     }
   }
 }
@@ -683,10 +709,10 @@ bool HttpRelay::AdvanceHead(Client* c) {
       if (c->eof || c->failed) CloseClient(c);
       return c->dead;
     }
-    events_.push_back(Event{kEvOpen,
+    events_.push_back(Event{kEvOpen, /* with the PROXY header's bytes */
                             c->id,
                             {static_cast<double>(c->peer_port), 0, 0, 0},
-                            true,
+                            kPeerAndBytes,
                             std::string(c->in.data(), len),
                             c->peer});
     ScheduleDelivery();
@@ -742,7 +768,7 @@ void HttpRelay::ClientError(Client* c, int kind) {
   events_.push_back(Event{kEvClientError,
                           c->id,
                           {static_cast<double>(kind), static_cast<double>(c->peer_port), 0, 0},
-                          false,
+                          kPeerOnly,
                           {},
                           c->peer});
   ScheduleDelivery();
@@ -1209,12 +1235,15 @@ void HttpRelay::Sweep() {
 }
 
 void HttpRelay::Emit(int kind, uint32_t id, double a, double b, double c, double d) {
-  events_.push_back(Event{kind, id, {a, b, c, d}, false, {}, {}});
+  events_.push_back(Event{kind, id, {a, b, c, d}, kNoPayload, {}, {}});
   ScheduleDelivery();
 }
 
 void HttpRelay::EmitBytes(int kind, uint32_t id, const char* p, size_t n, double a, double b) {
-  events_.push_back(Event{kind, id, {a, b, 0, 0}, true, std::string(p, n), {}});
+  // Heads go up as one-byte strings (what the TypeScript parsers read);
+  // tunnel bytes as a Buffer (the TLS parser reads bytes).
+  events_.push_back(
+      Event{kind, id, {a, b, 0, 0}, kind == kEvFronting ? kBytes : kLatin1, std::string(p, n), {}});
   ScheduleDelivery();
 }
 
@@ -1227,6 +1256,48 @@ void HttpRelay::ScheduleDelivery() {
 }
 
 void HttpRelay::Deliver() {
+  FreeGraveyard();
+  if (events_.empty() || delivering_ || shut_down_) return;
+  Napi::Env env(env_);
+  // Commands JavaScript calls while it handles a batch raise events of
+  // their own (an answer that completes an exchange raises DONE): they go
+  // up in the next round of this same call, not on a later loop turn.
+  for (int round = 0; round < 8 && !events_.empty() && !shut_down_; round++) {
+    Napi::HandleScope scope(env);
+    delivering_ = true;
+    std::vector<Event> batch;
+    if (events_.size() <= kMaxBatch) {
+      batch.swap(events_);
+    } else {
+      batch.assign(std::make_move_iterator(events_.begin()),
+                   std::make_move_iterator(events_.begin() + kMaxBatch));
+      events_.erase(events_.begin(), events_.begin() + kMaxBatch);
+    }
+    Napi::Array payloads = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); i++) {
+      const Event& e = batch[i];
+      double* slot = slots_ + i * kSlotsPerEvent;
+      slot[0] = e.kind;
+      slot[1] = e.id;
+      for (size_t k = 0; k < 4; k++) slot[2 + k] = e.n[k];
+      if (e.payload != kNoPayload) payloads.Set(static_cast<uint32_t>(i), PayloadValue(env, e));
+    }
+    try {
+      on_events_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(batch.size())), payloads},
+                              *async_);
+    } catch (const Napi::Error& err) {
+      // The TypeScript side catches its own failures; anything left is a bug
+      // that must surface as an uncaught exception, not vanish here.
+      delivering_ = false;
+      napi_fatal_exception(env_, err.Value());
+      return;
+    }
+    delivering_ = false;
+  }
+  if (!events_.empty()) ScheduleDelivery();
+}
+
+void HttpRelay::FreeGraveyard() {
   for (Sock* s : graveyard_) {
     if (s->kind == Sock::kUpstream) {
       delete static_cast<Upstream*>(s);
@@ -1237,60 +1308,32 @@ void HttpRelay::Deliver() {
     }
   }
   graveyard_.clear();
-  if (events_.empty() || delivering_ || shut_down_) return;
-  Napi::Env env(env_);
-  Napi::HandleScope scope(env);
-  delivering_ = true;
-  std::vector<Event> batch;
-  batch.swap(events_);
-  Napi::Array list = Napi::Array::New(env, batch.size());
-  for (size_t i = 0; i < batch.size(); i++) {
-    const Event& e = batch[i];
-    Napi::Array item = Napi::Array::New(env);
-    item.Set(0u, Napi::Number::New(env, e.kind));
-    item.Set(1u, Napi::Number::New(env, e.id));
-    switch (e.kind) {
-      case kEvOpen:
-        item.Set(2u, Napi::String::New(env, e.text));
-        item.Set(3u, Napi::Number::New(env, e.n[0]));
-        item.Set(4u, e.has_bytes
-                         ? Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()).As<Napi::Value>()
-                         : env.Null());
-        break;
-      case kEvRequest:
-        item.Set(2u, Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()));
-        break;
-      case kEvResponse:
-        item.Set(2u, Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()));
-        item.Set(3u, Napi::Number::New(env, e.n[0]));
-        break;
-      case kEvFronting:
-        item.Set(2u, Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()));
-        item.Set(3u, Napi::Boolean::New(env, e.n[0] != 0));
-        break;
-      case kEvClientError:
-        item.Set(2u, Napi::Number::New(env, e.n[0]));
-        item.Set(3u, Napi::String::New(env, e.text));
-        item.Set(4u, Napi::Number::New(env, e.n[1]));
-        break;
-      default:
-        for (uint32_t k = 0; k < 4; k++) item.Set(k + 2, Napi::Number::New(env, e.n[k]));
-        break;
-    }
-    list.Set(static_cast<uint32_t>(i), item);
-  }
-  try {
-    on_events_.MakeCallback(Value(), {list}, *async_);
-  } catch (const Napi::Error& err) {
-    // The TypeScript side catches its own failures; anything left is a bug
-    // that must surface as an uncaught exception, not vanish here.
-    delivering_ = false;
-    napi_fatal_exception(env_, err.Value());
-    return;
-  }
-  delivering_ = false;
-  if (!events_.empty()) ScheduleDelivery();
 }
+
+Napi::Value HttpRelay::PayloadValue(Napi::Env env, const Event& e) {
+  switch (e.payload) {
+    case kLatin1: {
+      napi_value text;
+      napi_create_string_latin1(env, e.bytes.data(), e.bytes.size(), &text);
+      return Napi::Value(env, text);
+    }
+    case kBytes:
+      return Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size());
+    case kPeerOnly:
+      return Napi::String::New(env, e.text);
+    default: {  // kPeerAndBytes: [peer address, PROXY header bytes or null]
+      Napi::Array pair = Napi::Array::New(env, 2);
+      pair.Set(0u, Napi::String::New(env, e.text));
+      pair.Set(1u, e.bytes.empty()
+                       ? env.Null()
+                       : Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()).As<Napi::Value>());
+      return pair;
+    }
+  }
+}
+
+// eventSlots(): the Float64Array the numbers of each batch are written to.
+Napi::Value HttpRelay::EventSlots(const Napi::CallbackInfo&) { return slots_ref_.Value(); }
 
 Client* HttpRelay::Find(const Napi::CallbackInfo& info, State a, State b) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
@@ -1313,11 +1356,11 @@ Napi::Value HttpRelay::Respond(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, -1);
   Client* c = it->second;
   now_ = MonotonicMs();
-  Napi::Buffer<char> bytes = info[1].As<Napi::Buffer<char>>();
+  std::string bytes = Latin1(info[1]);
   bool keep_alive = info[2].As<Napi::Boolean>().Value();
   ReleaseUpstream(c, false);
-  c->out.Append(bytes.Data(), bytes.Length());
-  c->queued_out += bytes.Length();
+  c->out.Append(bytes.data(), bytes.size());
+  c->queued_out += bytes.size();
   double in = static_cast<double>(c->bytes_read - c->mark_in);
   TakeBytes(c);
   if (keep_alive && !closing_ && c->state == State::kDecide) {
@@ -1336,7 +1379,7 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
   if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
   c->target_ip = info[1].As<Napi::String>().Utf8Value();
   c->target_port = info[2].As<Napi::Number>().Int32Value();
-  Napi::Buffer<char> head = info[3].As<Napi::Buffer<char>>();
+  std::string head = Latin1(info[3]);
   double body = info[4].As<Napi::Number>().DoubleValue();
   c->retryable = info[5].As<Napi::Boolean>().Value() && body == 0;
   c->retried = false;
@@ -1348,13 +1391,13 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
   c->phase = Phase::kAwaitHead;
   c->state = State::kExchange;
   c->deadline = now_ + idle_timeout_ms_;
+  StartUpstream(c, true);
+  c->up->out.Append(head.data(), head.size());
   if (c->retryable) {
-    c->req_head.assign(head.Data(), head.Length());
+    c->req_head.swap(head);
   } else {
     c->req_head.clear();
   }
-  StartUpstream(c, true);
-  c->up->out.Append(head.Data(), head.Length());
   Step(c);
   return Napi::Boolean::New(info.Env(), true);
 }
@@ -1364,13 +1407,13 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
 Napi::Value HttpRelay::Answer(const Napi::CallbackInfo& info) {
   Client* c = Find(info, State::kExchange, State::kExchange);
   if (c == nullptr || c->phase != Phase::kAwaitAnswer) return Napi::Boolean::New(info.Env(), false);
-  Napi::Buffer<char> head = info[1].As<Napi::Buffer<char>>();
+  std::string head = Latin1(info[1]);
   c->body = info[2].As<Napi::Number>().Int32Value();
   c->resp_left = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
   c->keep_alive = info[4].As<Napi::Boolean>().Value();
   c->reusable = info[5].As<Napi::Boolean>().Value();
-  c->out.Append(head.Data(), head.Length());
-  c->queued_out += head.Length();
+  c->out.Append(head.data(), head.size());
+  c->queued_out += head.size();
   if (c->body == kBodyInformational) {
     c->phase = Phase::kAwaitHead;
   } else if (c->body == kBodyNone || (c->body == kBodyLength && c->resp_left == 0)) {
@@ -1389,8 +1432,7 @@ Napi::Value HttpRelay::Tunnel(const Napi::CallbackInfo& info) {
   if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
   c->target_ip = info[1].As<Napi::String>().Utf8Value();
   c->target_port = info[2].As<Napi::Number>().Int32Value();
-  Napi::Buffer<char> established = info[3].As<Napi::Buffer<char>>();
-  c->established.assign(established.Data(), established.Length());
+  c->established = Latin1(info[3]);
   c->state = State::kTunnel;
   c->tunnel_open = false;
   c->fronting = false;
@@ -1494,16 +1536,7 @@ void HttpRelay::Shutdown() {
     }
   }
   pool_.clear();
-  for (Sock* s : graveyard_) {
-    if (s->kind == Sock::kUpstream) {
-      delete static_cast<Upstream*>(s);
-    } else if (s->kind == Sock::kClient) {
-      delete static_cast<Client*>(s);
-    } else {
-      delete s;
-    }
-  }
-  graveyard_.clear();
+  FreeGraveyard();
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);
     CloseHandle(poll_);

@@ -4,7 +4,7 @@
  * and one state machine) and the keep-alive connections that use it
  * (upstream-pool.ts; the dialer says where and how to connect).
  */
-export { parseResponseHead, responseFraming, type BodyFraming, type FramingResult, type ResponseHead, type ResponseHeadResult } from './response-head';
+export { parseResponseHead, readResponseHead, responseFraming, type BodyFraming, type FramingResult, type ResponseHead, type ResponseHeadResult } from './response-head';
 export { ChunkedDecoder, encodeChunk, LAST_CHUNK, type ChunkedResult } from './chunked';
 export { parseRequestHead, REQUEST_FRAMING_FIELDS, requestFraming, serializeRequestHead, type RequestFraming, type RequestHead, type RequestHeadResult } from './request-head';
 export {

@@ -42,18 +42,17 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([
 const LENGTH = /^\d{1,15}$/;
 
 /**
- * Reads a complete request head (`bytes` ends with its CRLF CRLF, as the
- * relay frames it) strictly, the way response-head.ts reads responses:
+ * Reads a complete request head (latin1 text ending with its CRLF CRLF, as
+ * the relay frames it) strictly, the way response-head.ts reads responses:
  * no obs-fold, no bare LF, no control characters, and the framing
  * ambiguities of RFC 9112 section 6.3 refused (both Transfer-Encoding and
  * Content-Length, a Transfer-Encoding not ending in chunked, disagreeing
  * Content-Lengths): a proxy that reads a body's length differently from
  * its upstream is how requests are smuggled.
  */
-export function parseRequestHead(bytes: Buffer): RequestHeadResult {
-  const end = bytes.length >= 4 && bytes.toString('latin1', bytes.length - 4) === '\r\n\r\n' ? bytes.length - 4 : -1;
-  if (end < 0) return { ok: false, reason: 'incomplete' };
-  const lines = bytes.toString('latin1', 0, end).split('\r\n');
+export function parseRequestHead(head: string): RequestHeadResult {
+  if (!head.endsWith('\r\n\r\n')) return { ok: false, reason: 'incomplete' };
+  const lines = head.slice(0, -4).split('\r\n');
   const line = REQUEST_LINE.exec(lines[0]);
   if (line === null) return { ok: false, reason: /^\S+ \S+ HTTP\/\d/.test(lines[0]) ? 'version' : 'request-line' };
   const minorVersion = line[3] === '1' ? 1 : 0;

@@ -44,7 +44,13 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, scanFrom = 0): 
     return { kind: 'incomplete', scanFrom: buf.length };
   }
   if (end + 4 > maxBytes) return { kind: 'invalid', reason: 'head-too-large' };
-  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const head = readResponseHead(buf.toString('latin1', 0, end));
+  return head.kind === 'head' ? { kind: 'head', head: head.head, bytes: end + 4 } : head;
+}
+
+/** Reads the lines of a response head (latin1 text, without its final CRLF CRLF). */
+export function readResponseHead(text: string): { readonly kind: 'head'; readonly head: ResponseHead } | { readonly kind: 'invalid'; readonly reason: string } {
+  const lines = text.split('\r\n');
   const status = STATUS_LINE.exec(lines[0]);
   if (status === null) return { kind: 'invalid', reason: 'status-line' };
   const rawHeaders: string[] = [];
@@ -60,7 +66,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, scanFrom = 0): 
     statusMessage: status[3] ?? '',
     rawHeaders,
   };
-  return { kind: 'head', head, bytes: end + 4 };
+  return { kind: 'head', head };
 }
 
 export type BodyFraming =

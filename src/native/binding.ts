@@ -525,10 +525,14 @@ export interface HttpRelayOptions {
 }
 
 /**
- * One event as the relay raises it: `[kind, connection id, ...]`. The
- * shapes per kind are in http-relay.ts (RELAY_EVENT), which decodes them.
+ * A batch of `count` events: event i's numbers are at eventSlots()[6i ..
+ * 6i+5] (kind, connection id, then up to four numbers), its bytes at
+ * payloads[i] (a head as a one-byte string, tunnel bytes as a Buffer, the
+ * peer address; OPEN: [peer, PROXY header bytes or null]). http-relay.ts
+ * decodes them.
  */
-export type NativeRelayEvent = [number, number, ...(string | number | boolean | Buffer | null)[]];
+export type NativeRelayPayload = string | Buffer | [string, Buffer | null] | undefined;
+export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) => void;
 
 /**
  * The relay: accepts on its listeners, frames heads and bodies, moves
@@ -541,13 +545,13 @@ export interface NativeHttpRelay {
   listen(ip: string, port: number): number;
   stopListening(): void;
   /** Writes the proxy's own reply; returns the bytes read from the client since the last mark, -1 when gone. */
-  respond(id: number, reply: Buffer, keepAlive: boolean): number;
+  respond(id: number, reply: string, keepAlive: boolean): number;
   /** Sends `head` (then the body: -1 chunked, else its length) to ip:port, over a pooled connection when one is idle. */
-  forward(id: number, ip: string, port: number, head: Buffer, bodyLength: number, retryable: boolean): boolean;
+  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean;
   /** The client's copy of the response head and how its body is framed (RELAY_BODY). */
-  answer(id: number, head: Buffer, bodyKind: number, length: number, keepAlive: boolean, reusable: boolean): boolean;
+  answer(id: number, head: string, bodyKind: number, length: number, keepAlive: boolean, reusable: boolean): boolean;
   /** Connects to ip:port; once connected writes `established` and holds the client's bytes for the fronting check. */
-  tunnel(id: number, ip: string, port: number, established: Buffer): boolean;
+  tunnel(id: number, ip: string, port: number, established: string): boolean;
   allowTunnel(id: number): boolean;
   close(id: number): boolean;
   /** Closes connections between requests and the pool; later ones close after their exchange. */
@@ -555,8 +559,10 @@ export interface NativeHttpRelay {
   /** Closes everything and releases the relay's loop handles. */
   destroy(): void;
   stats(): { active: number; pooled: number; bytesIn: number; bytesOut: number };
+  /** Where each batch's numbers are written (one array for the relay's life). */
+  eventSlots(): Float64Array;
 }
 
 export interface NativeHttpRelayAddon {
-  HttpRelay: new (options: HttpRelayOptions, onEvents: (events: NativeRelayEvent[]) => void) => NativeHttpRelay;
+  HttpRelay: new (options: HttpRelayOptions, onEvents: NativeRelayEvents) => NativeHttpRelay;
 }

@@ -6,7 +6,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { loadNative } from './addon';
-import type { HttpRelayOptions, NativeHttpRelay, NativeRelayEvent } from './binding';
+import type { HttpRelayOptions, NativeHttpRelay, NativeRelayPayload } from './binding';
 import { checkBoolean, checkInteger } from './validate';
 import { GatehouseError } from '../errors';
 
@@ -42,10 +42,10 @@ export type RelayClientError = (typeof CLIENT_ERRORS)[number];
 export interface RelayHandler {
   /** A connection is accepted (with PROXY protocol: once its header arrived, its bytes in `proxyHeader`). */
   open(id: number, peer: string, peerPort: number, proxyHeader: Buffer | null): void;
-  /** A request head arrived: answer with respond, forward or tunnel. */
-  request(id: number, head: Buffer): void;
-  /** The upstream's response head (1xx ones too): answer with `answer`, or `respond` to refuse it. */
-  response(id: number, head: Buffer, connectMs: number): void;
+  /** A request head arrived (one-byte string: each char code is a byte, CRLF CRLF at the end): answer with respond, forward or tunnel. */
+  request(id: number, head: string): void;
+  /** The upstream's response head (1xx ones too; a one-byte string): answer with `answer`, or `respond` to refuse it. */
+  response(id: number, head: string, connectMs: number): void;
   /** A tunnel's upstream is connected and the 200 is on its way. */
   connected(id: number, connectMs: number): void;
   /** The client's first tunnel bytes so far (all of them, again, as more arrive); `allowTunnel` or `close`. */
@@ -97,11 +97,13 @@ function checkOptions(o: HttpRelayOptions): HttpRelayOptions {
 
 export class HttpRelay {
   private readonly native: NativeHttpRelay;
+  private readonly slots: Float64Array;
   private destroyed = false;
 
   constructor(options: HttpRelayOptions, handler: RelayHandler) {
     const checked = checkOptions(options);
-    this.native = new (loadNative().HttpRelay)(checked, (events) => this.dispatch(events, handler));
+    this.native = new (loadNative().HttpRelay)(checked, (count, payloads) => this.dispatch(count, payloads, handler));
+    this.slots = this.native.eventSlots();
   }
 
   /** Listens on an IP literal; returns the bound port. */
@@ -119,21 +121,23 @@ export class HttpRelay {
     if (!this.destroyed) this.native.stopListening();
   }
 
-  respond(id: number, reply: string | Buffer, keepAlive: boolean): number {
-    if (this.destroyed) return -1;
-    return this.native.respond(id, typeof reply === 'string' ? Buffer.from(reply, 'latin1') : reply, keepAlive);
+  // Heads and replies are one-byte strings: each char code is a byte
+  // (callers keep them to latin1; a higher code would be cut to its low byte).
+
+  respond(id: number, reply: string, keepAlive: boolean): number {
+    return this.destroyed ? -1 : this.native.respond(id, reply, keepAlive);
   }
 
   forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean {
-    return !this.destroyed && this.native.forward(id, ip, port, Buffer.from(head, 'latin1'), bodyLength, retryable);
+    return !this.destroyed && this.native.forward(id, ip, port, head, bodyLength, retryable);
   }
 
   answer(id: number, head: string, body: RelayBody, length: number, keepAlive: boolean, reusable: boolean): boolean {
-    return !this.destroyed && this.native.answer(id, Buffer.from(head, 'latin1'), body, length, keepAlive, reusable);
+    return !this.destroyed && this.native.answer(id, head, body, length, keepAlive, reusable);
   }
 
   tunnel(id: number, ip: string, port: number, established: string): boolean {
-    return !this.destroyed && this.native.tunnel(id, ip, port, Buffer.from(established, 'latin1'));
+    return !this.destroyed && this.native.tunnel(id, ip, port, established);
   }
 
   allowTunnel(id: number): boolean {
@@ -158,34 +162,39 @@ export class HttpRelay {
     return this.destroyed ? { active: 0, pooled: 0, bytesIn: 0, bytesOut: 0 } : this.native.stats();
   }
 
-  private dispatch(events: NativeRelayEvent[], h: RelayHandler): void {
-    for (const e of events) {
-      const id = e[1];
+  private dispatch(count: number, payloads: NativeRelayPayload[], h: RelayHandler): void {
+    const f = this.slots;
+    for (let i = 0; i < count; i++) {
+      const at = i * 6;
+      const id = f[at + 1];
+      const p = payloads[i];
       try {
-        switch (e[0]) {
-          case 0:
-            h.open(id, e[2] as string, e[3] as number, e[4] as Buffer | null);
+        switch (f[at]) {
+          case 0: {
+            const [peer, header] = p as [string, Buffer | null];
+            h.open(id, peer, f[at + 2], header);
             break;
+          }
           case 1:
-            h.request(id, e[2] as Buffer);
+            h.request(id, p as string);
             break;
           case 2:
-            h.response(id, e[2] as Buffer, e[3] as number);
+            h.response(id, p as string, f[at + 2]);
             break;
           case 3:
-            h.connected(id, e[2] as number);
+            h.connected(id, f[at + 2]);
             break;
           case 4:
-            h.fronting(id, e[2] as Buffer, e[3] as boolean);
+            h.fronting(id, p as Buffer, f[at + 2] !== 0);
             break;
           case 5:
-            h.done(id, OUTCOMES[e[2] as number] ?? 'aborted', errnoName(e[3] as number), e[4] as number, e[5] as number);
+            h.done(id, OUTCOMES[f[at + 2]] ?? 'aborted', errnoName(f[at + 3]), f[at + 4], f[at + 5]);
             break;
           case 6:
-            h.clientError(id, CLIENT_ERRORS[e[2] as number] ?? 'head-too-large', e[3] as string, e[4] as number);
+            h.clientError(id, CLIENT_ERRORS[f[at + 2]] ?? 'head-too-large', p as string, f[at + 3]);
             break;
           case 7:
-            h.closed(id, e[2] as number, e[3] as number);
+            h.closed(id, f[at + 2], f[at + 3]);
             break;
         }
       } catch {

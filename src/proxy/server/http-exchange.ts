@@ -6,7 +6,7 @@
  * head comes back here to be read strictly and rewritten for the client;
  * the relay moves both bodies.
  */
-import { parseResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestHead, type ResponseHead } from '../../http1';
+import { readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestHead, type ResponseHead } from '../../http1';
 import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
@@ -117,11 +117,12 @@ function badResponse(ctx: ProxyContext, conn: ClientConnection, ex: Exchange): v
   replyAndFinish(ctx, conn, { status: 502, text: `the upstream ${ex.authority} sent a response that cannot be forwarded` }, 'TCP_MISS', BAD_RESPONSE, false);
 }
 
-export function onUpstreamResponse(ctx: ProxyContext, conn: ClientConnection, bytes: Buffer, connectMs: number): void {
+export function onUpstreamResponse(ctx: ProxyContext, conn: ClientConnection, upstreamHead: string, connectMs: number): void {
   const ex = conn.exchange;
   if (ex === null || ex.upstream === null) return;
   if (ex.rec.entry.upstreamAddress === null) ex.rec.connected(ex.upstream.address, connectMs);
-  const parsed = parseResponseHead(bytes, UPSTREAM_MAX_HEAD_BYTES);
+  // The relay frames the head (CRLF CRLF at its end, at most UPSTREAM_MAX_HEAD_BYTES).
+  const parsed = readResponseHead(upstreamHead.slice(0, -4));
   if (parsed.kind !== 'head') {
     badResponse(ctx, conn, ex);
     return;

@@ -179,7 +179,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     return { rec: this.record(conn, method, url), clientMinor, clientKeepAlive, authority: '', upstream: null, fronting: null, answered: false };
   }
 
-  request(id: number, bytes: Buffer): void {
+  request(id: number, bytes: string): void {
     const conn = this.conns.get(id);
     if (conn === undefined) {
       this.relay.close(id);
@@ -202,7 +202,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     handled.catch(() => this.relay.close(id));
   }
 
-  response(id: number, head: Buffer, connectMs: number): void {
+  response(id: number, head: string, connectMs: number): void {
     const conn = this.conns.get(id);
     if (conn !== undefined) onUpstreamResponse(this, conn, head, connectMs);
   }
