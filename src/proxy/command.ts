@@ -13,7 +13,7 @@ import { runService } from '../cli/service';
 import { ProxyLogs } from './logs';
 import { evaluateProxyPolicy, openProxyPolicySource, type ProxyPolicySource, type ReloadResult } from './policy';
 import { startProxyServer, type ProxyServer } from './server';
-import { cachedLookup, resolveAndCheck, systemLookup } from './ssrf';
+import { cachedLookup, resolveAndCheckNow, systemLookup } from './ssrf';
 import type { AccessEntry } from './types';
 import { parseProxyOptions, PROXY_HELP, type ProxyCliOptions } from './options';
 
@@ -122,7 +122,7 @@ export class ProxyApp {
       listen: o.listen,
       proxyProtocol: o.proxyProtocol,
       decide: (facts) => evaluateProxyPolicy(source.current, facts),
-      resolve: (host, allow) => resolveAndCheck(host, { lookup, allow, own, timeoutMs: o.resolveTimeoutMs }),
+      resolve: (host, allow) => resolveAndCheckNow(host, { lookup, allow, own, timeoutMs: o.resolveTimeoutMs }),
       onAccess: (entry) => this.record(entry),
       maxConnections: o.maxConnections,
       maxConnectionsPerClient: o.maxClientConnections,

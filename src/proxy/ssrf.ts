@@ -10,6 +10,7 @@ export { parseDestinationHost, type DestinationHost } from './ssrf/host';
 export { deniedAddressReason, type AddressAllowances, type DeniedClass } from './ssrf/address-classes';
 export {
   resolveAndCheck,
+  resolveAndCheckNow,
   systemLookup,
   type LookupFunction,
   type ResolvedAddress,

@@ -11,6 +11,7 @@ import { AccessRecord, type ClientIdentity } from './access';
 import type { FrontingContext } from './fronting';
 import type { CheckedProxyServerOptions, ProxyDecision } from './options';
 import { rawReply, type ProxyReply } from './responses';
+import type { RequestTarget } from './target';
 import type { UpstreamTarget } from './upstream';
 
 /** One request or tunnel, from its head to its last byte. */
@@ -21,6 +22,8 @@ export interface Exchange {
   readonly clientKeepAlive: boolean;
   /** `host[:port]` as the client asked for it (for the texts of failures). */
   authority: string;
+  /** The request target, once it parsed. */
+  target: RequestTarget | null;
   upstream: UpstreamTarget | null;
   /** Set for a CONNECT once its upstream is connected: the check its first bytes must pass. */
   fronting: FrontingContext | null;

@@ -11,18 +11,29 @@ import type { ProxyContext } from './context';
 import type { ProxyDecision } from './options';
 import type { UpstreamFailure } from './upstream';
 
-/** Resolves `host` and checks every address; a resolver that throws counts as a failed lookup (502). */
-export async function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: DestinationHost, allowAddresses: readonly string[]): Promise<ResolveAndCheckResult> {
+const RESOLVE_FAILED: ResolveAndCheckResult = { ok: false, reason: 'resolve:failed', addresses: [], status: 502 };
+
+/**
+ * Resolves `host` and checks every address, then calls `then` with the
+ * result: at once when the answer is known (a literal, a cached name),
+ * else when the lookup ends. A resolver that throws counts as a failed
+ * lookup (502).
+ */
+export function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: DestinationHost, allowAddresses: readonly string[], then: (resolved: ResolveAndCheckResult) => void): void {
   const resolveStart = performance.now();
-  let resolved: ResolveAndCheckResult;
+  const settle = (resolved: ResolveAndCheckResult): void => {
+    rec.entry.resolveMs = Math.round(performance.now() - resolveStart);
+    rec.entry.resolvedAddresses = [...resolved.addresses];
+    then(resolved);
+  };
+  let pending: Promise<ResolveAndCheckResult> | ResolveAndCheckResult;
   try {
-    resolved = await ctx.opts.resolve(host, allowAddresses);
+    pending = ctx.opts.resolve(host, allowAddresses);
   } catch {
-    resolved = { ok: false, reason: 'resolve:failed', addresses: [], status: 502 };
+    pending = RESOLVE_FAILED;
   }
-  rec.entry.resolveMs = Math.round(performance.now() - resolveStart);
-  rec.entry.resolvedAddresses = [...resolved.addresses];
-  return resolved;
+  if (pending instanceof Promise) pending.then(settle, () => settle(RESOLVE_FAILED));
+  else settle(pending);
 }
 
 /** Why a denied request was denied, for the 403 body. */

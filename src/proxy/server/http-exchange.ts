@@ -6,12 +6,13 @@
  * head comes back here to be read strictly and rewritten for the client;
  * the relay moves both bodies.
  */
-import { readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestHead, type ResponseHead } from '../../http1';
+import { readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestFraming, type RequestHead, type ResponseHead } from '../../http1';
+import type { ResolveAndCheckResult } from '../ssrf';
 import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
-import { parseAbsoluteTarget } from './target';
+import { parseAbsoluteTarget, type RequestTarget } from './target';
 import { upstreamFailure } from './upstream';
 
 const TARGET_HELP: Record<string, string> = {
@@ -32,7 +33,7 @@ const BAD_RESPONSE = 'upstream:err_bad_response';
 /** Largest upstream response head: Node's own default limit for heads it reads. */
 export const UPSTREAM_MAX_HEAD_BYTES = 16 * 1024;
 
-export async function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head: RequestHead): Promise<void> {
+export function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head: RequestHead): void {
   const ex = conn.exchange as Exchange;
   const rec = ex.rec;
   const target = parseAbsoluteTarget(head.target);
@@ -42,6 +43,7 @@ export async function startHttpRequest(ctx: ProxyContext, conn: ClientConnection
     return;
   }
   const t = target.value;
+  ex.target = t;
   ex.authority = t.authority;
   rec.entry.host = t.host;
   rec.entry.port = t.port;
@@ -59,8 +61,16 @@ export async function startHttpRequest(ctx: ProxyContext, conn: ClientConnection
     return;
   }
 
-  const resolved = await resolveDestination(ctx, rec, t.destination, decision.allowAddresses);
-  if (!ctx.current(conn, ex)) return; // the client left while we resolved
+  resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
+    if (!ctx.current(conn, ex)) return; // the client left while we resolved
+    sendUpstream(ctx, conn, ex, head, resolved, framing);
+  });
+}
+
+function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, head: RequestHead, resolved: ResolveAndCheckResult, framing: RequestFraming): void {
+  const rec = ex.rec;
+  const t = ex.target as RequestTarget;
+  const canContinue = framing.body === 'none';
   if (!resolved.ok) {
     const denied = resolved.status === 403;
     replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, t.host) }, denied ? 'TCP_DENIED' : 'TCP_MISS', resolved.reason, canContinue);

@@ -20,9 +20,12 @@ export interface ProxyDecision {
   allowAddresses: readonly string[];
 }
 
-/** Resolves a destination host and checks every address (`resolveAndCheck` with the proxy's lookup and own addresses bound). */
-/** `host` as the request target parsed it (any notation already normalised). */
-export type ResolveDestination = (host: DestinationHost, allowAddresses: readonly string[]) => Promise<ResolveAndCheckResult>;
+/**
+ * Resolves a destination host (as the request target parsed it) and checks
+ * every address (`resolveAndCheckNow` with the proxy's lookup and own
+ * addresses bound); a cached answer may come back at once, without a promise.
+ */
+export type ResolveDestination = (host: DestinationHost, allowAddresses: readonly string[]) => Promise<ResolveAndCheckResult> | ResolveAndCheckResult;
 
 export interface ListenAddress {
   host: string;

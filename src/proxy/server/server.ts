@@ -143,7 +143,8 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
 
   open(id: number, peerAddress: string, peerPort: number, proxyHeader: Buffer | null): void {
     this.counters.connections++;
-    const peer: ClientIdentity = { client: canonicalAddress(peerAddress), clientPort: peerPort, endpoint: null };
+    // The relay's listeners are IPv6-only: a peer is never IPv4-mapped, and inet_ntop's text is canonical already.
+    const peer: ClientIdentity = { client: peerAddress, clientPort: peerPort, endpoint: null };
     if (this.closingFlag) {
       this.relay.close(id);
       return;
@@ -176,7 +177,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
   }
 
   private newExchange(conn: ClientConnection, method: string, url: string, clientMinor: 0 | 1, clientKeepAlive: boolean): Exchange {
-    return { rec: this.record(conn, method, url), clientMinor, clientKeepAlive, authority: '', upstream: null, fronting: null, answered: false };
+    return { rec: this.record(conn, method, url), clientMinor, clientKeepAlive, authority: '', target: null, upstream: null, fronting: null, answered: false };
   }
 
   request(id: number, bytes: string): void {
@@ -197,9 +198,9 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     const head = parsed.head;
     const method = head.method.toUpperCase();
     conn.exchange = this.newExchange(conn, method, head.target, head.minorVersion, head.keepAlive && !this.closingFlag);
-    const handled = method === 'CONNECT' ? startTunnel(this, conn, head) : startHttpRequest(this, conn, head);
-    // A handler bug must cost one connection, never the process.
-    handled.catch(() => this.relay.close(id));
+    // (A handler that throws costs this connection only: the relay wrapper closes it.)
+    if (method === 'CONNECT') startTunnel(this, conn, head);
+    else startHttpRequest(this, conn, head);
   }
 
   response(id: number, head: string, connectMs: number): void {

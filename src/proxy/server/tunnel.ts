@@ -12,12 +12,14 @@ import type { RequestHead } from '../../http1';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
 import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
 import { judgeTunnelStart } from './fronting';
-import { parseConnectTarget } from './target';
+import { parseConnectTarget, type RequestTarget } from './target';
+import type { ResolveAndCheckResult } from '../ssrf';
+import type { ProxyRequestFacts } from '../types';
 import { upstreamFailure } from './upstream';
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
 
-export async function startTunnel(ctx: ProxyContext, conn: ClientConnection, head: RequestHead): Promise<void> {
+export function startTunnel(ctx: ProxyContext, conn: ClientConnection, head: RequestHead): void {
   const ex = conn.exchange as Exchange;
   const rec = ex.rec;
   const target = parseConnectTarget(head.target);
@@ -47,8 +49,12 @@ export async function startTunnel(ctx: ProxyContext, conn: ClientConnection, hea
     return;
   }
 
-  const resolved = await resolveDestination(ctx, rec, t.destination, decision.allowAddresses);
-  if (!ctx.current(conn, ex)) return;
+  resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
+    if (ctx.current(conn, ex)) openTunnel(ctx, conn, ex, t, resolved, facts);
+  });
+}
+
+function openTunnel(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, t: RequestTarget, resolved: ResolveAndCheckResult, facts: ProxyRequestFacts): void {
   if (!resolved.ok) {
     const denied = resolved.status === 403;
     replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, t.host) }, denied ? 'TCP_DENIED' : 'TCP_TUNNEL', resolved.reason, false);

@@ -47,10 +47,7 @@ export const systemLookup: LookupFunction = async (name) => {
 
 const TIMED_OUT = Symbol('timed out');
 
-async function lookupWithin(lookup: LookupFunction, name: string, timeoutMs: number): Promise<ResolvedAddress[] | typeof TIMED_OUT> {
-  const found = lookup(name);
-  // A cached answer needs no deadline (and no timer per request).
-  if (Array.isArray(found)) return found;
+async function lookupWithin(found: Promise<ResolvedAddress[]>, timeoutMs: number): Promise<ResolvedAddress[] | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
     timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
@@ -75,6 +72,15 @@ function errorCode(err: unknown): string {
  * points both outside and inside is the shape of a rebinding attack.
  */
 export async function resolveAndCheck(host: string | DestinationHost, opts: ResolveAndCheckOptions): Promise<ResolveAndCheckResult> {
+  return resolveAndCheckNow(host, opts);
+}
+
+/**
+ * resolveAndCheck, with the answer at once (no promise) when the lookup
+ * has it at once: an IP literal, or a name in the resolver cache. The
+ * proxy's request path uses this to skip a promise per request.
+ */
+export function resolveAndCheckNow(host: string | DestinationHost, opts: ResolveAndCheckOptions): ResolveAndCheckResult | Promise<ResolveAndCheckResult> {
   if (!(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) {
     throw new GatehouseError('ERR_INVALID_ARG', `Expected a positive number of milliseconds for timeoutMs but received ${String(opts.timeoutMs)}`);
   }
@@ -88,13 +94,36 @@ export async function resolveAndCheck(host: string | DestinationHost, opts: Reso
     return { ok: true, address: target.address, family: target.family, addresses: [target.address] };
   }
 
-  let found: ResolvedAddress[] | typeof TIMED_OUT;
+  let found: ResolvedAddress[] | Promise<ResolvedAddress[]>;
   try {
-    found = await lookupWithin(opts.lookup, target.name, opts.timeoutMs);
+    found = opts.lookup(target.name);
   } catch (err) {
     return { ok: false, reason: `resolve:${errorCode(err)}`, addresses: [], status: 502 };
   }
-  if (found === TIMED_OUT) return { ok: false, reason: 'resolve:timeout', addresses: [], status: 504 };
+  // A cached answer needs no deadline (and no timer or promise per request).
+  if (Array.isArray(found)) return checkAnswers(found, judge);
+  return lookupWithin(found, opts.timeoutMs).then(
+    (answer) => (answer === TIMED_OUT ? { ok: false, reason: 'resolve:timeout', addresses: [], status: 504 } : checkAnswers(answer, judge)),
+    (err: unknown) => ({ ok: false, reason: `resolve:${errorCode(err)}`, addresses: [], status: 502 }),
+  );
+}
+
+/** Answers normalised before (text -> address, family), so a cached answer is not parsed again per request. */
+const normalisedAnswers = new Map<string, { text: string; family: 0 | 4 | 6 }>();
+const MAX_NORMALISED_ANSWERS = 4096;
+
+function normaliseAnswer(raw: string): { text: string; family: 0 | 4 | 6 } {
+  let answer = normalisedAnswers.get(raw);
+  if (answer === undefined) {
+    const parsed = parseDestinationHost(raw);
+    answer = parsed.kind === 'ip' ? { text: parsed.address, family: parsed.family } : { text: raw, family: 0 };
+    if (normalisedAnswers.size >= MAX_NORMALISED_ANSWERS) normalisedAnswers.clear();
+    normalisedAnswers.set(raw, answer);
+  }
+  return answer;
+}
+
+function checkAnswers(found: readonly ResolvedAddress[], judge: { allow: readonly string[]; own: readonly string[] }): ResolveAndCheckResult {
 
   // Normalised (IPv4-mapped answers become IPv4), duplicates removed, order kept.
   // A resolver answer that is not an address (a name, garbage) is kept as
@@ -103,8 +132,7 @@ export async function resolveAndCheck(host: string | DestinationHost, opts: Reso
   const seen = new Set<string>();
   for (const entry of Array.isArray(found) ? found : []) {
     const raw = typeof entry?.address === 'string' ? entry.address : String(entry?.address);
-    const parsed = parseDestinationHost(raw);
-    const answer = parsed.kind === 'ip' ? { text: parsed.address, family: parsed.family } : { text: raw, family: 0 as const };
+    const answer = normaliseAnswer(raw);
     if (seen.has(answer.text)) continue;
     seen.add(answer.text);
     answers.push(answer);
