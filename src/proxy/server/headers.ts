@@ -89,8 +89,12 @@ export interface RequestRewrite {
   framing: readonly string[];
 }
 
-/** Host is replaced; Expect is answered by Node's server (100 Continue); the framing is the proxy's own. */
-const NOT_COPIED: ReadonlySet<string> = new Set(['host', 'expect', ...REQUEST_FRAMING_FIELDS]);
+/**
+ * Host is replaced; the framing is the proxy's own. Expect goes on (RFC
+ * 9110 10.1.1): the upstream's 100 Continue comes back through the relay
+ * as an interim answer, so an upload starts when the upstream is ready.
+ */
+const NOT_COPIED: ReadonlySet<string> = new Set(['host', ...REQUEST_FRAMING_FIELDS]);
 
 /** Headers for the upstream request. */
 export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestRewrite): string[] {

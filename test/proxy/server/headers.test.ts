@@ -22,11 +22,12 @@ test('end-to-end headers keep order, spelling and repeats', () => {
   assert.deepEqual(endToEndHeaders(raw), ['Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'X-Keep', 'k']);
 });
 
-test('upstream request headers: Host from the target, Via and X-Forwarded-For appended, Expect removed', () => {
+test('upstream request headers: Host from the target, Via and X-Forwarded-For appended, Expect kept', () => {
   const raw = ['Host', 'spoofed.example', 'Via', '1.0 first', 'X-Forwarded-For', '198.51.100.7', 'Expect', '100-continue', 'Proxy-Authorization', 'Basic x', 'Content-Length', '3', 'Accept', '*/*'];
   const framing = requestFraming(undefined, '3').fields;
   assert.deepEqual(upstreamRequestHeaders(raw, { authority: 'real.example:8080', via: '1.1 gatehouse', forwardedFor: '192.0.2.9', framing }), [
     'Host', 'real.example:8080',
+    'Expect', '100-continue',
     'Accept', '*/*',
     'Content-Length', '3',
     'Via', '1.0 first, 1.1 gatehouse',

@@ -54,7 +54,7 @@ test('two GETs on one client connection reach the upstream over one kept-alive c
   assert.equal(s.errors, 0);
 });
 
-test('POST bodies stream through intact, with Content-Length and chunked', async (t) => {
+test('POST bodies stream through intact, with Content-Length and chunked; Expect: 100-continue is answered by the upstream', async (t) => {
   const upstream = await startHttpUpstream();
   const proxy = await startTestProxy();
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proxy-post-'));
@@ -69,10 +69,13 @@ test('POST bodies stream through intact, with Content-Length and chunked', async
   const want = `${createHash('sha256').update(body).digest('hex')} ${body.length}`;
   const url = `http://upstream.test:${upstream.port}/echo`;
 
-  const sized = await curl(['-x', proxy.url, '--data-binary', `@${file}`, url]);
+  // -v: curl shows the interim answer it got (stderr); it sends Expect itself for a body this large, -H makes sure.
+  const sized = await curl(['-v', '-x', proxy.url, '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, url]);
   assert.equal(sized.code, 0, sized.stderr);
   assert.equal(sized.stdout, want);
   assert.equal(header(upstream.requests[0].rawHeaders, 'content-length'), String(body.length));
+  assert.equal(header(upstream.requests[0].rawHeaders, 'expect'), '100-continue');
+  assert.match(sized.stderr, /< HTTP\/1\.1 100 Continue/);
 
   const chunked = await curl(['-x', proxy.url, '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${file}`, url]);
   assert.equal(chunked.code, 0, chunked.stderr);
