@@ -554,14 +554,30 @@ void HttpRelay::OnSocketEvent(Sock* s, uint32_t ev) {
       }
     }
     if (u->client == nullptr) {
-      // A pooled connection must stay silent: bytes or a close end it.
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) CloseUpstream(u);
+      // A pooled connection must stay silent: bytes or a close end it. The
+      // event may be an old one (from the answer just read, in the same
+      // wake-up): a peek tells.
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        char probe;
+        ssize_t n = recv(u->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) CloseUpstream(u);
+      }
       return;
     }
     Step(u->client);
     return;
   }
-  Step(static_cast<Client*>(s));
+  auto* c = static_cast<Client*>(s);
+  if ((ev & EPOLLERR) && !c->failed) {
+    // A reset client: noticed now, even in states that do not read (a
+    // request waiting for its answer ends at once, not at a timeout).
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    c->failed = true;
+    c->error = err != 0 ? err : ECONNRESET;
+  }
+  Step(c);
 }
 
 bool HttpRelay::ReadSome(Sock* s, size_t limit) {
@@ -1059,7 +1075,8 @@ void HttpRelay::StartUpstream(Client* c, bool allow_pooled) {
   }
   int one = 1;
   setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  Register(u, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+  // Registered after connect(): a socket not yet connecting would report
+  // a hang-up of its own.
   if (connect(u->fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
     u->connect_ms = 0;
   } else if (errno == EINPROGRESS) {
@@ -1069,6 +1086,7 @@ void HttpRelay::StartUpstream(Client* c, bool allow_pooled) {
     u->failed = true;
     u->error = errno;
   }
+  Register(u, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
   return;
 }
 
