@@ -2,7 +2,8 @@
 # gatehouse proxy against Squid (Debian's `squid`), the same load through each
 # in one run, alternating, all on loopback:
 #   - HTTP keep-alive requests/s (1 KiB answers) with p50/p99 latency;
-#   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close), p99;
+#   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close), p99,
+#     and the proxy's CPU time per tunnel over that run;
 #   - MB/s through one tunnel (a TCP source behind it);
 #   - CPU time per request at a FIXED rate (utime + stime of the proxy process
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
@@ -110,10 +111,13 @@ for round in $(seq "$ROUNDS"); do
     start_proxy "$name"
     $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
     http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
+    tc0=0 tc1=0
     if [[ $name == floor-* ]]; then
       tunnels='{}' stream='{}' # the floors forward plain HTTP only
     else
+      tc0=$(cpu_ticks "$PROXY_PID")
       tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
+      tc1=$(cpu_ticks "$PROXY_PID")
       stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
     fi
     t0=$(cpu_ticks "$PROXY_PID")
@@ -121,8 +125,8 @@ for round in $(seq "$ROUNDS"); do
     t1=$(cpu_ticks "$PROXY_PID")
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$tunnels" "$stream" "$fixed" $((t1 - t0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"tunnel_cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((tc1 - tc0)) "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -142,6 +146,7 @@ const figures = [
   ['CONNECT tunnels/s', (r) => r.connect.tunnels_per_s, 0],
   ['  p99 ms', (r) => r.connect.p99_ms, 2],
   ['  errors', (r) => r.connect.errors, 0],
+  ['  CPU us/tunnel', (r) => (r.connect.tunnels ? (r.tunnel_cpu_ticks / r.hz) * 1e6 / r.connect.tunnels : null), 1],
   ['one tunnel MB/s', (r) => r.stream.mb_per_s, 1],
   [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
   ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
