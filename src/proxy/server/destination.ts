@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import type { DestinationHost, ResolveAndCheckResult } from '../ssrf';
 import type { AccessRecord } from './access';
-import type { ProxyContext } from './context';
+import { replyAndFinish, type ClientConnection, type ProxyContext } from './context';
+import type { ProxyRequestFacts } from '../types';
 import type { ProxyDecision } from './options';
 import type { UpstreamFailure } from './upstream';
 
@@ -34,6 +35,31 @@ export function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: D
   }
   if (pending instanceof Promise) pending.then(settle, () => settle(RESOLVE_FAILED));
   else settle(pending);
+}
+
+/**
+ * The policy's answer for the exchange's request, recorded. A denial (403
+ * naming the rule) or a policy that fails (500) is answered here, and then
+ * the result is null.
+ */
+export function decideOrRefuse(ctx: ProxyContext, conn: ClientConnection, facts: ProxyRequestFacts, keepAlive: boolean): ProxyDecision | null {
+  const decision = ctx.decide(facts);
+  if (decision === null) {
+    replyAndFinish(ctx, conn, { status: 500, text: 'the policy could not be evaluated' }, 'NONE', 'policy-error', keepAlive);
+    return null;
+  }
+  conn.exchange?.rec.decided(decision);
+  if (decision.action === 'deny') {
+    replyAndFinish(ctx, conn, { status: 403, text: denialText(decision), rule: decision.rule?.id ?? null }, 'TCP_DENIED', decision.reason, keepAlive);
+    return null;
+  }
+  return decision;
+}
+
+/** Answers a destination that did not resolve (502, 504) or was refused by the SSRF check (403). */
+export function refuseUnresolved(ctx: ProxyContext, conn: ClientConnection, resolved: { reason: string; status: number }, host: string, squidResult: string, keepAlive: boolean): void {
+  const denied = resolved.status === 403;
+  replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, host) }, denied ? 'TCP_DENIED' : squidResult, resolved.reason, keepAlive);
 }
 
 /** Why a denied request was denied, for the 403 body. */

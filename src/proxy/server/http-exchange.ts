@@ -10,7 +10,7 @@ import { readResponseHead, requestFraming, responseFraming, serializeRequestHead
 import type { ResolveAndCheckResult } from '../ssrf';
 import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
-import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
+import { decideOrRefuse, refuseUnresolved, resolveDestination, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { parseAbsoluteTarget, type RequestTarget } from './target';
 import { upstreamFailure } from './upstream';
@@ -50,16 +50,8 @@ export function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head
   // A body left unread cannot be skipped to reach the next request: refusals close such a connection.
   const framing = requestFraming(head.transferEncoding, head.contentLength);
   const canContinue = framing.body === 'none';
-  const decision = ctx.decide({ client: conn.client, endpoint: conn.endpoint, host: t.host, port: t.port, method: rec.entry.method });
-  if (decision === null) {
-    replyAndFinish(ctx, conn, { status: 500, text: 'the policy could not be evaluated' }, 'NONE', 'policy-error', canContinue);
-    return;
-  }
-  rec.decided(decision);
-  if (decision.action === 'deny') {
-    replyAndFinish(ctx, conn, { status: 403, text: denialText(decision), rule: decision.rule?.id ?? null }, 'TCP_DENIED', decision.reason, canContinue);
-    return;
-  }
+  const decision = decideOrRefuse(ctx, conn, { client: conn.client, endpoint: conn.endpoint, host: t.host, port: t.port, method: rec.entry.method }, canContinue);
+  if (decision === null) return;
 
   resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
     if (!ctx.current(conn, ex)) return; // the client left while we resolved
@@ -72,8 +64,7 @@ function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, h
   const t = ex.target as RequestTarget;
   const canContinue = framing.body === 'none';
   if (!resolved.ok) {
-    const denied = resolved.status === 403;
-    replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, t.host) }, denied ? 'TCP_DENIED' : 'TCP_MISS', resolved.reason, canContinue);
+    refuseUnresolved(ctx, conn, resolved, t.host, 'TCP_MISS', canContinue);
     return;
   }
 

@@ -10,7 +10,7 @@ import { parseDestinationHost } from '../ssrf';
 import type { RelayOutcome } from '../../native/http-relay';
 import type { RequestHead } from '../../http1';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
-import { denialText, resolveDestination, unresolvedText, upstreamFailureText } from './destination';
+import { decideOrRefuse, refuseUnresolved, resolveDestination, upstreamFailureText } from './destination';
 import { judgeTunnelStart } from './fronting';
 import { parseConnectTarget, type RequestTarget } from './target';
 import type { ResolveAndCheckResult } from '../ssrf';
@@ -38,16 +38,8 @@ export function startTunnel(ctx: ProxyContext, conn: ClientConnection, head: Req
     return;
   }
   const facts = { client: conn.client, endpoint: conn.endpoint, host: t.host, port: t.port, method: 'CONNECT' };
-  const decision = ctx.decide(facts);
-  if (decision === null) {
-    replyAndFinish(ctx, conn, { status: 500, text: 'the policy could not be evaluated' }, 'NONE', 'policy-error', false);
-    return;
-  }
-  rec.decided(decision);
-  if (decision.action === 'deny') {
-    replyAndFinish(ctx, conn, { status: 403, text: denialText(decision), rule: decision.rule?.id ?? null }, 'TCP_DENIED', decision.reason, false);
-    return;
-  }
+  const decision = decideOrRefuse(ctx, conn, facts, false);
+  if (decision === null) return;
 
   resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
     if (ctx.current(conn, ex)) openTunnel(ctx, conn, ex, t, resolved, facts);
@@ -56,8 +48,7 @@ export function startTunnel(ctx: ProxyContext, conn: ClientConnection, head: Req
 
 function openTunnel(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, t: RequestTarget, resolved: ResolveAndCheckResult, facts: ProxyRequestFacts): void {
   if (!resolved.ok) {
-    const denied = resolved.status === 403;
-    replyAndFinish(ctx, conn, { status: resolved.status, text: unresolvedText(resolved, t.host) }, denied ? 'TCP_DENIED' : 'TCP_TUNNEL', resolved.reason, false);
+    refuseUnresolved(ctx, conn, resolved, t.host, 'TCP_TUNNEL', false);
     return;
   }
   ex.upstream = { address: resolved.address, family: resolved.family, port: t.port };
