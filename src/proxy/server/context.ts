@@ -70,7 +70,9 @@ export function finishExchange(conn: ClientConnection, fields: Parameters<Access
   const ex = conn.exchange;
   if (ex === null) return;
   conn.exchange = null;
-  ex.rec.finish({ bytesFromClient: conn.bytesFromClient, bytesToClient: conn.bytesToClient, ...fields });
+  fields.bytesFromClient = conn.bytesFromClient;
+  fields.bytesToClient = conn.bytesToClient;
+  ex.rec.finish(fields);
   conn.bytesFromClient = 0;
   conn.bytesToClient = 0;
 }

@@ -159,7 +159,17 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       }
       who = header.source === null ? { ...peer, endpoint: header.vpceId } : { client: canonicalAddress(header.source.address), clientPort: header.source.port, endpoint: header.vpceId };
     }
-    const conn: ClientConnection = { ...who, id, exchange: null, ended: false, bytesFromClient: proxyHeader?.length ?? 0, bytesToClient: 0 };
+    // Fields spelled out: an object spread here cost more than the rest of open() (V8 clones through the runtime).
+    const conn: ClientConnection = {
+      client: who.client,
+      clientPort: who.clientPort,
+      endpoint: who.endpoint,
+      id,
+      exchange: null,
+      ended: false,
+      bytesFromClient: proxyHeader?.length ?? 0,
+      bytesToClient: 0,
+    };
     this.conns.set(id, conn);
     const count = (this.perClient.get(conn.client) ?? 0) + 1;
     this.perClient.set(conn.client, count);
