@@ -460,7 +460,6 @@ void HttpRelay::StopListening(const Napi::CallbackInfo&) {
     graveyard_.push_back(s);
   }
   listeners_.clear();
-  closing_ = true;
   ScheduleDelivery();  // frees the graveyard on the next turn
 }
 
@@ -1148,7 +1147,15 @@ void HttpRelay::FailBeforeAnswer(Client* c, int outcome, int err) {
 void HttpRelay::AbortAfterAnswer(Client* c, int outcome, int err) {
   auto bytes = TakeBytes(c);
   Emit(kEvDone, c->id, outcome, err, bytes.first, bytes.second);
-  CloseClient(c);
+  if (c->failed || c->out.empty() || outcome == kClientGone) {
+    CloseClient(c);
+    return;
+  }
+  // What was relayed so far still goes out, then the close: the client
+  // sees its answer cut short (a length not reached, no last chunk), not
+  // a connection that ended with nothing.
+  ReleaseUpstream(c, false);
+  EnterClosing(c);
 }
 
 void HttpRelay::FinishExchange(Client* c) {
@@ -1370,9 +1377,13 @@ Napi::Value HttpRelay::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   auto it = clients_.find(id);
-  if (it == clients_.end() || it->second->dead || it->second->state == State::kClosing)
-    return Napi::Number::New(env, -1);
+  if (it == clients_.end() || it->second->dead) return Napi::Number::New(env, -1);
   Client* c = it->second;
+  // Only before anything of an answer went out: not into a body being
+  // relayed, not into an open tunnel, not after the connection's last reply.
+  bool answering = (c->state == State::kExchange && c->phase == Phase::kBody) ||
+                   (c->state == State::kTunnel && c->tunnel_open);
+  if (c->state == State::kClosing || answering) return Napi::Number::New(env, -1);
   now_ = MonotonicMs();
   std::string bytes = Latin1(info[1]);
   bool keep_alive = info[2].As<Napi::Boolean>().Value();

@@ -543,8 +543,13 @@ export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) 
 export interface NativeHttpRelay {
   /** Binds and listens on an IP literal; returns the bound port. Throws with `errno` set. */
   listen(ip: string, port: number): number;
+  /** Stops accepting (connections already accepted go on). */
   stopListening(): void;
-  /** Writes the proxy's own reply; returns the bytes read from the client since the last mark, -1 when gone. */
+  /**
+   * Writes the proxy's own reply; returns the bytes read from the client
+   * since the last mark. -1 when the connection is gone or already past
+   * the point of a reply (a body being relayed, an open tunnel, closing).
+   */
   respond(id: number, reply: string, keepAlive: boolean): number;
   /** Sends `head` (then the body: -1 chunked, else its length) to ip:port, over a pooled connection when one is idle. */
   forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean;

@@ -108,6 +108,7 @@ export class HttpRelay {
 
   /** Listens on an IP literal; returns the bound port. */
   listen(ip: string, port: number): number {
+    checkInteger('port', port, 0, 65535);
     try {
       return this.native.listen(ip, port);
     } catch (err) {
@@ -129,6 +130,7 @@ export class HttpRelay {
   }
 
   forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean {
+    checkInteger('port', port, 1, 65535);
     return !this.destroyed && this.native.forward(id, ip, port, head, bodyLength, retryable);
   }
 
@@ -137,6 +139,7 @@ export class HttpRelay {
   }
 
   tunnel(id: number, ip: string, port: number, established: string): boolean {
+    checkInteger('port', port, 1, 65535);
     return !this.destroyed && this.native.tunnel(id, ip, port, established);
   }
 

@@ -167,7 +167,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       id,
       exchange: null,
       ended: false,
-      bytesFromClient: proxyHeader?.length ?? 0,
+      bytesFromClient: 0, // the relay counts every byte read (the PROXY header too) and reports them with the exchange
       bytesToClient: 0,
     };
     this.conns.set(id, conn);
@@ -198,7 +198,6 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     }
     if (conn.ended) return;
     this.counters.requests++;
-    conn.bytesFromClient += bytes.length;
     const parsed = parseRequestHead(bytes);
     if (!parsed.ok) {
       conn.exchange = this.newExchange(conn, 'NONE', 'error:bad-request', 1, false);

@@ -105,6 +105,8 @@ test('PROXY protocol: the client is the header source; maxConnectionsPerClient c
   assert.match(ok.text, /^HTTP\/1\.1 200 /);
   const eb = await proxy.nextEntry(1);
   assert.deepEqual([eb.client, eb.clientPort, eb.status], ['198.51.100.2', 40003, 200]);
+  // Every byte the client sent, counted once: the PROXY header and the request head.
+  assert.equal(eb.bytesFromClient, Buffer.byteLength(header('198.51.100.2', 40003) + request(upstream.port, '/b')));
   assert.equal(upstream.requests[0].headers['x-forwarded-for'], '198.51.100.2');
   b.destroy();
 
