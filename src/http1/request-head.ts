@@ -4,7 +4,7 @@
  * would let one request become two, so the head is refused instead.
  */
 import { GatehouseError } from '../errors';
-import { BAD_VALUE_CHAR, FIELD_LINE } from './response-head';
+import { readFieldLines } from './fields';
 import type { RequestBodyFraming } from './upstream-pool';
 
 const SPLITTING = /[\r\n\0]/;
@@ -52,21 +52,24 @@ const LENGTH = /^\d{1,15}$/;
  */
 export function parseRequestHead(head: string): RequestHeadResult {
   if (!head.endsWith('\r\n\r\n')) return { ok: false, reason: 'incomplete' };
-  const lines = head.slice(0, -4).split('\r\n');
-  const line = REQUEST_LINE.exec(lines[0]);
-  if (line === null) return { ok: false, reason: /^\S+ \S+ HTTP\/\d/.test(lines[0]) ? 'version' : 'request-line' };
+  const text = head.slice(0, -4);
+  const lineEnd = text.indexOf('\r\n');
+  const requestLine = lineEnd < 0 ? text : text.slice(0, lineEnd);
+  const line = REQUEST_LINE.exec(requestLine);
+  if (line === null) return { ok: false, reason: /^\S+ \S+ HTTP\/\d/.test(requestLine) ? 'version' : 'request-line' };
   const minorVersion = line[3] === '1' ? 1 : 0;
   const rawHeaders: string[] = [];
+  const bad = lineEnd < 0 ? null : readFieldLines(text, lineEnd + 2, rawHeaders);
+  if (bad !== null) return { ok: false, reason: bad };
   let transferEncoding: string | undefined;
   let contentLength: string | undefined;
   let close = minorVersion === 0;
-  for (let i = 1; i < lines.length; i++) {
-    const field = FIELD_LINE.exec(lines[i]);
-    if (field === null) return { ok: false, reason: lines[i].startsWith(' ') || lines[i].startsWith('\t') ? 'obs-fold' : 'field-line' };
-    const value = field[2];
-    if (BAD_VALUE_CHAR.test(value)) return { ok: false, reason: 'field-value' };
-    rawHeaders.push(field[1], value);
-    const lower = field[1].toLowerCase();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    // Only the three framing names are lowercased: 17, 14 and 10 letters.
+    if (name.length !== 17 && name.length !== 14 && name.length !== 10) continue;
+    const value = rawHeaders[i + 1];
+    const lower = name.toLowerCase();
     if (lower === 'transfer-encoding') {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     } else if (lower === 'content-length') {

@@ -7,6 +7,8 @@
  * differently from the client is the hole.
  */
 
+import { readFieldLines } from './fields';
+
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   readonly minorVersion: 0 | 1;
@@ -25,11 +27,6 @@ export type ResponseHeadResult =
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what a reason phrase may not hold
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
-/** A field line: a token name, a colon, the value with optional whitespace around it (no obs-fold). */
-export const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
-/** Controls other than HTAB; in a value they are refused (a CR or LF here would be a split). */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-export const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 const END_OF_HEAD = '\r\n\r\n';
 
 /**
@@ -50,16 +47,12 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, scanFrom = 0): 
 
 /** Reads the lines of a response head (latin1 text, without its final CRLF CRLF). */
 export function readResponseHead(text: string): { readonly kind: 'head'; readonly head: ResponseHead } | { readonly kind: 'invalid'; readonly reason: string } {
-  const lines = text.split('\r\n');
-  const status = STATUS_LINE.exec(lines[0]);
+  const lineEnd = text.indexOf('\r\n');
+  const status = STATUS_LINE.exec(lineEnd < 0 ? text : text.slice(0, lineEnd));
   if (status === null) return { kind: 'invalid', reason: 'status-line' };
   const rawHeaders: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const field = FIELD_LINE.exec(lines[i]);
-    if (field === null) return { kind: 'invalid', reason: lines[i].startsWith(' ') || lines[i].startsWith('\t') ? 'obs-fold' : 'field-line' };
-    if (BAD_VALUE_CHAR.test(field[2])) return { kind: 'invalid', reason: 'field-value' };
-    rawHeaders.push(field[1], field[2]);
-  }
+  const bad = lineEnd < 0 ? null : readFieldLines(text, lineEnd + 2, rawHeaders);
+  if (bad !== null) return { kind: 'invalid', reason: bad };
   const head: ResponseHead = {
     minorVersion: status[1] === '1' ? 1 : 0,
     statusCode: Number(status[2]),
