@@ -49,6 +49,7 @@ export function isHopByHop(lower: string, named: ReadonlySet<string> | null): bo
 }
 
 const NONE: ReadonlySet<string> = new Set();
+const NO_FIELDS: readonly string[] = [];
 const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
 
 /** The raw headers without hop-by-hop fields and without `alsoRemove` (lowercase names). */
@@ -62,20 +63,38 @@ export function endToEndHeaders(raw: readonly string[], alsoRemove: ReadonlySet<
   return out;
 }
 
-/** Joins every `name` field into one list with `value` appended (RFC 9110 5.3: repeated fields are one list). */
-function appendToList(raw: string[], name: string, value: string): string[] {
-  const lower = name.toLowerCase();
-  const existing: string[] = [];
-  const out: string[] = [];
+/**
+ * The end-to-end fields of `raw` minus `alsoRemove`, between `lead` and
+ * `tail`; then, when a value is given, the Via and X-Forwarded-For lists:
+ * every such field of `raw` joined into one, the value appended (RFC 9110
+ * 5.3: repeated fields are one list). One pass, each name lowercased once.
+ */
+function rewriteFields(
+  raw: readonly string[],
+  alsoRemove: ReadonlySet<string>,
+  lead: readonly string[],
+  tail: readonly string[],
+  via: string | null,
+  forwardedFor: string | null,
+): string[] {
+  const named = connectionNamedFields(raw);
+  const out = lead.slice();
+  const vias: string[] | null = via === null ? null : [];
+  const forwarded: string[] | null = forwardedFor === null ? null : [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i].toLowerCase() === lower) {
-      if (raw[i + 1].trim() !== '') existing.push(raw[i + 1].trim());
+    const lower = raw[i].toLowerCase();
+    if (isHopByHop(lower, named) || alsoRemove.has(lower)) continue;
+    const list = lower === 'via' ? vias : lower === 'x-forwarded-for' ? forwarded : null;
+    if (list !== null) {
+      const value = raw[i + 1].trim();
+      if (value !== '') list.push(value);
     } else {
       out.push(raw[i], raw[i + 1]);
     }
   }
-  existing.push(value);
-  out.push(name, existing.join(', '));
+  for (let i = 0; i < tail.length; i++) out.push(tail[i]);
+  if (vias !== null) out.push('Via', vias.length === 0 ? (via as string) : `${vias.join(', ')}, ${via as string}`);
+  if (forwarded !== null) out.push('X-Forwarded-For', forwarded.length === 0 ? (forwardedFor as string) : `${forwarded.join(', ')}, ${forwardedFor as string}`);
   return out;
 }
 
@@ -98,10 +117,7 @@ const NOT_COPIED: ReadonlySet<string> = new Set(['host', ...REQUEST_FRAMING_FIEL
 
 /** Headers for the upstream request. */
 export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestRewrite): string[] {
-  let out = ['Host', rewrite.authority, ...endToEndHeaders(raw, NOT_COPIED), ...rewrite.framing];
-  if (rewrite.via !== null) out = appendToList(out, 'Via', rewrite.via);
-  if (rewrite.forwardedFor !== null) out = appendToList(out, 'X-Forwarded-For', rewrite.forwardedFor);
-  return out;
+  return rewriteFields(raw, NOT_COPIED, ['Host', rewrite.authority], rewrite.framing, rewrite.via, rewrite.forwardedFor);
 }
 
 /**
@@ -110,6 +126,5 @@ export function upstreamRequestHeaders(raw: readonly string[], rewrite: RequestR
  * `dropLength` says the body is not delimited by it (chunked, or until close).
  */
 export function clientResponseHeaders(raw: readonly string[], via: string | null, dropLength = false): string[] {
-  const out = endToEndHeaders(raw, dropLength ? CONTENT_LENGTH : NONE);
-  return via === null ? out : appendToList(out, 'Via', via);
+  return rewriteFields(raw, dropLength ? CONTENT_LENGTH : NONE, NO_FIELDS, NO_FIELDS, via, null);
 }
