@@ -88,8 +88,8 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Fram
   const raw = head.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     // Only the three framing names are lowercased: 17, 14 and 10 letters.
-    const length = raw[i].length;
-    if (length !== 17 && length !== 14 && length !== 10) continue;
+    const nameLength = raw[i].length;
+    if (nameLength !== 17 && nameLength !== 14 && nameLength !== 10) continue;
     const name = raw[i].toLowerCase();
     if (name === 'transfer-encoding') {
       transferCodings = transferCodings === null ? raw[i + 1] : `${transferCodings},${raw[i + 1]}`;
