@@ -9,9 +9,11 @@
  * lines written before it go to the file under its old name, lines written
  * after it to a new file at the configured path, and none are lost between.
  *
- * Lines are gathered for up to `flushMs` and handed to the OS in one write:
- * a file write runs on libuv's thread pool, and one per line cost the proxy
- * more CPU than the request the line describes. close() and reopen() flush.
+ * Lines are gathered for up to `flushMs` and handed to the stream as one
+ * string, in one write: a file write runs on libuv's thread pool, and a
+ * stream write per line (even corked) cost the proxy more CPU than the
+ * relay's whole work for the request the line describes. close() and
+ * reopen() flush.
  */
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
@@ -57,6 +59,9 @@ export class LineLog {
   };
   /** Lines handed to a stream whose callback has not run yet (close() waits for them on stdout). */
   private inFlight = 0;
+  /** Lines gathered for the next write, and their length (the bound counts them with the stream's backlog). */
+  private pending: string[] = [];
+  private pendingLength = 0;
   private idleWaiters: (() => void)[] = [];
   private reopening: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
@@ -101,22 +106,34 @@ export class LineLog {
     const stream = this.stream;
     const text = `${line}\n`;
     // One line always goes to an idle stream, however long, so a small bound cannot block everything.
-    const backlog = stream.writableLength;
+    const backlog = stream.writableLength + this.pendingLength;
     if (stream.destroyed || !stream.writable || (backlog > 0 && backlog + text.length > this.maxBufferedBytes)) {
       this.counts.dropped++;
       return;
     }
-    this.inFlight++;
-    if (this.flushTimer === null && this.flushMs > 0) {
-      stream.cork();
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.flushMs === 0) {
+      this.writePending();
+    } else if (this.flushTimer === null) {
       this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
       // Pending lines never keep the process alive; close() flushes them.
       this.flushTimer.unref();
     }
+  }
+
+  /** Hands the gathered lines to the stream in one write. */
+  private writePending(): void {
+    const lines = this.pending.length;
+    if (lines === 0) return;
+    const text = lines === 1 ? this.pending[0] : this.pending.join('');
+    this.pending = [];
+    this.pendingLength = 0;
+    this.inFlight += lines;
     try {
-      stream.write(text, (err) => this.settled(err));
+      this.stream.write(text, (err) => this.settled(err, lines));
     } catch {
-      this.settled(new Error('write threw'));
+      this.settled(new Error('write threw'), lines);
       this.counts.errors++;
     }
   }
@@ -127,10 +144,11 @@ export class LineLog {
 
   /** Hands the gathered lines to the OS now. */
   flush(): void {
-    if (this.flushTimer === null) return;
-    clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    this.stream.uncork();
+    if (this.flushTimer !== null) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    this.writePending();
   }
 
   /**
@@ -185,10 +203,10 @@ export class LineLog {
     this.stream.off('error', this.onError);
   }
 
-  private settled(err: Error | null | undefined): void {
-    this.inFlight--;
-    if (err) this.counts.dropped++;
-    else this.counts.written++;
+  private settled(err: Error | null | undefined, lines: number): void {
+    this.inFlight -= lines;
+    if (err) this.counts.dropped += lines;
+    else this.counts.written += lines;
     if (this.inFlight === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
