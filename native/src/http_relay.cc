@@ -14,8 +14,12 @@
 // with no thread hop, and the events of one wake-up reach JavaScript in one
 // call. Sockets are edge-triggered and registered once (no epoll_ctl per
 // state change): `rd_ready` / `wr_blocked` remember what epoll last said.
-// Nothing here knows a method, a header or a rule: only where heads and
-// bodies end (http_scan.h).
+// Nothing here knows a rule: only where heads and bodies end (http_scan.h)
+// and, for a kept route, how to repeat the head rewrite TypeScript did for
+// the connection's previous request (http_route.h): a plain GET or HEAD
+// that repeats the last decided method and target prefix goes upstream
+// without a round trip to TypeScript, which hears of it afterwards (the
+// ROUTED and ANSWERED events) to log it.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "http_route.h"
 #include "http_scan.h"
 
 namespace gatehouse {
@@ -95,6 +100,8 @@ enum EventKind : int {
   kEvDone = 5,         // id, outcome, errno, bytes from client, bytes to client
   kEvClientError = 6,  // id, kind, peer address, peer port
   kEvClosed = 7,       // id, bytes from client, bytes to client
+  kEvRouted = 8,       // id, client keep-alive?, origin-form path: a kept route's request went upstream
+  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none: its answer's head went to the client
 };
 
 // Same values as RELAY_OUTCOME in src/native/http-relay.ts.
@@ -202,6 +209,10 @@ struct Client : Sock {
   uint64_t resp_left = 0;
   ChunkScanner resp_chunks;
   bool keep_alive = false, reusable = false;
+  // The kept route, and whether the exchange in progress went on it (then
+  // a plain answer is rewritten here too).
+  KeptRoute route;
+  bool routed = false, client_keep_alive = false;
   // The tunnel (state kTunnel).
   std::string established;
   bool tunnel_open = false, fronting = false;
@@ -258,6 +269,8 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   Napi::Value Tunnel(const Napi::CallbackInfo& info);
   Napi::Value AllowTunnel(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value KeepRoute(const Napi::CallbackInfo& info);
+  void ForgetRoutes(const Napi::CallbackInfo& info);
   void CloseIdle(const Napi::CallbackInfo& info);
   void Destroy(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
@@ -284,6 +297,11 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   // Transitions.
   void EnterHead(Client* c);
   void EnterClosing(Client* c);
+  void BeginExchange(Client* c, std::string* head, double body, bool retryable);
+  void ApplyAnswer(Client* c, const std::string& head, int body, uint64_t length, bool keep_alive,
+                   bool reusable);
+  bool RouteRequest(Client* c, size_t end);
+  bool AnswerRouted(Client* c, size_t end);
   void StartUpstream(Client* c, bool allow_pooled);
   void FailBeforeAnswer(Client* c, int outcome, int err);
   void AbortAfterAnswer(Client* c, int outcome, int err);
@@ -329,6 +347,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   bool in_callback_ = false;  // inside OnPoll/OnTimer: Deliver runs at their end anyway
   bool closing_ = false;
   bool shut_down_ = false;
+  uint32_t route_generation_ = 1;  // bumped by forgetRoutes(): every kept route is stale
   int64_t now_ = 0;
   uint32_t next_id_ = 1;
   std::vector<Sock*> listeners_;
@@ -352,6 +371,8 @@ Napi::Function HttpRelay::Define(Napi::Env env) {
                          InstanceMethod("tunnel", &HttpRelay::Tunnel),
                          InstanceMethod("allowTunnel", &HttpRelay::AllowTunnel),
                          InstanceMethod("close", &HttpRelay::Close),
+                         InstanceMethod("keepRoute", &HttpRelay::KeepRoute),
+                         InstanceMethod("forgetRoutes", &HttpRelay::ForgetRoutes),
                          InstanceMethod("closeIdle", &HttpRelay::CloseIdle),
                          InstanceMethod("destroy", &HttpRelay::Destroy),
                          InstanceMethod("stats", &HttpRelay::Stats),
@@ -771,11 +792,55 @@ bool HttpRelay::AdvanceHead(Client* c) {
     ClientError(c, kHeadTooLarge);
     return true;
   }
+  c->scan_from = 0;
+  if (RouteRequest(c, end)) return true;
   EmitBytes(kEvRequest, c->id, c->in.data(), end);
   c->in.Consume(end);
-  c->scan_from = 0;
   c->state = State::kDecide;
   c->deadline = 0;
+  return true;
+}
+
+// Sends the head [0, end) of c->in upstream on the connection's kept route,
+// when there is a fresh one and the head is its plain repeat.
+bool HttpRelay::RouteRequest(Client* c, size_t end) {
+  const KeptRoute& r = c->route;
+  if (!r.set || r.generation != route_generation_ || now_ >= r.expires || closing_) return false;
+  std::string head, path;
+  bool keep_alive = false;
+  if (!RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive)) return false;
+  c->in.Consume(end);
+  events_.push_back(Event{kEvRouted, c->id, {keep_alive ? 1.0 : 0.0, 0, 0, 0}, kLatin1, std::move(path), {}});
+  ScheduleDelivery();
+  c->target_ip = r.ip;
+  c->target_port = r.port;
+  BeginExchange(c, &head, 0, true);
+  c->routed = true;
+  c->client_keep_alive = keep_alive;
+  return true;
+}
+
+// Answers a kept route's exchange with the upstream head [0, end) of
+// c->up->in, when it is plain enough to be rewritten here.
+bool HttpRelay::AnswerRouted(Client* c, size_t end) {
+  Upstream* u = c->up;
+  bool keep_alive = c->client_keep_alive && !closing_;
+  RoutedAnswer a;
+  if (!RewriteRoutedResponse(u->in.data(), end, c->route.method == "HEAD", c->route.via, keep_alive, &a))
+    return false;
+  u->in.Consume(end);
+  double connect_ms = static_cast<double>(u->reused ? 0 : u->connect_ms);
+  events_.push_back(Event{kEvAnswered,
+                          c->id,
+                          {static_cast<double>(a.status), connect_ms, 0, 0},
+                          a.has_content_type ? kLatin1 : kNoPayload,
+                          std::move(a.content_type),
+                          {}});
+  ScheduleDelivery();
+  int body = a.body == RoutedAnswer::kNone     ? kBodyNone
+             : a.body == RoutedAnswer::kLength ? kBodyLength
+                                               : kBodyChunked;
+  ApplyAnswer(c, a.head, body, a.length, keep_alive, a.reusable);
   return true;
 }
 
@@ -867,6 +932,7 @@ bool HttpRelay::AdvanceExchange(Client* c) {
         }
         return progress;
       }
+      if (c->routed && AnswerRouted(c, end)) return true;
       EmitBytes(kEvResponse, c->id, u->in.data(), end, static_cast<double>(u->reused ? 0 : u->connect_ms));
       u->in.Consume(end);
       c->phase = Phase::kAwaitAnswer;
@@ -1409,8 +1475,17 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
   c->target_ip = info[1].As<Napi::String>().Utf8Value();
   c->target_port = info[2].As<Napi::Number>().Int32Value();
   std::string head = Latin1(info[3]);
-  double body = info[4].As<Napi::Number>().DoubleValue();
-  c->retryable = info[5].As<Napi::Boolean>().Value() && body == 0;
+  BeginExchange(c, &head, info[4].As<Napi::Number>().DoubleValue(), info[5].As<Napi::Boolean>().Value());
+  Step(c);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// Starts the exchange of a decided request: an upstream connection for
+// c->target_ip/port (a pooled one when idle), `head` written to it.
+// `body` is -1 for chunked, else the Content-Length (0: none).
+void HttpRelay::BeginExchange(Client* c, std::string* head, double body, bool retryable) {
+  c->routed = false;
+  c->retryable = retryable && body == 0;
   c->retried = false;
   c->req_chunked = body < 0;
   c->req_left = body > 0 ? static_cast<uint64_t>(body) : 0;
@@ -1421,14 +1496,12 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
   c->state = State::kExchange;
   c->deadline = now_ + idle_timeout_ms_;
   StartUpstream(c, true);
-  c->up->out.Append(head.data(), head.size());
+  c->up->out.Append(head->data(), head->size());
   if (c->retryable) {
-    c->req_head.swap(head);
+    c->req_head.swap(*head);
   } else {
     c->req_head.clear();
   }
-  Step(c);
-  return Napi::Boolean::New(info.Env(), true);
 }
 
 // answer(id, head, bodyKind, length, keepAlive, reusable): the client's
@@ -1436,11 +1509,21 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
 Napi::Value HttpRelay::Answer(const Napi::CallbackInfo& info) {
   Client* c = Find(info, State::kExchange, State::kExchange);
   if (c == nullptr || c->phase != Phase::kAwaitAnswer) return Napi::Boolean::New(info.Env(), false);
-  std::string head = Latin1(info[1]);
-  c->body = info[2].As<Napi::Number>().Int32Value();
-  c->resp_left = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
-  c->keep_alive = info[4].As<Napi::Boolean>().Value();
-  c->reusable = info[5].As<Napi::Boolean>().Value();
+  ApplyAnswer(c, Latin1(info[1]), info[2].As<Napi::Number>().Int32Value(),
+              static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue()),
+              info[4].As<Napi::Boolean>().Value(), info[5].As<Napi::Boolean>().Value());
+  if (!c->dead) Step(c);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// The client's copy of the upstream's head goes out; the body that follows
+// is framed as `body` says.
+void HttpRelay::ApplyAnswer(Client* c, const std::string& head, int body, uint64_t length, bool keep_alive,
+                            bool reusable) {
+  c->body = body;
+  c->resp_left = length;
+  c->keep_alive = keep_alive;
+  c->reusable = reusable;
   c->out.Append(head.data(), head.size());
   c->queued_out += head.size();
   if (c->body == kBodyInformational) {
@@ -1450,8 +1533,6 @@ Napi::Value HttpRelay::Answer(const Napi::CallbackInfo& info) {
   } else {
     c->phase = Phase::kBody;
   }
-  if (!c->dead) Step(c);
-  return Napi::Boolean::New(info.Env(), true);
 }
 
 // tunnel(id, ip, port, established): connects; once connected, writes
@@ -1489,6 +1570,31 @@ Napi::Value HttpRelay::Close(const Napi::CallbackInfo& info) {
   CloseClient(it->second);
   return Napi::Boolean::New(info.Env(), true);
 }
+
+// keepRoute(id, method, prefix, host, ip, port, via, forwarded, lifetimeMs):
+// the connection's next requests that repeat `method prefix/...` plainly go
+// to ip:port with this head rewrite, for lifetimeMs or until forgetRoutes().
+// Empty via / forwarded: that field is left as the client sent it.
+Napi::Value HttpRelay::KeepRoute(const Napi::CallbackInfo& info) {
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto it = clients_.find(id);
+  if (it == clients_.end() || it->second->dead) return Napi::Boolean::New(info.Env(), false);
+  KeptRoute& r = it->second->route;
+  r.method = Latin1(info[1]);
+  r.prefix = Latin1(info[2]);
+  r.host = Latin1(info[3]);
+  r.ip = info[4].As<Napi::String>().Utf8Value();
+  r.port = info[5].As<Napi::Number>().Int32Value();
+  r.via = Latin1(info[6]);
+  r.forwarded = Latin1(info[7]);
+  r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
+  r.generation = route_generation_;
+  r.set = true;
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// forgetRoutes(): the policy changed; every request is decided again.
+void HttpRelay::ForgetRoutes(const Napi::CallbackInfo&) { route_generation_++; }
 
 // closeIdle(): from now on every connection ends after its exchange; those
 // between exchanges end now.

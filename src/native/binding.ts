@@ -559,6 +559,19 @@ export interface NativeHttpRelay {
   tunnel(id: number, ip: string, port: number, established: string): boolean;
   allowTunnel(id: number): boolean;
   close(id: number): boolean;
+  /**
+   * Kept route: the connection's next requests that plainly repeat
+   * `method prefix/...` (a GET or HEAD, no body, Connection naming nothing
+   * but close/keep-alive, HTTP/1.1) go to ip:port without a REQUEST event,
+   * their head rewritten as TypeScript would (Host = `host`; Via and
+   * X-Forwarded-For lists appended with `via` / `forwarded` unless empty),
+   * for `lifetimeMs` or until forgetRoutes(). They raise ROUTED (path) and,
+   * for a plain answer rewritten there too, ANSWERED (status, Content-Type)
+   * instead of REQUEST and RESPONSE. Anything less plain goes the usual way.
+   */
+  keepRoute(id: number, method: string, prefix: string, host: string, ip: string, port: number, via: string, forwarded: string, lifetimeMs: number): boolean;
+  /** Every kept route is stale (the policy changed). */
+  forgetRoutes(): void;
   /** Closes connections between requests and the pool; later ones close after their exchange. */
   closeIdle(): void;
   /** Closes everything and releases the relay's loop handles. */

@@ -63,6 +63,28 @@ export interface RelayHandler {
    */
   clientError(id: number, kind: RelayClientError, peer: string, peerPort: number): void;
   closed(id: number, bytesFromClient: number, bytesToClient: number): void;
+  /**
+   * A request repeating the connection's kept route went upstream without
+   * a `request` call (`path`: its origin-form target). Its `response` comes
+   * as usual unless the answer was plain: then `answered`.
+   */
+  routed(id: number, path: string, keepAlive: boolean): void;
+  /** A kept route's answer head went to the client, rewritten by the relay. */
+  answered(id: number, status: number, connectMs: number, contentType: string | null): void;
+}
+
+/** What a kept route repeats (see NativeHttpRelay.keepRoute). */
+export interface KeptRoute {
+  method: 'GET' | 'HEAD';
+  /** `http://authority` exactly as the client wrote it in its request target. */
+  prefix: string;
+  /** The Host sent upstream. */
+  host: string;
+  ip: string;
+  port: number;
+  via: string | null;
+  forwardedFor: string | null;
+  lifetimeMs: number;
 }
 
 export interface RelayStats {
@@ -151,6 +173,16 @@ export class HttpRelay {
     return !this.destroyed && this.native.close(id);
   }
 
+  keepRoute(id: number, route: KeptRoute): boolean {
+    checkInteger('port', route.port, 1, 65535);
+    checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
+    return !this.destroyed && this.native.keepRoute(id, route.method, route.prefix, route.host, route.ip, route.port, route.via ?? '', route.forwardedFor ?? '', route.lifetimeMs);
+  }
+
+  forgetRoutes(): void {
+    if (!this.destroyed) this.native.forgetRoutes();
+  }
+
   closeIdle(): void {
     if (!this.destroyed) this.native.closeIdle();
   }
@@ -198,6 +230,12 @@ export class HttpRelay {
             break;
           case 7:
             h.closed(id, f[at + 2], f[at + 3]);
+            break;
+          case 8:
+            h.routed(id, p as string, f[at + 2] !== 0);
+            break;
+          case 9:
+            h.answered(id, f[at + 2], f[at + 3], p === undefined ? null : (p as string));
             break;
         }
       } catch {

@@ -134,6 +134,8 @@ export class ProxyApp {
       xForwardedFor: o.xForwardedFor,
       fronting: { nonTls: o.nonTlsConnect },
       frontingTimeoutMs: o.headerTimeoutMs,
+      // A route is repeated at most a second, and never longer than the DNS answer it was checked against is reused.
+      keptRouteMs: Math.min(1000, o.dnsCacheTtlMs),
     });
     if (o.healthPort !== 0) {
       this.health = await startHealthServer({
@@ -182,6 +184,7 @@ export class ProxyApp {
   private reloaded(result: ReloadResult<unknown>, trigger: string): void {
     if (this.stopped || !this.source) return;
     if (result.ok) {
+      this.server?.policyChanged();
       this.reloads.inc({ result: 'ok' });
       this.lastReload = { at: new Date(), trigger, ok: true };
       this.log.important('policy', 'policy loaded', { trigger, digest: this.source.current.digest.slice(0, 12), rules: this.source.current.rules.length });

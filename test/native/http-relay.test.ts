@@ -42,7 +42,9 @@ type RelayEvent =
   | { kind: 'fronting'; id: number; bytes: Buffer; timedOut: boolean }
   | { kind: 'done'; id: number; outcome: RelayOutcome; error: string | null; bytesFromClient: number; bytesToClient: number }
   | { kind: 'clientError'; id: number; error: RelayClientError; peer: string; peerPort: number }
-  | { kind: 'closed'; id: number; bytesFromClient: number; bytesToClient: number };
+  | { kind: 'closed'; id: number; bytesFromClient: number; bytesToClient: number }
+  | { kind: 'routed'; id: number; path: string; keepAlive: boolean }
+  | { kind: 'answered'; id: number; status: number; connectMs: number; contentType: string | null };
 type EventKind = RelayEvent['kind'];
 type EventOf<K extends EventKind> = Extract<RelayEvent, { kind: K }>;
 
@@ -93,6 +95,12 @@ class Recorder implements RelayHandler {
   }
   closed(id: number, bytesFromClient: number, bytesToClient: number): void {
     this.events.push({ kind: 'closed', id, bytesFromClient, bytesToClient });
+  }
+  routed(id: number, path: string, keepAlive: boolean): void {
+    this.events.push({ kind: 'routed', id, path, keepAlive });
+  }
+  answered(id: number, status: number, connectMs: number, contentType: string | null): void {
+    this.events.push({ kind: 'answered', id, status, connectMs, contentType });
   }
 
   of<K extends EventKind>(kind: K, id?: number): EventOf<K>[] {

@@ -31,9 +31,20 @@ export interface Exchange {
   answered: boolean;
 }
 
+/** What the relay repeats for a connection's kept route, and what each repeat's record needs. */
+export interface KeptRouteMemo {
+  readonly method: string;
+  readonly target: RequestTarget;
+  readonly decision: ProxyDecision;
+  readonly upstream: UpstreamTarget;
+  readonly resolvedAddresses: readonly string[];
+}
+
 /** One accepted client connection (after its PROXY header, when there is one). */
 export interface ClientConnection extends ClientIdentity {
   readonly id: number;
+  /** The request the relay may repeat on its own (set with the relay's keepRoute). */
+  route: KeptRouteMemo | null;
   /** The request or tunnel in progress; null between requests. */
   exchange: Exchange | null;
   /** The proxy answered and closes the connection: heads the relay read meanwhile are ignored. */

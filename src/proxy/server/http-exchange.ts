@@ -9,11 +9,12 @@
 import { readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestFraming, type RequestHead, type ResponseHead } from '../../http1';
 import type { ResolveAndCheckResult } from '../ssrf';
 import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
-import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext } from './context';
+import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type KeptRouteMemo, type ProxyContext } from './context';
 import { decideOrRefuse, refuseUnresolved, resolveDestination, upstreamFailureText } from './destination';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { parseAbsoluteTarget, type RequestTarget } from './target';
 import { upstreamFailure } from './upstream';
+import type { ProxyDecision } from './options';
 
 const TARGET_HELP: Record<string, string> = {
   'origin-form': 'this is a forward proxy: send the absolute URL (GET http://host/path)',
@@ -55,11 +56,11 @@ export function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head
 
   resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
     if (!ctx.current(conn, ex)) return; // the client left while we resolved
-    sendUpstream(ctx, conn, ex, head, resolved, framing);
+    sendUpstream(ctx, conn, ex, head, resolved, framing, decision);
   });
 }
 
-function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, head: RequestHead, resolved: ResolveAndCheckResult, framing: RequestFraming): void {
+function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, head: RequestHead, resolved: ResolveAndCheckResult, framing: RequestFraming, decision: ProxyDecision): void {
   const rec = ex.rec;
   const t = ex.target as RequestTarget;
   const canContinue = framing.body === 'none';
@@ -84,7 +85,58 @@ function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, h
   }
   ex.upstream = { address: resolved.address, family: resolved.family, port: t.port };
   const bodyLength = framing.body === 'chunked' ? -1 : framing.body === 'length' ? Number(head.contentLength) : 0;
-  ctx.relay.forward(conn.id, resolved.address, t.port, wire, bodyLength, IDEMPOTENT.has(rec.entry.method));
+  if (!ctx.relay.forward(conn.id, resolved.address, t.port, wire, bodyLength, IDEMPOTENT.has(rec.entry.method))) return;
+  if (ctx.opts.keptRouteMs > 0 && framing.body === 'none' && head.contentLength === undefined && head.minorVersion === 1) {
+    keepRoute(ctx, conn, head, { method: rec.entry.method, target: t, decision, upstream: ex.upstream, resolvedAddresses: rec.entry.resolvedAddresses });
+  }
+}
+
+/**
+ * Lets the relay repeat this request's route (see keptRouteMs): only a GET
+ * or HEAD spelled in capitals, whose target has a path after its authority.
+ */
+function keepRoute(ctx: ProxyContext, conn: ClientConnection, head: RequestHead, memo: KeptRouteMemo): void {
+  if (head.method !== 'GET' && head.method !== 'HEAD') return;
+  const target = head.target;
+  // "http://" in any case (parseAbsoluteTarget accepted it), then the authority up to its path.
+  const pathStart = target.indexOf('/', 7);
+  if (pathStart < 0 || /[?#]/.test(target.slice(7, pathStart))) return;
+  const route = {
+    method: head.method,
+    prefix: target.slice(0, pathStart),
+    host: memo.target.authority,
+    ip: memo.upstream.address,
+    port: memo.upstream.port,
+    via: ctx.opts.via,
+    forwardedFor: ctx.opts.xForwardedFor === 'add' ? conn.client : null,
+    lifetimeMs: ctx.opts.keptRouteMs,
+  } as const;
+  if (ctx.relay.keepRoute(conn.id, route)) conn.route = memo;
+}
+
+/** A request the relay sent on the connection's kept route: its record, as if decided here. */
+export function onRoutedRequest(conn: ClientConnection, route: KeptRouteMemo): void {
+  const ex = conn.exchange as Exchange;
+  const e = ex.rec.entry;
+  ex.target = route.target;
+  ex.authority = route.target.authority;
+  ex.upstream = route.upstream;
+  e.host = route.target.host;
+  e.port = route.target.port;
+  ex.rec.decided(route.decision);
+  e.resolveMs = 0;
+  e.resolvedAddresses = [...route.resolvedAddresses];
+  e.squidResult = 'TCP_MISS';
+}
+
+/** The relay answered a kept route's request with the upstream's head rewritten: recorded as onUpstreamResponse would. */
+export function onRoutedAnswer(conn: ClientConnection, status: number, connectMs: number, contentType: string | null): void {
+  const ex = conn.exchange;
+  if (ex === null || ex.upstream === null) return;
+  if (ex.rec.entry.upstreamAddress === null) ex.rec.connected(ex.upstream.address, connectMs);
+  ex.rec.entry.contentType = contentType;
+  ex.rec.entry.status = status;
+  ex.answered = true;
 }
 
 /** The relay's framing for the client, from the upstream's framing and what the client speaks. */

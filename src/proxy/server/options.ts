@@ -60,6 +60,16 @@ export interface ProxyServerOptions {
   fronting: { nonTls: 'allow' | 'deny' };
   /** How long a tunnel may wait for the client's first bytes (a complete ClientHello) before it is closed. */
   frontingTimeoutMs: number;
+  /**
+   * Kept routes (native/src/http_route.h): for this long after a plain GET
+   * or HEAD was decided and forwarded, the relay sends the connection's
+   * plain repeats of it (same method, same `http://authority`) the same way
+   * without asking `decide` and `resolve` again; they are logged as usual.
+   * Only for a `decide` that answers the same facts the same way until
+   * `policyChanged()` is called, and no longer than a DNS answer is reused.
+   * Default 0: every request is decided.
+   */
+  keptRouteMs?: number;
 }
 
 /** The options with defaults filled in and every number checked. */
@@ -73,6 +83,11 @@ function invalid(name: string, expected: string, value: unknown): GatehouseError
 
 function positiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw invalid(name, 'a positive integer', value);
+  return value;
+}
+
+function nonNegativeInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw invalid(name, 'an integer >= 0', value);
   return value;
 }
 
@@ -110,5 +125,6 @@ export function checkProxyServerOptions(opts: ProxyServerOptions): CheckedProxyS
     xForwardedFor: opts.xForwardedFor,
     fronting: { nonTls: opts.fronting.nonTls },
     frontingTimeoutMs: positiveInteger('frontingTimeoutMs', opts.frontingTimeoutMs),
+    keptRouteMs: nonNegativeInteger('keptRouteMs', opts.keptRouteMs ?? 0),
   };
 }

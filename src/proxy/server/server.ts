@@ -15,7 +15,7 @@ import { isIP } from 'node:net';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
 import { AccessRecord, type ClientIdentity } from './access';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext, type ProxyCounters } from './context';
-import { onHttpDone, onUpstreamResponse, startHttpRequest, UPSTREAM_MAX_HEAD_BYTES } from './http-exchange';
+import { onHttpDone, onRoutedAnswer, onRoutedRequest, onUpstreamResponse, startHttpRequest, UPSTREAM_MAX_HEAD_BYTES } from './http-exchange';
 import { checkProxyServerOptions, type CheckedProxyServerOptions, type ProxyDecision, type ProxyServerOptions } from './options';
 import { onTunnelConnected, onTunnelDone, onTunnelStart, startTunnel } from './tunnel';
 
@@ -46,6 +46,8 @@ export interface ProxyServer {
    * tunnels in flight run until `drainMs`, then destroys what is left.
    */
   close(opts: { drainMs: number }): Promise<void>;
+  /** The policy `decide` answers with changed: no kept route is repeated any more (see keptRouteMs). */
+  policyChanged(): void;
 }
 
 /** How often the relay checks deadlines: often enough to keep headerTimeoutMs within a quarter of itself. */
@@ -165,6 +167,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       clientPort: who.clientPort,
       endpoint: who.endpoint,
       id,
+      route: null,
       exchange: null,
       ended: false,
       bytesFromClient: 0, // the relay counts every byte read (the PROXY header too) and reports them with the exchange
@@ -210,6 +213,28 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     // (A handler that throws costs this connection only: the relay wrapper closes it.)
     if (method === 'CONNECT') startTunnel(this, conn, head);
     else startHttpRequest(this, conn, head);
+  }
+
+  routed(id: number, path: string, keepAlive: boolean): void {
+    const conn = this.conns.get(id);
+    // The relay routes only between exchanges of a connection that has a route.
+    if (conn === undefined || conn.route === null || conn.exchange !== null || conn.ended) {
+      this.relay.close(id);
+      return;
+    }
+    this.counters.requests++;
+    const route = conn.route;
+    conn.exchange = this.newExchange(conn, route.method, `http://${route.target.authority}${path}`, 1, keepAlive && !this.closingFlag);
+    onRoutedRequest(conn, route);
+  }
+
+  answered(id: number, status: number, connectMs: number, contentType: string | null): void {
+    const conn = this.conns.get(id);
+    if (conn !== undefined) onRoutedAnswer(conn, status, connectMs, contentType);
+  }
+
+  policyChanged(): void {
+    this.relay.forgetRoutes();
   }
 
   response(id: number, head: string, connectMs: number): void {

@@ -82,6 +82,8 @@ export async function startTestProxy(overrides: Partial<ProxyServerOptions> = {}
     xForwardedFor: 'add',
     fronting: { nonTls: 'deny' },
     frontingTimeoutMs: 5000,
+    // The host-list policy answers the same facts the same way: kept routes are safe, and every test exercises them.
+    keptRouteMs: 60_000,
     ...overrides,
   });
   const port = server.addresses()[0].port;

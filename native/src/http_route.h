@@ -1,0 +1,314 @@
+// Kept routes (http_relay.cc): the relay's repeat of a decision TypeScript
+// made. After TypeScript forwards a plain GET or HEAD, it may tell the relay
+// that the next requests on the same connection with the same method and
+// the same target prefix (`http://authority`, byte for byte) go the same
+// way: same checked address, same Host, same Via and X-Forwarded-For. The
+// policy's facts (client, endpoint, host, port, method) are the same for
+// such a request, so its decision is too; the route expires with the DNS
+// answer it was checked against and with every policy reload.
+//
+// Only the plainest heads are repeated here. Anything TypeScript reads
+// more carefully (a body, Transfer-Encoding, Connection naming fields,
+// HTTP/1.0, a 1xx or a close-delimited answer, a malformed line) makes the
+// functions below return false, and the head goes to TypeScript as usual:
+// these functions never refuse anything, they only decline. What they
+// produce is byte for byte what src/proxy/server/headers.ts produces.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <string>
+
+namespace gatehouse {
+
+struct KeptRoute {
+  bool set = false;
+  uint32_t generation = 0;
+  int64_t expires = 0;  // monotonic ms
+  std::string method;   // GET or HEAD, as the client spelled it (uppercase)
+  std::string prefix;   // "http://authority" as the client wrote it
+  std::string host;     // the Host value sent upstream (the parsed authority)
+  std::string ip;       // the checked address
+  int port = 0;
+  std::string via;        // appended to Via; empty: Via untouched
+  std::string forwarded;  // appended to X-Forwarded-For; empty: untouched
+};
+
+namespace route_detail {
+
+// tchar (RFC 9110 section 5.6.2).
+inline bool IsToken(unsigned char c) {
+  if (c >= '0' && c <= '9') return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+inline bool Is(const char* p, size_t n, const char* lower) {
+  size_t len = strlen(lower);
+  if (n != len) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+// One field line: name and value (value trimmed of SP and HTAB).
+struct Field {
+  const char* name;
+  size_t name_len;
+  const char* value;
+  size_t value_len;
+};
+
+// Reads the field line at `*at` (which ends before `end`, the head's final
+// CRLF CRLF excluded) with the strictness of src/http1/fields.ts; false
+// for anything it would refuse. Advances `*at` past the line's CRLF.
+inline bool NextField(const char* head, size_t end, size_t* at, Field* f) {
+  size_t start = *at;
+  const void* crlf = memmem(head + start, end - start, "\r\n", 2);
+  size_t line_end = crlf == nullptr ? end : static_cast<const char*>(crlf) - head;
+  size_t colon = start;
+  while (colon < line_end && head[colon] != ':') {
+    if (!IsToken(static_cast<unsigned char>(head[colon]))) return false;  // obs-fold starts with SP/HTAB
+    colon++;
+  }
+  if (colon == start || colon == line_end) return false;
+  size_t from = colon + 1, to = line_end;
+  for (size_t i = from; i < to; i++) {
+    unsigned char c = static_cast<unsigned char>(head[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  while (from < to && (head[from] == ' ' || head[from] == '\t')) from++;
+  while (to > from && (head[to - 1] == ' ' || head[to - 1] == '\t')) to--;
+  *f = Field{head + start, colon - start, head + from, to - from};
+  *at = line_end + 2;
+  return true;
+}
+
+// A Connection (or Proxy-Connection) value that names only `close` and
+// `keep-alive`: anything else names hop-by-hop fields, which TypeScript
+// removes. False for such a list; `*close` (when given) says whether close
+// was named: only Connection's close counts, as in TypeScript.
+inline bool PlainConnection(const Field& f, bool* close) {
+  size_t i = 0;
+  while (i <= f.value_len) {
+    size_t j = i;
+    while (j < f.value_len && f.value[j] != ',') j++;
+    size_t a = i, b = j;
+    while (a < b && (f.value[a] == ' ' || f.value[a] == '\t')) a++;
+    while (b > a && (f.value[b - 1] == ' ' || f.value[b - 1] == '\t')) b--;
+    if (Is(f.value + a, b - a, "close")) {
+      if (close != nullptr) *close = true;
+    } else if (b > a && !Is(f.value + a, b - a, "keep-alive")) {
+      return false;
+    }
+    i = j + 1;
+  }
+  return true;
+}
+
+// Fields removed in both directions (RFC 9110 section 7.6.1), as in headers.ts.
+inline bool AlwaysHopByHop(const Field& f) {
+  return Is(f.name, f.name_len, "keep-alive") || Is(f.name, f.name_len, "proxy-authorization") ||
+         Is(f.name, f.name_len, "proxy-authenticate") || Is(f.name, f.name_len, "te") ||
+         Is(f.name, f.name_len, "trailer") || Is(f.name, f.name_len, "upgrade");
+}
+
+inline void AppendField(std::string* out, const char* name, size_t name_len, const char* value,
+                        size_t value_len) {
+  out->append(name, name_len);
+  out->append(": ", 2);
+  out->append(value, value_len);
+  out->append("\r\n", 2);
+}
+
+// A list field (Via, X-Forwarded-For): every value of the head joined, then ours.
+inline void AppendList(std::string* out, const char* name, const std::string& values,
+                       const std::string& ours) {
+  out->append(name);
+  out->append(": ", 2);
+  if (!values.empty()) {
+    out->append(values);
+    out->append(", ", 2);
+  }
+  out->append(ours);
+  out->append("\r\n", 2);
+}
+
+inline void AddToList(std::string* list, const Field& f) {
+  if (f.value_len == 0) return;
+  if (!list->empty()) list->append(", ", 2);
+  list->append(f.value, f.value_len);
+}
+
+}  // namespace route_detail
+
+// The upstream head for a request on a kept route, from the client's head
+// [head, head+len) (ending with CRLF CRLF). False when the request is not
+// the route's repeat or not plain enough (see above). `path` gets the
+// origin-form target (for the log), `keep_alive` whether the client allows
+// another request.
+inline bool RewriteRoutedRequest(const char* head, size_t len, const KeptRoute& r, std::string* out,
+                                 std::string* path, bool* keep_alive) {
+  using namespace route_detail;
+  size_t end = len - 4;
+  const void* crlf = memmem(head, len - 2, "\r\n", 2);
+  size_t line_end = static_cast<const char*>(crlf) - head;  // a head always holds a CRLF
+  // "METHOD SP http://authority/path SP HTTP/1.1", method and prefix as the route's.
+  size_t m = r.method.size(), p = r.prefix.size();
+  static const char kVersion[] = " HTTP/1.1";
+  constexpr size_t kVersionLen = sizeof(kVersion) - 1;
+  if (line_end < m + 1 + p + 1 + kVersionLen) return false;
+  if (memcmp(head, r.method.data(), m) != 0 || head[m] != ' ') return false;
+  if (memcmp(head + m + 1, r.prefix.data(), p) != 0) return false;
+  size_t path_start = m + 1 + p, path_end = line_end - kVersionLen;
+  if (memcmp(head + path_end, kVersion, kVersionLen) != 0 || head[path_start] != '/') return false;
+  for (size_t i = path_start; i < path_end; i++) {
+    unsigned char c = static_cast<unsigned char>(head[i]);
+    if (c < 0x21 || c > 0x7e || c == '#') return false;  // a fragment is cut in TypeScript
+  }
+  path->assign(head + path_start, path_end - path_start);
+
+  out->clear();
+  out->append(r.method);
+  out->push_back(' ');
+  out->append(*path);
+  out->append(" HTTP/1.1\r\nHost: ", 17);
+  out->append(r.host);
+  out->append("\r\n", 2);
+  std::string vias, forwarded;
+  bool close = false;
+  size_t at = line_end + 2;
+  while (at < end) {
+    Field f;
+    if (!NextField(head, end, &at, &f)) return false;
+    const char* n = f.name;
+    size_t nl = f.name_len;
+    if (Is(n, nl, "content-length") || Is(n, nl, "transfer-encoding"))
+      return false;  // a body: TypeScript frames it
+    if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
+      if (!PlainConnection(f, Is(n, nl, "connection") ? &close : nullptr)) return false;
+    } else if (Is(n, nl, "host") || AlwaysHopByHop(f)) {
+      // replaced, or this connection's own
+    } else if (!r.via.empty() && Is(n, nl, "via")) {
+      AddToList(&vias, f);
+    } else if (!r.forwarded.empty() && Is(n, nl, "x-forwarded-for")) {
+      AddToList(&forwarded, f);
+    } else {
+      AppendField(out, n, nl, f.value, f.value_len);
+    }
+  }
+  if (!r.via.empty()) AppendList(out, "Via", vias, r.via);
+  if (!r.forwarded.empty()) AppendList(out, "X-Forwarded-For", forwarded, r.forwarded);
+  out->append("\r\n", 2);
+  *keep_alive = !close;
+  return true;
+}
+
+// The client's copy of an upstream answer on a kept route.
+struct RoutedAnswer {
+  std::string head;
+  int status = 0;
+  bool has_content_type = false;
+  std::string content_type;
+  enum Body { kNone, kLength, kChunked } body = kNone;
+  uint64_t length = 0;
+  bool reusable = false;  // the upstream connection may carry another request
+};
+
+// Reads the upstream's head [head, head+len) (ending with CRLF CRLF) for an
+// HTTP/1.1 client; false when it is not plain enough: HTTP/1.0, a 1xx, a
+// body delimited by the close, Transfer-Encoding other than one `chunked`,
+// a Content-Length list, a Connection naming fields, a malformed line.
+inline bool RewriteRoutedResponse(const char* head, size_t len, bool head_request, const std::string& via,
+                                  bool keep_alive, RoutedAnswer* a) {
+  using namespace route_detail;
+  size_t end = len - 4;
+  const void* crlf = memmem(head, len - 2, "\r\n", 2);
+  size_t line_end = static_cast<const char*>(crlf) - head;
+  // "HTTP/1.1 SP 3DIGIT [SP reason]"
+  if (line_end < 12 || memcmp(head, "HTTP/1.1 ", 9) != 0) return false;
+  for (size_t i = 9; i < 12; i++) {
+    if (head[i] < '0' || head[i] > '9') return false;
+  }
+  int status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+  if (status < 200) return false;  // 1xx (and 0xx): TypeScript relays or refuses them
+  size_t reason = line_end;
+  if (line_end > 12) {
+    if (head[12] != ' ') return false;
+    reason = 13;
+  }
+  for (size_t i = reason; i < line_end; i++) {
+    unsigned char c = static_cast<unsigned char>(head[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  std::string& out = a->head;
+  out.assign("HTTP/1.1 ", 9);
+  out.append(head + 9, 3);
+  out.push_back(' ');
+  out.append(head + reason, line_end - reason);
+  out.append("\r\n", 2);
+  std::string vias;
+  bool chunked = false, has_length = false, close = false;
+  uint64_t length = 0;
+  size_t at = line_end + 2;
+  size_t length_field_at = std::string::npos, length_field_len = 0;
+  while (at < end) {
+    Field f;
+    if (!NextField(head, end, &at, &f)) return false;
+    const char* n = f.name;
+    size_t nl = f.name_len;
+    if (Is(n, nl, "transfer-encoding")) {
+      if (chunked || !Is(f.value, f.value_len, "chunked")) return false;
+      chunked = true;
+    } else if (Is(n, nl, "content-length")) {
+      if (has_length || f.value_len == 0 || f.value_len > 15) return false;
+      for (size_t i = 0; i < f.value_len; i++) {
+        if (f.value[i] < '0' || f.value[i] > '9') return false;
+        length = length * 10 + static_cast<uint64_t>(f.value[i] - '0');
+      }
+      has_length = true;
+      length_field_at = out.size();
+      AppendField(&out, n, nl, f.value, f.value_len);
+      length_field_len = out.size() - length_field_at;
+    } else if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
+      if (!PlainConnection(f, Is(n, nl, "connection") ? &close : nullptr)) return false;
+    } else if (AlwaysHopByHop(f)) {
+      // this connection's own
+    } else if (!via.empty() && Is(n, nl, "via")) {
+      AddToList(&vias, f);
+    } else {
+      if (!a->has_content_type && Is(n, nl, "content-type")) {  // the first one, as TypeScript logs it
+        a->has_content_type = true;
+        a->content_type.assign(f.value, f.value_len);
+      }
+      AppendField(&out, n, nl, f.value, f.value_len);
+    }
+  }
+  if (chunked && has_length) return false;  // both: TypeScript reads it and closes after
+  bool bodiless = head_request || status == 204 || status == 304;
+  if (!bodiless && !chunked && !has_length) return false;  // until the close
+  if (!bodiless && chunked && length_field_at != std::string::npos)
+    out.erase(length_field_at, length_field_len);
+  if (!via.empty()) AppendList(&out, "Via", vias, via);
+  if (!bodiless && chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (!keep_alive) out.append("Connection: close\r\n");
+  out.append("\r\n", 2);
+  a->status = status;
+  a->reusable = !close;
+  if (bodiless) {
+    a->body = RoutedAnswer::kNone;
+  } else if (chunked) {
+    a->body = RoutedAnswer::kChunked;
+  } else {
+    a->body = RoutedAnswer::kLength;
+    a->length = length;
+  }
+  return true;
+}
+
+}  // namespace gatehouse
