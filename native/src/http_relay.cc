@@ -53,6 +53,8 @@ constexpr size_t kHighWater = 256 * 1024;
 // The ClientHello held for the fronting check can be at most this large.
 constexpr size_t kFrontingMax = 64 * 1024;
 constexpr int kEpollBatch = 256;
+// Rounds of read-advance-write per connection per turn of the loop.
+constexpr int kStepRounds = 64;
 
 int64_t MonotonicMs() {
   timespec ts;
@@ -347,7 +349,9 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   bool in_callback_ = false;  // inside OnPoll/OnTimer: Deliver runs at their end anyway
   bool closing_ = false;
   bool shut_down_ = false;
-  uint32_t route_generation_ = 1;  // bumped by forgetRoutes(): every kept route is stale
+  uint32_t route_generation_ = 1;
+  bool resting_ = false;  // the listeners wait for the next sweep (out of descriptors)  // bumped by
+                          // forgetRoutes(): every kept route is stale
   int64_t now_ = 0;
   uint32_t next_id_ = 1;
   std::vector<Sock*> listeners_;
@@ -355,6 +359,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   std::unordered_map<std::string, std::vector<Upstream*>> pool_;
   size_t pooled_ = 0;
   std::vector<Sock*> graveyard_;  // freed after the current wake-up: epoll may still name them
+  std::vector<uint32_t> again_;   // connections whose Step ran out of rounds: run again next turn
   std::vector<Event> events_;
   double closed_in_ = 0, closed_out_ = 0;
   char scratch_[kReadChunk];
@@ -509,6 +514,22 @@ void HttpRelay::OnIdle(uv_idle_t* handle) {
   if (self == nullptr) return;
   uv_idle_stop(handle);
   self->idle_active_ = false;
+  if (!self->again_.empty()) {
+    self->now_ = MonotonicMs();
+    self->in_callback_ = true;
+    std::vector<uint32_t> again;
+    again.swap(self->again_);
+    for (uint32_t id : again) {
+      auto it = self->clients_.find(id);
+      if (it != self->clients_.end() && !it->second->dead) self->Step(it->second);
+    }
+    self->in_callback_ = false;
+    // More left over: another turn (ScheduleDelivery was skipped in the callback).
+    if (!self->again_.empty()) {
+      self->idle_active_ = true;
+      uv_idle_start(handle, OnIdle);
+    }
+  }
   self->Deliver();
 }
 
@@ -535,7 +556,19 @@ void HttpRelay::Accept(Sock* listener) {
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = accept4(listener->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE...): the listener stays
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: the pending connection stays in the backlog
+        // and the (level-triggered) listener would wake us at once, again
+        // and again. It rests until the next sweep instead.
+        epoll_event ev{};
+        ev.data.ptr = listener;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, listener->fd, &ev);
+        listener->rd_ready = false;
+        resting_ = true;
+      }
+      return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto* c = new Client();
@@ -652,7 +685,9 @@ bool HttpRelay::WantsRead(const Client* c) const {
   switch (c->state) {
     case State::kPrologue:
     case State::kHead:
-      return c->in.size() <= max_head_;
+      // A client that sends requests but does not read the answers is not
+      // read further: its answers would pile up without bound.
+      return c->in.size() <= max_head_ && c->out.size() < kHighWater;
     case State::kDecide:
       return false;
     case State::kExchange:
@@ -684,16 +719,31 @@ bool HttpRelay::UpstreamWantsRead(const Client* c) const {
 // Moves a connection as far as it can go: reads, parses, moves, writes,
 // until nothing changes (bounded, so one connection cannot hog the loop).
 void HttpRelay::Step(Client* c) {
-  for (int round = 0; round < 64 && !c->dead; round++) {
+  for (int round = 0; round < kStepRounds && !c->dead; round++) {
     bool progress = false;
     if (WantsRead(c)) progress |= ReadSome(c, c->state == State::kClosing ? SIZE_MAX : kHighWater);
     if (c->state == State::kClosing) c->in.Clear();  // a closing connection's bytes are dropped
     if (UpstreamWantsRead(c)) progress |= ReadSome(c->up, kHighWater);
     progress |= Advance(c);
     if (c->dead) return;
-    progress |= Flush(c);
+    if (Flush(c)) {
+      progress = true;
+      // An answer still going out to a slow reader keeps the connection:
+      // its idle (or linger) deadline counts from the last write.
+      if (c->state == State::kClosing) {
+        c->deadline = now_ + header_timeout_ms_;
+      } else if (c->state == State::kHead && !c->head_started) {
+        c->deadline = now_ + idle_timeout_ms_;
+      }
+    }
     if (c->up != nullptr) progress |= Flush(c->up);
     if (!progress) return;
+  }
+  // Still moving after its share of the turn: edge-triggered epoll will not
+  // report bytes it already reported, so the rest is moved on the next turn.
+  if (!c->dead) {
+    again_.push_back(c->id);
+    ScheduleDelivery();
   }
 }
 
@@ -775,6 +825,7 @@ bool HttpRelay::AdvanceHead(Client* c) {
     c->head_started = true;
     c->deadline = now_ + header_timeout_ms_;
   }
+  if (c->out.size() >= kHighWater) return false;  // the next request waits for the answers to drain
   size_t end = FindHeadEnd(c->in.data(), c->in.size(), c->scan_from);
   if (end == 0) {
     c->scan_from = c->in.size();
@@ -1113,6 +1164,15 @@ void HttpRelay::StartUpstream(Client* c, bool allow_pooled) {
       Upstream* u = it->second.back();
       it->second.pop_back();
       pooled_--;
+      // Bytes or a FIN that arrived since the pool took it (not yet seen
+      // by epoll in this wake-up) would be read as this client's answer:
+      // only a silent connection is reused.
+      char probe;
+      ssize_t n = recv(u->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        CloseUpstream(u);
+        continue;
+      }
       u->client = c;
       u->reused = true;
       u->got_bytes = false;
@@ -1192,10 +1252,13 @@ void HttpRelay::CloseUpstream(Upstream* u) {
   ScheduleDelivery();
 }
 
+// The bytes since the last mark: read and consumed from the client (not
+// what was read ahead of the next pipelined request), queued to it.
 std::pair<double, double> HttpRelay::TakeBytes(Client* c) {
-  double in = static_cast<double>(c->bytes_read - c->mark_in);
+  uint64_t consumed = c->bytes_read - c->in.size();
+  double in = static_cast<double>(consumed - c->mark_in);
   double out = static_cast<double>(c->queued_out - c->mark_out);
-  c->mark_in = c->bytes_read;
+  c->mark_in = consumed;
   c->mark_out = c->queued_out;
   return {in, out};
 }
@@ -1226,7 +1289,9 @@ void HttpRelay::AbortAfterAnswer(Client* c, int outcome, int err) {
 
 void HttpRelay::FinishExchange(Client* c) {
   Upstream* u = c->up;
-  bool reuse_upstream = c->reusable && c->req_done && u->in.empty() && !u->eof && !u->failed;
+  // Pooled only when nothing of this exchange is left on it either way.
+  bool reuse_upstream =
+      c->reusable && c->req_done && u->in.empty() && u->out.empty() && !u->eof && !u->rd_hangup && !u->failed;
   ReleaseUpstream(c, reuse_upstream);
   auto bytes = TakeBytes(c);
   Emit(kEvDone, c->id, kComplete, 0, bytes.first, bytes.second);
@@ -1251,6 +1316,7 @@ void HttpRelay::CloseClient(Client* c) {
   ReleaseUpstream(c, false);
   if (c->fd >= 0) close(c->fd);
   clients_.erase(c->id);
+  c->in.Clear();  // what it sent and nobody reads counts as received
   auto bytes = TakeBytes(c);
   closed_in_ += static_cast<double>(c->bytes_read);
   closed_out_ += static_cast<double>(c->queued_out);
@@ -1259,6 +1325,15 @@ void HttpRelay::CloseClient(Client* c) {
 }
 
 void HttpRelay::Sweep() {
+  if (resting_) {
+    resting_ = false;
+    for (Sock* l : listeners_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = l;
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
+    }
+  }
   std::vector<Client*> due;
   for (auto& entry : clients_) {
     Client* c = entry.second;
@@ -1272,7 +1347,9 @@ void HttpRelay::Sweep() {
         ClientError(c, kProxyHeaderTimeout);
         break;
       case State::kHead:
-        if (c->in.empty() && !c->head_started) {
+        if (c->in.empty() && !c->head_started && !c->out.empty()) {
+          EnterClosing(c);  // no reading for the idle time, an answer still unread: a last linger
+        } else if (c->in.empty() && !c->head_started) {
           CloseClient(c);  // an idle keep-alive connection, or one that never spoke
         } else {
           ClientError(c, kHeadTimeout);
@@ -1453,12 +1530,14 @@ Napi::Value HttpRelay::Respond(const Napi::CallbackInfo& info) {
   now_ = MonotonicMs();
   std::string bytes = Latin1(info[1]);
   bool keep_alive = info[2].As<Napi::Boolean>().Value();
+  bool goes_on = keep_alive && !closing_ && c->state == State::kDecide;
   ReleaseUpstream(c, false);
+  // Ending: whatever the client sent so far belongs to this exchange.
+  if (!goes_on) c->in.Clear();
   c->out.Append(bytes.data(), bytes.size());
   c->queued_out += bytes.size();
-  double in = static_cast<double>(c->bytes_read - c->mark_in);
-  TakeBytes(c);
-  if (keep_alive && !closing_ && c->state == State::kDecide) {
+  double in = TakeBytes(c).first;
+  if (goes_on) {
     EnterHead(c);
   } else {
     EnterClosing(c);
@@ -1605,7 +1684,14 @@ void HttpRelay::CloseIdle(const Napi::CallbackInfo&) {
     State s = entry.second->state;
     if (s == State::kPrologue || s == State::kHead) idle.push_back(entry.second);
   }
-  for (Client* c : idle) CloseClient(c);
+  for (Client* c : idle) {
+    if (c->out.empty()) {
+      CloseClient(c);
+    } else {
+      EnterClosing(c);  // the last answer is still going out: it ends after it
+      Step(c);
+    }
+  }
   ClosePool();
 }
 

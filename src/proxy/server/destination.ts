@@ -18,9 +18,17 @@ const RESOLVE_FAILED: ResolveAndCheckResult = { ok: false, reason: 'resolve:fail
  * Resolves `host` and checks every address, then calls `then` with the
  * result: at once when the answer is known (a literal, a cached name),
  * else when the lookup ends. A resolver that throws counts as a failed
- * lookup (502).
+ * lookup (502). A `then` that throws after a lookup (outside the relay's
+ * event handler, which would catch it) costs the connection only.
  */
-export function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: DestinationHost, allowAddresses: readonly string[], then: (resolved: ResolveAndCheckResult) => void): void {
+export function resolveDestination(
+  ctx: ProxyContext,
+  conn: ClientConnection,
+  rec: AccessRecord,
+  host: DestinationHost,
+  allowAddresses: readonly string[],
+  then: (resolved: ResolveAndCheckResult) => void,
+): void {
   const resolveStart = performance.now();
   const settle = (resolved: ResolveAndCheckResult): void => {
     rec.entry.resolveMs = Math.round(performance.now() - resolveStart);
@@ -33,8 +41,11 @@ export function resolveDestination(ctx: ProxyContext, rec: AccessRecord, host: D
   } catch {
     pending = RESOLVE_FAILED;
   }
-  if (pending instanceof Promise) pending.then(settle, () => settle(RESOLVE_FAILED));
-  else settle(pending);
+  if (pending instanceof Promise) {
+    pending.then(settle, () => settle(RESOLVE_FAILED)).catch(() => ctx.relay.close(conn.id));
+    return;
+  }
+  settle(pending);
 }
 
 /**

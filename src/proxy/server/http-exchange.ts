@@ -54,7 +54,7 @@ export function startHttpRequest(ctx: ProxyContext, conn: ClientConnection, head
   const decision = decideOrRefuse(ctx, conn, { client: conn.client, endpoint: conn.endpoint, host: t.host, port: t.port, method: rec.entry.method }, canContinue);
   if (decision === null) return;
 
-  resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
+  resolveDestination(ctx, conn, rec, t.destination, decision.allowAddresses, (resolved) => {
     if (!ctx.current(conn, ex)) return; // the client left while we resolved
     sendUpstream(ctx, conn, ex, head, resolved, framing, decision);
   });

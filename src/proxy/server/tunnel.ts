@@ -41,7 +41,7 @@ export function startTunnel(ctx: ProxyContext, conn: ClientConnection, head: Req
   const decision = decideOrRefuse(ctx, conn, facts, false);
   if (decision === null) return;
 
-  resolveDestination(ctx, rec, t.destination, decision.allowAddresses, (resolved) => {
+  resolveDestination(ctx, conn, rec, t.destination, decision.allowAddresses, (resolved) => {
     if (ctx.current(conn, ex)) openTunnel(ctx, conn, ex, t, resolved, facts);
   });
 }
