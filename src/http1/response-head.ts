@@ -79,7 +79,8 @@ const DIGITS = /^\d{1,15}$/;
  * How the response's body is delimited (RFC 9112 section 6.3), given the
  * request's method: no body for HEAD, 1xx, 204 and 304; Transfer-Encoding
  * before Content-Length (and then the connection is not reused); a
- * Content-Length list must agree with itself.
+ * Content-Length list must agree with itself; transfer codings other than
+ * chunked are refused.
  */
 export function responseFraming(head: ResponseHead, requestMethod: string): FramingResult {
   let transferCodings: string | null = null;
@@ -115,6 +116,9 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Fram
   }
   if (transferCodings !== null) {
     const codings = transferCodings.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+    // A coding other than chunked (gzip...) is never asked for (TE is hop-by-hop and not
+    // forwarded), and removing Transfer-Encoding would hand the client coded bytes as content.
+    if (codings.some((c) => c !== 'chunked')) return { ok: false, reason: 'transfer-coding' };
     const chunked = codings.length > 0 && codings[codings.length - 1] === 'chunked';
     // With both headers the message may have been smuggled past someone: read it, then close.
     return { ok: true, framing: chunked ? { kind: 'chunked' } : { kind: 'close' }, reusable: chunked && length === null && !connectionClose };

@@ -47,8 +47,10 @@ test('responseFraming follows RFC 9112 6.3', () => {
   assert.deepEqual(f('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n', 'HEAD'), { ok: true, framing: { kind: 'none' }, reusable: true });
   assert.deepEqual(f('HTTP/1.1 204 No Content\r\n\r\n'), { ok: true, framing: { kind: 'none' }, reusable: true });
   assert.deepEqual(f('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n'), { ok: true, framing: { kind: 'none' }, reusable: true });
-  assert.deepEqual(f('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n'), { ok: true, framing: { kind: 'chunked' }, reusable: true });
-  assert.deepEqual(f('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'), { ok: true, framing: { kind: 'close' }, reusable: false });
+  // Codings the proxy never asked for (it does not forward TE) would reach the client unlabelled: refused.
+  assert.deepEqual(f('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n'), { ok: false, reason: 'transfer-coding' });
+  assert.deepEqual(f('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'), { ok: false, reason: 'transfer-coding' });
+  assert.deepEqual(f('HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n'), { ok: true, framing: { kind: 'chunked' }, reusable: true });
   // Both: Transfer-Encoding decides, and the connection is not used again.
   assert.deepEqual(f('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n'), { ok: true, framing: { kind: 'chunked' }, reusable: false });
   assert.deepEqual(f('HTTP/1.1 200 OK\r\n\r\n'), { ok: true, framing: { kind: 'close' }, reusable: false });
