@@ -56,6 +56,12 @@ constexpr int kEpollBatch = 256;
 // Rounds of read-advance-write per connection per turn of the loop.
 constexpr int kStepRounds = 64;
 
+double RealtimeMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec / 1000000);
+}
+
 int64_t MonotonicMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -102,8 +108,14 @@ enum EventKind : int {
   kEvDone = 5,         // id, outcome, errno, bytes from client, bytes to client
   kEvClientError = 6,  // id, kind, peer address, peer port
   kEvClosed = 7,       // id, bytes from client, bytes to client
-  kEvRouted = 8,       // id, client keep-alive?, origin-form path: a kept route's request went upstream
-  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none: its answer's head went to the client
+  // A kept route's exchange is reported once it ends, in one event
+  // (ROUTED_DONE), so a repeated request costs no call into JavaScript when
+  // it arrives. Should it need TypeScript first (a 1xx or an answer not
+  // plain, a failure, an abort), ROUTED and, when its head went out,
+  // ANSWERED come first, then the usual RESPONSE or DONE.
+  kEvRouted = 8,       // id, client keep-alive?, started (epoch ms), origin-form path
+  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none
+  kEvRoutedDone = 10,  // id, status, connect ms, bytes from/to client, started; [path, Content-Type or null]
 };
 
 // Same values as RELAY_OUTCOME in src/native/http-relay.ts.
@@ -140,16 +152,17 @@ enum BodyKind : int {
 // Numbers go up in a Float64Array shared with TypeScript (kSlotsPerEvent
 // per event), bytes in one array of payloads per batch: no JavaScript
 // object per event beyond its payload.
-enum Payload : uint8_t { kNoPayload, kLatin1, kBytes, kPeerAndBytes, kPeerOnly };
+enum Payload : uint8_t { kNoPayload, kLatin1, kBytes, kPeerAndBytes, kPeerOnly, kPathAndType };
 struct Event {
   int kind;
   uint32_t id;
-  double n[4];
+  double n[5];
   Payload payload;
   std::string bytes;
   std::string text;
+  bool payload_flag = false;  // kPathAndType: `text` holds a Content-Type
 };
-constexpr size_t kSlotsPerEvent = 6;
+constexpr size_t kSlotsPerEvent = 7;
 constexpr size_t kMaxBatch = 1024;
 
 struct Client;
@@ -215,6 +228,13 @@ struct Client : Sock {
   // a plain answer is rewritten here too).
   KeptRoute route;
   bool routed = false, client_keep_alive = false;
+  bool routed_reported = false;  // TypeScript has heard of it (ROUTED): it has the exchange
+  bool routed_answered = false;  // its answer's head went out (rewritten here)
+  double routed_at = 0;          // when its head arrived (epoch ms)
+  std::string routed_path, routed_type;
+  bool routed_has_type = false;
+  int routed_status = 0;
+  double routed_connect_ms = 0;
   // The tunnel (state kTunnel).
   std::string established;
   bool tunnel_open = false, fronting = false;
@@ -303,6 +323,8 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   void ApplyAnswer(Client* c, const std::string& head, int body, uint64_t length, bool keep_alive,
                    bool reusable);
   bool RouteRequest(Client* c, size_t end);
+  void ReportRouted(Client* c);
+  void EmitAnswered(Client* c);
   bool AnswerRouted(Client* c, size_t end);
   void StartUpstream(Client* c, bool allow_pooled);
   void FailBeforeAnswer(Client* c, int outcome, int err);
@@ -861,14 +883,41 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   bool keep_alive = false;
   if (!RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive)) return false;
   c->in.Consume(end);
-  events_.push_back(Event{kEvRouted, c->id, {keep_alive ? 1.0 : 0.0, 0, 0, 0}, kLatin1, std::move(path), {}});
-  ScheduleDelivery();
   c->target_ip = r.ip;
   c->target_port = r.port;
   BeginExchange(c, &head, 0, true);
   c->routed = true;
+  c->routed_reported = false;
+  c->routed_answered = false;
+  c->routed_at = RealtimeMs();
+  c->routed_path.swap(path);
   c->client_keep_alive = keep_alive;
   return true;
+}
+
+// Tells TypeScript of the kept route's exchange in progress (once), before
+// an event it must handle with the exchange in hand.
+void HttpRelay::ReportRouted(Client* c) {
+  if (!c->routed || c->routed_reported) return;
+  c->routed_reported = true;
+  events_.push_back(Event{kEvRouted,
+                          c->id,
+                          {c->client_keep_alive ? 1.0 : 0.0, c->routed_at, 0, 0, 0},
+                          kLatin1,
+                          c->routed_path,
+                          {}});
+  if (c->routed_answered) EmitAnswered(c);
+  ScheduleDelivery();
+}
+
+void HttpRelay::EmitAnswered(Client* c) {
+  events_.push_back(Event{kEvAnswered,
+                          c->id,
+                          {static_cast<double>(c->routed_status), c->routed_connect_ms, 0, 0, 0},
+                          c->routed_has_type ? kLatin1 : kNoPayload,
+                          c->routed_type,
+                          {}});
+  ScheduleDelivery();
 }
 
 // Answers a kept route's exchange with the upstream head [0, end) of
@@ -880,14 +929,12 @@ bool HttpRelay::AnswerRouted(Client* c, size_t end) {
   if (!RewriteRoutedResponse(u->in.data(), end, c->route.method == "HEAD", c->route.via, keep_alive, &a))
     return false;
   u->in.Consume(end);
-  double connect_ms = static_cast<double>(u->reused ? 0 : u->connect_ms);
-  events_.push_back(Event{kEvAnswered,
-                          c->id,
-                          {static_cast<double>(a.status), connect_ms, 0, 0},
-                          a.has_content_type ? kLatin1 : kNoPayload,
-                          std::move(a.content_type),
-                          {}});
-  ScheduleDelivery();
+  c->routed_answered = true;
+  c->routed_status = a.status;
+  c->routed_connect_ms = static_cast<double>(u->reused ? 0 : u->connect_ms);
+  c->routed_has_type = a.has_content_type;
+  c->routed_type.swap(a.content_type);
+  if (c->routed_reported) EmitAnswered(c);  // after a 1xx TypeScript relayed
   int body = a.body == RoutedAnswer::kNone     ? kBodyNone
              : a.body == RoutedAnswer::kLength ? kBodyLength
                                                : kBodyChunked;
@@ -984,6 +1031,7 @@ bool HttpRelay::AdvanceExchange(Client* c) {
         return progress;
       }
       if (c->routed && AnswerRouted(c, end)) return true;
+      ReportRouted(c);
       EmitBytes(kEvResponse, c->id, u->in.data(), end, static_cast<double>(u->reused ? 0 : u->connect_ms));
       u->in.Consume(end);
       c->phase = Phase::kAwaitAnswer;
@@ -1264,6 +1312,8 @@ std::pair<double, double> HttpRelay::TakeBytes(Client* c) {
 }
 
 void HttpRelay::FailBeforeAnswer(Client* c, int outcome, int err) {
+  ReportRouted(c);
+  c->routed = false;
   ReleaseUpstream(c, false);
   auto bytes = TakeBytes(c);
   Emit(kEvDone, c->id, outcome, err, bytes.first, bytes.second);
@@ -1274,6 +1324,8 @@ void HttpRelay::FailBeforeAnswer(Client* c, int outcome, int err) {
 }
 
 void HttpRelay::AbortAfterAnswer(Client* c, int outcome, int err) {
+  ReportRouted(c);
+  c->routed = false;
   auto bytes = TakeBytes(c);
   Emit(kEvDone, c->id, outcome, err, bytes.first, bytes.second);
   if (c->failed || c->out.empty() || outcome == kClientGone) {
@@ -1294,7 +1346,20 @@ void HttpRelay::FinishExchange(Client* c) {
       c->reusable && c->req_done && u->in.empty() && u->out.empty() && !u->eof && !u->rd_hangup && !u->failed;
   ReleaseUpstream(c, reuse_upstream);
   auto bytes = TakeBytes(c);
-  Emit(kEvDone, c->id, kComplete, 0, bytes.first, bytes.second);
+  if (c->routed && !c->routed_reported) {
+    events_.push_back(Event{kEvRoutedDone,
+                            c->id,
+                            {static_cast<double>(c->routed_status), c->routed_connect_ms, bytes.first,
+                             bytes.second, c->routed_at},
+                            kPathAndType,
+                            std::move(c->routed_path),
+                            c->routed_has_type ? std::move(c->routed_type) : std::string()});
+    events_.back().payload_flag = c->routed_has_type;
+    ScheduleDelivery();
+  } else {
+    Emit(kEvDone, c->id, kComplete, 0, bytes.first, bytes.second);
+  }
+  c->routed = false;
   // An upload the upstream answered early leaves body bytes that would
   // read as a request: that connection ends with this answer.
   if (c->keep_alive && c->req_done && !closing_) {
@@ -1312,6 +1377,7 @@ void HttpRelay::EndTunnel(Client* c) {
 
 void HttpRelay::CloseClient(Client* c) {
   if (c->dead) return;
+  if (c->state == State::kExchange) ReportRouted(c);  // its record ends with CLOSED
   c->dead = true;
   ReleaseUpstream(c, false);
   if (c->fd >= 0) close(c->fd);
@@ -1447,7 +1513,7 @@ void HttpRelay::Deliver() {
       double* slot = slots_ + i * kSlotsPerEvent;
       slot[0] = e.kind;
       slot[1] = e.id;
-      for (size_t k = 0; k < 4; k++) slot[2 + k] = e.n[k];
+      for (size_t k = 0; k < 5; k++) slot[2 + k] = e.n[k];
       if (e.payload != kNoPayload) payloads.Set(static_cast<uint32_t>(i), PayloadValue(env, e));
     }
     try {
@@ -1489,6 +1555,19 @@ Napi::Value HttpRelay::PayloadValue(Napi::Env env, const Event& e) {
       return Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size());
     case kPeerOnly:
       return Napi::String::New(env, e.text);
+    case kPathAndType: {  // [path, Content-Type or null], both one-byte strings
+      Napi::Array pair = Napi::Array::New(env, 2);
+      napi_value path, type;
+      napi_create_string_latin1(env, e.bytes.data(), e.bytes.size(), &path);
+      pair.Set(0u, Napi::Value(env, path));
+      if (e.payload_flag) {
+        napi_create_string_latin1(env, e.text.data(), e.text.size(), &type);
+        pair.Set(1u, Napi::Value(env, type));
+      } else {
+        pair.Set(1u, env.Null());
+      }
+      return pair;
+    }
     default: {  // kPeerAndBytes: [peer address, PROXY header bytes or null]
       Napi::Array pair = Napi::Array::New(env, 2);
       pair.Set(0u, Napi::String::New(env, e.text));

@@ -531,7 +531,7 @@ export interface HttpRelayOptions {
  * peer address; OPEN: [peer, PROXY header bytes or null]). http-relay.ts
  * decodes them.
  */
-export type NativeRelayPayload = string | Buffer | [string, Buffer | null] | undefined;
+export type NativeRelayPayload = string | Buffer | [string, Buffer | null] | [string, string | null] | undefined;
 export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) => void;
 
 /**

@@ -64,13 +64,17 @@ export interface RelayHandler {
   clientError(id: number, kind: RelayClientError, peer: string, peerPort: number): void;
   closed(id: number, bytesFromClient: number, bytesToClient: number): void;
   /**
-   * A request repeating the connection's kept route went upstream without
-   * a `request` call (`path`: its origin-form target). Its `response` comes
-   * as usual unless the answer was plain: then `answered`.
+   * A request repeating the connection's kept route went upstream without a
+   * `request` call (`path`: its origin-form target; `startedAt`: when its
+   * head arrived, epoch ms), and now needs TypeScript: a `response` (a 1xx,
+   * an answer not plain), a `done` (a failure, an abort) or `closed`
+   * follows. A plain one is reported in one `routedDone` call instead.
    */
-  routed(id: number, path: string, keepAlive: boolean): void;
-  /** A kept route's answer head went to the client, rewritten by the relay. */
+  routed(id: number, path: string, keepAlive: boolean, startedAt: number): void;
+  /** A reported kept route's answer head went to the client, rewritten by the relay. */
   answered(id: number, status: number, connectMs: number, contentType: string | null): void;
+  /** A kept route's request and its plain answer, complete: what routed, answered and done would say. */
+  routedDone(id: number, path: string, contentType: string | null, status: number, connectMs: number, bytesFromClient: number, bytesToClient: number, startedAt: number): void;
 }
 
 /** What a kept route repeats (see NativeHttpRelay.keepRoute). */
@@ -97,6 +101,8 @@ export interface RelayStats {
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 const MAX_MS = 24 * 3600 * 1000;
 const MAX_HEAD = 1024 * 1024;
+/** Numbers per event in eventSlots(): kind, id, then up to five (kSlotsPerEvent in http_relay.cc). */
+const SLOTS_PER_EVENT = 7;
 
 function errnoName(n: number): string | null {
   if (n === 0) return null;
@@ -200,7 +206,7 @@ export class HttpRelay {
   private dispatch(count: number, payloads: NativeRelayPayload[], h: RelayHandler): void {
     const f = this.slots;
     for (let i = 0; i < count; i++) {
-      const at = i * 6;
+      const at = i * SLOTS_PER_EVENT;
       const id = f[at + 1];
       const p = payloads[i];
       try {
@@ -232,11 +238,16 @@ export class HttpRelay {
             h.closed(id, f[at + 2], f[at + 3]);
             break;
           case 8:
-            h.routed(id, p as string, f[at + 2] !== 0);
+            h.routed(id, p as string, f[at + 2] !== 0, f[at + 3]);
             break;
           case 9:
             h.answered(id, f[at + 2], f[at + 3], p === undefined ? null : (p as string));
             break;
+          case 10: {
+            const [path, contentType] = p as [string, string | null];
+            h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6]);
+            break;
+          }
         }
       } catch {
         // A handler bug costs its connection, never the process.

@@ -17,7 +17,7 @@ export type AccessSink = (entry: AccessEntry) => void;
 
 export class AccessRecord {
   readonly entry: AccessEntry;
-  private readonly startedAt = performance.now();
+  private startedAt = performance.now();
   private finished = false;
 
   constructor(
@@ -50,6 +50,14 @@ export class AccessRecord {
       resolveMs: null,
       connectMs: null,
     };
+  }
+
+  /** The request began earlier than this record (epoch ms): its start and duration count from then. */
+  backdate(epochMs: number): void {
+    const earlier = Date.now() - epochMs;
+    if (!(earlier > 0)) return;
+    this.entry.start = new Date(epochMs);
+    this.startedAt -= earlier;
   }
 
   decided(decision: ProxyDecision): void {

@@ -215,7 +215,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     else startHttpRequest(this, conn, head);
   }
 
-  routed(id: number, path: string, keepAlive: boolean): void {
+  routed(id: number, path: string, keepAlive: boolean, startedAt: number): void {
     const conn = this.conns.get(id);
     // The relay routes only between exchanges of a connection that has a route.
     if (conn === undefined || conn.route === null || conn.exchange !== null || conn.ended) {
@@ -225,7 +225,14 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     this.counters.requests++;
     const route = conn.route;
     conn.exchange = this.newExchange(conn, route.method, `http://${route.target.authority}${path}`, 1, keepAlive && !this.closingFlag);
+    conn.exchange.rec.backdate(startedAt);
     onRoutedRequest(conn, route);
+  }
+
+  routedDone(id: number, path: string, contentType: string | null, status: number, connectMs: number, bytesFromClient: number, bytesToClient: number, startedAt: number): void {
+    this.routed(id, path, true, startedAt);
+    this.answered(id, status, connectMs, contentType);
+    this.done(id, 'complete', null, bytesFromClient, bytesToClient);
   }
 
   answered(id: number, status: number, connectMs: number, contentType: string | null): void {

@@ -59,6 +59,7 @@ async function recordingUpstream(t: TestContext): Promise<{ port: number; heads:
         pending = pending.slice(end + 4);
         heads.push(head);
         const [method, path] = head.split(' ');
+        if (path === '/hang') return; // never answered
         const pieces = answerFor(path);
         const last = pieces.length - 1;
         pieces[last] = method === 'HEAD' ? pieces[last].slice(0, pieces[last].indexOf('\r\n\r\n') + 4) : pieces[last];
@@ -296,4 +297,31 @@ test('a repeated request whose upstream went away is answered 502 and logged as 
   assert.equal(proxy.entries[1].decision, 'error');
   assert.match(proxy.entries[1].reason ?? '', /^upstream:/);
   assert.equal(proxy.entries[1].rule, 'allow-upstream.test');
+});
+
+test('a repeated request whose client leaves before the answer is logged, as aborted, with its own start', async (t) => {
+  const up = await recordingUpstream(t);
+  const policy = countingPolicy(['upstream.test']);
+  const proxy = await proxyWith(t, 60_000, policy.decide);
+  const client = net.connect(proxy.port, '127.0.0.1');
+  t.after(() => client.destroy());
+  let got = '';
+  client.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  client.on('error', () => undefined);
+  const authority = `upstream.test:${up.port}`;
+  client.write(`GET http://${authority}/a HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  await proxy.nextEntry(0);
+  const before = Date.now();
+  client.write(`GET http://${authority}/hang HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  const deadline = Date.now() + 5000;
+  while (up.heads.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(up.heads.length, 2, 'the repeat went upstream');
+  client.resetAndDestroy();
+  const entry = await proxy.nextEntry(1);
+  assert.equal(policy.calls(), 1, 'the repeat went on the kept route');
+  assert.match(got, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.equal(entry.url, `http://${authority}/hang`);
+  assert.equal(entry.squidResult, 'TCP_MISS_ABORTED');
+  assert.equal(entry.status, 0);
+  assert.ok(entry.start.getTime() >= before - 1000 && entry.start.getTime() <= Date.now(), 'started when its head arrived');
 });
