@@ -55,6 +55,8 @@ export class ProxyApp {
   private lastReload: ReloadNote | null = null;
   readonly metrics = new Registry();
   private readonly requests: Counter<'kind' | 'decision' | 'rule' | 'reason'>;
+  /** Label sets are few (rules x decisions x reasons): their children are kept. */
+  private readonly requestCounters = new Map<string, { inc(): void }>();
   private readonly reloads: Counter<'result'>;
 
   constructor(
@@ -162,12 +164,17 @@ export class ProxyApp {
 
   private record(entry: AccessEntry): void {
     this.logs?.record(entry);
-    this.requests.inc({
-      kind: entry.method === 'CONNECT' ? 'connect' : 'http',
-      decision: entry.decision,
-      rule: entry.rule ?? (entry.decision === 'deny' && entry.reason === 'default' ? ':default' : ''),
-      reason: entry.reason ?? '',
-    });
+    const kind = entry.method === 'CONNECT' ? 'connect' : 'http';
+    const rule = entry.rule ?? (entry.decision === 'deny' && entry.reason === 'default' ? ':default' : '');
+    const reason = entry.reason ?? '';
+    // One child per label set, found by a string key: prom-client hashes a label object on every inc().
+    const key = `${kind}\n${entry.decision}\n${rule}\n${reason}`;
+    let child = this.requestCounters.get(key);
+    if (child === undefined) {
+      child = this.requests.labels(kind, entry.decision, rule, reason);
+      this.requestCounters.set(key, child);
+    }
+    child.inc();
   }
 
   /** SIGHUP: reload the policy (connections in flight are untouched) and reopen the logs (logrotate). */
