@@ -939,6 +939,8 @@ bool HttpRelay::AnswerRouted(Client* c, size_t end) {
              : a.body == RoutedAnswer::kLength ? kBodyLength
                                                : kBodyChunked;
   ApplyAnswer(c, a.head, body, a.length, keep_alive, a.reusable);
+  // The body read with the head goes out with it: one write, not two.
+  if (!c->dead && c->state == State::kExchange && c->phase == Phase::kBody) RelayResponseBody(c);
   return true;
 }
 

@@ -43,8 +43,19 @@ type RelayEvent =
   | { kind: 'done'; id: number; outcome: RelayOutcome; error: string | null; bytesFromClient: number; bytesToClient: number }
   | { kind: 'clientError'; id: number; error: RelayClientError; peer: string; peerPort: number }
   | { kind: 'closed'; id: number; bytesFromClient: number; bytesToClient: number }
-  | { kind: 'routed'; id: number; path: string; keepAlive: boolean }
-  | { kind: 'answered'; id: number; status: number; connectMs: number; contentType: string | null };
+  | { kind: 'routed'; id: number; path: string; keepAlive: boolean; startedAt: number }
+  | { kind: 'answered'; id: number; status: number; connectMs: number; contentType: string | null }
+  | {
+      kind: 'routedDone';
+      id: number;
+      path: string;
+      contentType: string | null;
+      status: number;
+      connectMs: number;
+      bytesFromClient: number;
+      bytesToClient: number;
+      startedAt: number;
+    };
 type EventKind = RelayEvent['kind'];
 type EventOf<K extends EventKind> = Extract<RelayEvent, { kind: K }>;
 
@@ -96,11 +107,23 @@ class Recorder implements RelayHandler {
   closed(id: number, bytesFromClient: number, bytesToClient: number): void {
     this.events.push({ kind: 'closed', id, bytesFromClient, bytesToClient });
   }
-  routed(id: number, path: string, keepAlive: boolean): void {
-    this.events.push({ kind: 'routed', id, path, keepAlive });
+  routed(id: number, path: string, keepAlive: boolean, startedAt: number): void {
+    this.events.push({ kind: 'routed', id, path, keepAlive, startedAt });
   }
   answered(id: number, status: number, connectMs: number, contentType: string | null): void {
     this.events.push({ kind: 'answered', id, status, connectMs, contentType });
+  }
+  routedDone(
+    id: number,
+    path: string,
+    contentType: string | null,
+    status: number,
+    connectMs: number,
+    bytesFromClient: number,
+    bytesToClient: number,
+    startedAt: number,
+  ): void {
+    this.events.push({ kind: 'routedDone', id, path, contentType, status, connectMs, bytesFromClient, bytesToClient, startedAt });
   }
 
   of<K extends EventKind>(kind: K, id?: number): EventOf<K>[] {
