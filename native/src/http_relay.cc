@@ -113,9 +113,10 @@ enum EventKind : int {
   // it arrives. Should it need TypeScript first (a 1xx or an answer not
   // plain, a failure, an abort), ROUTED and, when its head went out,
   // ANSWERED come first, then the usual RESPONSE or DONE.
-  kEvRouted = 8,       // id, client keep-alive?, started (epoch ms), origin-form path
-  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none
-  kEvRoutedDone = 10,  // id, status, connect ms, bytes from/to client, started; [path, Content-Type or null]
+  kEvRouted = 8,    // id, client keep-alive?, started (epoch ms), origin-form path
+  kEvAnswered = 9,  // id, status, connect ms, Content-Type or none
+  kEvRoutedDone =
+      10,  // id, status, connect ms, bytes from/to client, started, took ms; [path, Content-Type or null]
 };
 
 // Same values as RELAY_OUTCOME in src/native/http-relay.ts.
@@ -156,13 +157,13 @@ enum Payload : uint8_t { kNoPayload, kLatin1, kBytes, kPeerAndBytes, kPeerOnly, 
 struct Event {
   int kind;
   uint32_t id;
-  double n[5];
+  double n[6];
   Payload payload;
   std::string bytes;
   std::string text;
   bool payload_flag = false;  // kPathAndType: `text` holds a Content-Type
 };
-constexpr size_t kSlotsPerEvent = 7;
+constexpr size_t kSlotsPerEvent = 8;
 constexpr size_t kMaxBatch = 1024;
 
 struct Client;
@@ -301,6 +302,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
   static void OnIdle(uv_idle_t* handle);
+  static void OnReportTimer(uv_timer_t* handle);
   void DrainEpoll();
   void Sweep();
   void Accept(Sock* listener);
@@ -341,6 +343,8 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   void EmitBytes(int kind, uint32_t id, const char* p, size_t n, double a = 0, double b = 0);
   void ClientError(Client* c, int kind);
   void Deliver();
+  void DeliverOrDefer();
+  bool OnlyReportsPending();
   void FreeGraveyard();
   Napi::Value PayloadValue(Napi::Env env, const Event& e);
   Napi::Value EventSlots(const Napi::CallbackInfo& info);
@@ -356,6 +360,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   int64_t header_timeout_ms_ = 30000, idle_timeout_ms_ = 60000, connect_timeout_ms_ = 10000;
   int64_t pool_idle_ms_ = 50000, fronting_timeout_ms_ = 10000;
   int tick_ms_ = 250;
+  int report_delay_ms_ = 0;
 
   Napi::FunctionReference on_events_;
   Napi::Reference<Napi::Float64Array> slots_ref_;
@@ -366,14 +371,14 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   uv_idle_t* idle_ = nullptr;
+  uv_timer_t* report_timer_ = nullptr;  // delivers reports that waited (DeliverOrDefer)
   bool idle_active_ = false;
   bool delivering_ = false;
   bool in_callback_ = false;  // inside OnPoll/OnTimer: Deliver runs at their end anyway
   bool closing_ = false;
   bool shut_down_ = false;
-  uint32_t route_generation_ = 1;
-  bool resting_ = false;  // the listeners wait for the next sweep (out of descriptors)  // bumped by
-                          // forgetRoutes(): every kept route is stale
+  uint32_t route_generation_ = 1;  // bumped by forgetRoutes(): every kept route is stale
+  bool resting_ = false;           // the listeners wait for the next sweep (out of descriptors)
   int64_t now_ = 0;
   uint32_t next_id_ = 1;
   std::vector<Sock*> listeners_;
@@ -383,6 +388,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   std::vector<Sock*> graveyard_;  // freed after the current wake-up: epoll may still name them
   std::vector<uint32_t> again_;   // connections whose Step ran out of rounds: run again next turn
   std::vector<Event> events_;
+  size_t scanned_reports_ = 0;  // events_[0, this) are all ROUTED_DONE (OnlyReportsPending)
   double closed_in_ = 0, closed_out_ = 0;
   char scratch_[kReadChunk];
 };
@@ -434,6 +440,7 @@ HttpRelay::HttpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HttpRela
   pool_idle_ms_ = OptionMs(o, "poolIdleMs");
   fronting_timeout_ms_ = OptionMs(o, "frontingTimeoutMs");
   tick_ms_ = static_cast<int>(OptionMs(o, "tickMs"));
+  report_delay_ms_ = static_cast<int>(OptionMs(o, "reportDelayMs"));
   on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
   Napi::Float64Array slots = Napi::Float64Array::New(env, kMaxBatch * kSlotsPerEvent);
   slots_ = slots.Data();
@@ -458,6 +465,10 @@ HttpRelay::HttpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HttpRela
   idle_ = new uv_idle_t;
   idle_->data = this;
   uv_idle_init(loop, idle_);
+  report_timer_ = new uv_timer_t;
+  report_timer_->data = this;
+  uv_timer_init(loop, report_timer_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(report_timer_));
   now_ = MonotonicMs();
 }
 
@@ -518,7 +529,7 @@ void HttpRelay::OnPoll(uv_poll_t* handle, int status, int) {
   self->in_callback_ = true;
   self->DrainEpoll();
   self->in_callback_ = false;
-  self->Deliver();
+  self->DeliverOrDefer();
 }
 
 void HttpRelay::OnTimer(uv_timer_t* handle) {
@@ -529,6 +540,11 @@ void HttpRelay::OnTimer(uv_timer_t* handle) {
   self->Sweep();
   self->in_callback_ = false;
   self->Deliver();
+}
+
+void HttpRelay::OnReportTimer(uv_timer_t* handle) {
+  auto* self = static_cast<HttpRelay*>(handle->data);
+  if (self != nullptr) self->Deliver();
 }
 
 void HttpRelay::OnIdle(uv_idle_t* handle) {
@@ -1349,10 +1365,12 @@ void HttpRelay::FinishExchange(Client* c) {
   ReleaseUpstream(c, reuse_upstream);
   auto bytes = TakeBytes(c);
   if (c->routed && !c->routed_reported) {
+    // Its duration goes with it: the report may go up later (DeliverOrDefer).
+    double took = std::max(0.0, RealtimeMs() - c->routed_at);
     events_.push_back(Event{kEvRoutedDone,
                             c->id,
                             {static_cast<double>(c->routed_status), c->routed_connect_ms, bytes.first,
-                             bytes.second, c->routed_at},
+                             bytes.second, c->routed_at, took},
                             kPathAndType,
                             std::move(c->routed_path),
                             c->routed_has_type ? std::move(c->routed_type) : std::string()});
@@ -1491,9 +1509,34 @@ void HttpRelay::ScheduleDelivery() {
   uv_idle_start(idle_, OnIdle);
 }
 
+// A turn that raised only ROUTED_DONE reports (kept routes' finished
+// exchanges: records for the logs, nothing TypeScript must act on) leaves
+// them for up to reportDelayMs, so a stream of repeated requests costs one
+// call into JavaScript per batch instead of one per request. Any other
+// event takes the whole queue up in order; so does closeIdle (draining).
+void HttpRelay::DeliverOrDefer() {
+  if (report_delay_ms_ > 0 && !closing_ && events_.size() < kMaxBatch / 4 && OnlyReportsPending()) {
+    FreeGraveyard();
+    if (!events_.empty() && !uv_is_active(reinterpret_cast<uv_handle_t*>(report_timer_))) {
+      uv_timer_start(report_timer_, OnReportTimer, static_cast<uint64_t>(report_delay_ms_), 0);
+    }
+    return;
+  }
+  Deliver();
+}
+
+bool HttpRelay::OnlyReportsPending() {
+  for (; scanned_reports_ < events_.size(); scanned_reports_++) {
+    if (events_[scanned_reports_].kind != kEvRoutedDone) return false;
+  }
+  return true;
+}
+
 void HttpRelay::Deliver() {
   FreeGraveyard();
   if (events_.empty() || delivering_ || shut_down_) return;
+  scanned_reports_ = 0;
+  if (report_timer_ != nullptr) uv_timer_stop(report_timer_);
   Napi::Env env(env_);
   // Commands JavaScript calls while it handles a batch raise events of
   // their own (an answer that completes an exchange raises DONE): they go
@@ -1515,7 +1558,7 @@ void HttpRelay::Deliver() {
       double* slot = slots_ + i * kSlotsPerEvent;
       slot[0] = e.kind;
       slot[1] = e.id;
-      for (size_t k = 0; k < 5; k++) slot[2 + k] = e.n[k];
+      for (size_t k = 0; k < 6; k++) slot[2 + k] = e.n[k];
       if (e.payload != kNoPayload) payloads.Set(static_cast<uint32_t>(i), PayloadValue(env, e));
     }
     try {
@@ -1760,6 +1803,7 @@ void HttpRelay::ForgetRoutes(const Napi::CallbackInfo&) { route_generation_++; }
 // between exchanges end now.
 void HttpRelay::CloseIdle(const Napi::CallbackInfo&) {
   closing_ = true;
+  ScheduleDelivery();  // reports waiting in DeliverOrDefer go up now
   std::vector<Client*> idle;
   for (auto& entry : clients_) {
     State s = entry.second->state;
@@ -1853,6 +1897,11 @@ void HttpRelay::Shutdown() {
     uv_idle_stop(idle_);
     CloseHandle(idle_);
     idle_ = nullptr;
+  }
+  if (report_timer_ != nullptr) {
+    uv_timer_stop(report_timer_);
+    CloseHandle(report_timer_);
+    report_timer_ = nullptr;
   }
   if (epfd_ >= 0) close(epfd_);
   epfd_ = -1;

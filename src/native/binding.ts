@@ -522,11 +522,18 @@ export interface HttpRelayOptions {
   poolIdleMs: number; // an idle pooled upstream connection is closed after this long
   frontingTimeoutMs: number; // a tunnel's first client bytes must be judged within this
   tickMs: number; // how often deadlines are checked
+  /**
+   * Kept routes' reports (routedDone: records for the logs, nothing to act
+   * on) may wait this long to go up together, one call into JavaScript per
+   * batch rather than per request; any other event, or closeIdle, takes
+   * them up at once. 0 (the default): every turn's events go up at its end.
+   */
+  reportDelayMs?: number;
 }
 
 /**
- * A batch of `count` events: event i's numbers are at eventSlots()[6i ..
- * 6i+5] (kind, connection id, then up to four numbers), its bytes at
+ * A batch of `count` events: event i's numbers are at eventSlots()[8i ..
+ * 8i+7] (kind, connection id, then up to six numbers), its bytes at
  * payloads[i] (a head as a one-byte string, tunnel bytes as a Buffer, the
  * peer address; OPEN: [peer, PROXY header bytes or null]). http-relay.ts
  * decodes them.

@@ -73,8 +73,22 @@ export interface RelayHandler {
   routed(id: number, path: string, keepAlive: boolean, startedAt: number): void;
   /** A reported kept route's answer head went to the client, rewritten by the relay. */
   answered(id: number, status: number, connectMs: number, contentType: string | null): void;
-  /** A kept route's request and its plain answer, complete: what routed, answered and done would say. */
-  routedDone(id: number, path: string, contentType: string | null, status: number, connectMs: number, bytesFromClient: number, bytesToClient: number, startedAt: number): void;
+  /**
+   * A kept route's request and its plain answer, complete: what routed,
+   * answered and done would say, with how long it took (`tookMs`), since
+   * the report may come later than its end (reportDelayMs).
+   */
+  routedDone(
+    id: number,
+    path: string,
+    contentType: string | null,
+    status: number,
+    connectMs: number,
+    bytesFromClient: number,
+    bytesToClient: number,
+    startedAt: number,
+    tookMs: number,
+  ): void;
 }
 
 /** What a kept route repeats (see NativeHttpRelay.keepRoute). */
@@ -101,8 +115,8 @@ export interface RelayStats {
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 const MAX_MS = 24 * 3600 * 1000;
 const MAX_HEAD = 1024 * 1024;
-/** Numbers per event in eventSlots(): kind, id, then up to five (kSlotsPerEvent in http_relay.cc). */
-const SLOTS_PER_EVENT = 7;
+/** Numbers per event in eventSlots(): kind, id, then up to six (kSlotsPerEvent in http_relay.cc). */
+const SLOTS_PER_EVENT = 8;
 
 function errnoName(n: number): string | null {
   if (n === 0) return null;
@@ -120,6 +134,7 @@ function checkOptions(o: HttpRelayOptions): HttpRelayOptions {
     poolIdleMs: checkInteger('poolIdleMs', o.poolIdleMs, 1, MAX_MS),
     frontingTimeoutMs: checkInteger('frontingTimeoutMs', o.frontingTimeoutMs, 1, MAX_MS),
     tickMs: checkInteger('tickMs', o.tickMs, 5, 60_000),
+    reportDelayMs: checkInteger('reportDelayMs', o.reportDelayMs ?? 0, 0, 1000),
   };
 }
 
@@ -245,7 +260,7 @@ export class HttpRelay {
             break;
           case 10: {
             const [path, contentType] = p as [string, string | null];
-            h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6]);
+            h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]);
             break;
           }
         }

@@ -18,6 +18,7 @@ export type AccessSink = (entry: AccessEntry) => void;
 export class AccessRecord {
   readonly entry: AccessEntry;
   private startedAt = performance.now();
+  private tookMs: number | null = null;
   private finished = false;
 
   constructor(
@@ -60,6 +61,11 @@ export class AccessRecord {
     this.startedAt -= earlier;
   }
 
+  /** The request took this long, as the relay measured it (its report may come well after its end). */
+  took(ms: number): void {
+    this.tookMs = ms;
+  }
+
   decided(decision: ProxyDecision): void {
     this.entry.rule = decision.rule?.id ?? null;
     this.entry.decision = decision.action;
@@ -77,7 +83,7 @@ export class AccessRecord {
     if (this.finished) return;
     this.finished = true;
     Object.assign(this.entry, fields);
-    this.entry.durationMs = Math.round(performance.now() - this.startedAt);
+    this.entry.durationMs = Math.round(this.tookMs ?? performance.now() - this.startedAt);
     this.sink(this.entry);
   }
 }

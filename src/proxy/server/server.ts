@@ -55,6 +55,13 @@ function checkingInterval(headerTimeoutMs: number): number {
   return Math.min(1000, Math.max(20, Math.floor(headerTimeoutMs / 4)));
 }
 
+/**
+ * A kept route's finished exchange reaches the logs and counters at most
+ * this late: the relay gathers such reports into one call per batch, which
+ * at a steady load halves what a repeated request costs in JavaScript.
+ */
+const ROUTED_REPORT_DELAY_MS = 50;
+
 const CLIENT_ERROR_REPLIES: Record<'head-too-large' | 'head-timeout', { status: number; reason: string; text: string }> = {
   'head-too-large': { status: 431, reason: 'header-too-large', text: 'the request head is too large' },
   'head-timeout': { status: 408, reason: 'timeout', text: 'the request head did not arrive in time' },
@@ -84,6 +91,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
         poolIdleMs: opts.idleTimeoutMs,
         frontingTimeoutMs: opts.frontingTimeoutMs,
         tickMs: checkingInterval(opts.headerTimeoutMs),
+        reportDelayMs: ROUTED_REPORT_DELAY_MS,
       },
       this,
     );
@@ -229,8 +237,19 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     onRoutedRequest(conn, route);
   }
 
-  routedDone(id: number, path: string, contentType: string | null, status: number, connectMs: number, bytesFromClient: number, bytesToClient: number, startedAt: number): void {
+  routedDone(
+    id: number,
+    path: string,
+    contentType: string | null,
+    status: number,
+    connectMs: number,
+    bytesFromClient: number,
+    bytesToClient: number,
+    startedAt: number,
+    tookMs: number,
+  ): void {
     this.routed(id, path, true, startedAt);
+    this.conns.get(id)?.exchange?.rec.took(tookMs);
     this.answered(id, status, connectMs, contentType);
     this.done(id, 'complete', null, bytesFromClient, bytesToClient);
   }

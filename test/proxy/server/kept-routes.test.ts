@@ -325,3 +325,42 @@ test('a repeated request whose client leaves before the answer is logged, as abo
   assert.equal(entry.status, 0);
   assert.ok(entry.start.getTime() >= before - 1000 && entry.start.getTime() <= Date.now(), 'started when its head arrived');
 });
+
+test('records of kept routes wait to go up together, yet a close right after loses none of them, in order', async (t) => {
+  const up = await recordingUpstream(t);
+  const policy = countingPolicy(['upstream.test']);
+  const proxy = await startTestProxy({ keptRouteMs: 60_000, decide: policy.decide });
+  t.after(() => proxy.server.close({ drainMs: 0 }));
+  const client = net.connect(proxy.port, '127.0.0.1');
+  t.after(() => client.destroy());
+  client.on('error', () => undefined);
+  let got = '';
+  client.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  const authority = `upstream.test:${up.port}`;
+  const answers = (): number => got.split('HTTP/1.1 200 OK\r\n').length - 1;
+  const repeats = 12;
+  for (let i = 1; i <= repeats; i++) {
+    client.write(`GET http://${authority}/r${i} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+    const deadline = Date.now() + 5000;
+    while (answers() < i && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    assert.equal(answers(), i, `answer ${i} arrived`);
+  }
+  // One more in flight that the upstream never answers, then the proxy goes at once.
+  client.write(`GET http://${authority}/hang HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  const deadline = Date.now() + 5000;
+  while (up.heads.length < repeats + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(up.heads.length, repeats + 1, 'the last request went upstream');
+  await proxy.server.close({ drainMs: 0 });
+  assert.equal(policy.calls(), 1, 'every later request went on the kept route');
+  assert.deepEqual(
+    proxy.entries.map((e) => [e.url, e.status, e.squidResult]),
+    [
+      ...Array.from({ length: repeats }, (_, i) => [`http://${authority}/r${i + 1}`, 200, 'TCP_MISS']),
+      [`http://${authority}/hang`, 0, 'TCP_MISS_ABORTED'],
+    ],
+  );
+  for (const e of proxy.entries.slice(0, repeats)) {
+    assert.ok(Number.isInteger(e.durationMs) && e.durationMs >= 0, `a duration for ${e.url}: ${e.durationMs}`);
+    assert.equal(e.bytesToClient, Buffer.byteLength(`HTTP/1.1 200 OK\r\n`) + got.split('HTTP/1.1 200 OK\r\n')[proxy.entries.indexOf(e) + 1].length);
+  }
+});
