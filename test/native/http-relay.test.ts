@@ -16,7 +16,7 @@ import * as net from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GatehouseError } from '../../src/errors';
 import type { HttpRelayOptions } from '../../src/native/binding';
-import { HttpRelay, RELAY_BODY, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../src/native/http-relay';
+import { HttpRelay, RELAY_BODY, type KeptRoute, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../src/native/http-relay';
 
 const OPTIONS: HttpRelayOptions = {
   maxHeadBytes: 16 * 1024,
@@ -761,3 +761,267 @@ test(
     }
   },
 );
+
+// ---------------------------------------------------------------------------
+// Regressions (review fixes of commit 4c3e144 in http_relay.cc), and kept routes
+// ---------------------------------------------------------------------------
+
+/** Waits (bounded) until `read()` has not changed for `polls` polls in a row; returns its value then. */
+async function settled(read: () => number, what: string, polls = 40, timeoutMs = 10_000): Promise<number> {
+  let last = -1;
+  let still = 0;
+  await eventually(
+    () => {
+      const now = read();
+      still = now === last ? still + 1 : 0;
+      last = now;
+      return still >= polls;
+    },
+    what,
+    timeoutMs,
+  );
+  return last;
+}
+
+/**
+ * An answer larger than what the kernel holds toward a client that does not
+ * read (tcp_wmem's 4 MiB send buffer plus an unread receive buffer, which
+ * does not grow while nothing reads it): the relay keeps the rest in its
+ * own buffer.
+ */
+function bigReply(): { reply: string; sha: string } {
+  const body = randomBytes(8 * MiB);
+  const reply = `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body.toString('latin1')}`;
+  return { reply, sha: sha256(Buffer.from(reply, 'latin1')) };
+}
+
+test('a pooled upstream connection that said more after its 204 is not reused: the next client gets its own answer, not those stray bytes', { timeout: 30_000 }, async (t) => {
+  const { relay, rec, port } = startRelay(t);
+  const noContent = 'HTTP/1.1 204 No Content\r\n\r\n';
+  const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+  const stray = 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON';
+  const first = { socket: null as net.Socket | null, closed: false };
+  const upstream = await startHttpUpstream(t, (req, socket) => {
+    if (req.head.startsWith('GET /a ')) {
+      first.socket = socket;
+      socket.on('close', () => (first.closed = true));
+      socket.write(noContent, 'latin1');
+    } else {
+      socket.write(ok, 'latin1');
+    }
+  });
+  const idOf = new Map<string, number>();
+  rec.onRequest = (id, head) => {
+    const path = head.split(' ')[1];
+    idOf.set(path, id);
+    if (path === '/a') rec.relay.forward(id, '127.0.0.1', upstream.port, head, 0, true);
+    // /b waits: it goes up once /a's upstream connection is back in the pool.
+  };
+  rec.onResponse = (id, head) => {
+    if (id !== idOf.get('/a')) rec.relay.answer(id, head, RELAY_BODY.length, contentLength(head), true, true);
+  };
+
+  const clientB = await connectClient(t, port);
+  clientB.socket.write('GET /b HTTP/1.1\r\nHost: up.test\r\n\r\n', 'latin1');
+  const idB = (await rec.next('request')).id;
+  const clientA = await connectClient(t, port);
+  clientA.socket.write('GET /a HTTP/1.1\r\nHost: up.test\r\n\r\n', 'latin1');
+  const responseA = await rec.next('response', undefined, 1);
+  assert.equal(responseA.head, noContent);
+  const idA = responseA.id;
+  // The upstream says more while the relay waits for the proxy's answer
+  // (and so reads nothing from it): the bytes sit unread in its socket.
+  first.socket?.write(stray, 'latin1');
+  await loopBarrier(t);
+
+  assert.equal(relay.answer(idA, noContent, RELAY_BODY.none, 0, true, true), true);
+  assert.equal(relay.stats().pooled, 1, 'the connection went to the pool (its stray bytes were not read)');
+  assert.equal(relay.forward(idB, '127.0.0.1', upstream.port, 'GET /b HTTP/1.1\r\nHost: up.test\r\n\r\n', 0, true), true);
+
+  await eventually(() => clientB.length >= ok.length, "B's answer at client B");
+  assert.equal(clientB.text(), ok);
+  assert.equal(clientA.text(), noContent);
+  assert.equal((await rec.next('done', idA)).outcome, 'complete');
+  const doneB = await rec.next('done', idB);
+  assert.deepEqual({ outcome: doneB.outcome, bytesToClient: doneB.bytesToClient }, { outcome: 'complete', bytesToClient: ok.length });
+  assert.deepEqual(
+    upstream.requests.map((r) => [r.head.split(' ')[1], r.connection]),
+    [
+      ['/a', 1],
+      ['/b', 2],
+    ],
+  );
+  await eventually(() => first.closed, 'the relay to close the upstream connection it did not reuse');
+});
+
+test('a client that pipelines requests and does not read the answers is not read further; it is served in full once it reads', { timeout: 30_000 }, async (t) => {
+  const { relay, rec, port } = startRelay(t);
+  const REQUESTS = 2000;
+  const reply = `HTTP/1.1 403 Forbidden\r\nContent-Length: ${16 * 1024}\r\n\r\n${'x'.repeat(16 * 1024)}`;
+  const req = 'GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n';
+  rec.onRequest = (id) => rec.relay.respond(id, reply, true);
+  const client = await connectClient(t, port);
+  client.socket.pause();
+  client.socket.write(req.repeat(REQUESTS), 'latin1');
+
+  // 2000 answers are 32 MiB; the kernel holds a few MiB toward a client that
+  // does not read, the relay a few hundred KiB more, and then it stops.
+  const answered = await settled(() => rec.of('request').length, 'request events to stop while the client does not read');
+  assert.ok(answered > 0 && answered < REQUESTS / 2, `${answered} of ${REQUESTS} requests taken from a client that reads nothing`);
+  assert.equal(client.length, 0);
+
+  client.socket.resume();
+  await eventually(() => client.length >= REQUESTS * reply.length, `all ${REQUESTS} answers at the client`, 20_000);
+  assert.equal(client.length, REQUESTS * reply.length);
+  assert.equal(sha256(client.bytes()), sha256(Buffer.from(reply.repeat(REQUESTS), 'latin1')));
+  assert.equal(rec.of('request').length, REQUESTS);
+  assert.equal(relay.stats().bytesIn, REQUESTS * req.length);
+  assert.equal(client.ended, false);
+});
+
+test('closeIdle: an answer still going out to a client that is not reading is delivered whole, then the connection ends', { timeout: 30_000 }, async (t) => {
+  const { relay, rec, port } = startRelay(t);
+  const { reply, sha } = bigReply();
+  rec.onRequest = (id) => rec.relay.respond(id, reply, true);
+  const client = await connectClient(t, port);
+  client.socket.pause();
+  client.socket.write('GET http://a.test/big HTTP/1.1\r\nHost: a.test\r\n\r\n', 'latin1');
+  const id = (await rec.next('request')).id;
+  await loopBarrier(t);
+  assert.equal(rec.of('closed', id).length, 0);
+
+  // Between exchanges (keep-alive), but 8 MiB of its answer still to go.
+  relay.closeIdle();
+  client.socket.resume();
+  await eventually(() => client.ended, 'the connection to end after its answer');
+  assert.equal(client.length, reply.length, 'the answer was cut short');
+  assert.equal(sha256(client.bytes()), sha);
+  await rec.next('closed', id);
+  assert.deepEqual(rec.kinds(id), ['open', 'request', 'closed']);
+});
+
+test('idle deadline: a client that stops reading mid-answer is not cut at the idle time; it gets the whole answer when it reads, then the connection ends', { timeout: 30_000 }, async (t) => {
+  const { rec, port } = startRelay(t, { idleTimeoutMs: 100, tickMs: 10 });
+  const { reply, sha } = bigReply();
+  const small = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall';
+  rec.onRequest = (id, head) => rec.relay.respond(id, head.startsWith('GET http://a.test/big ') ? reply : small, true);
+  const slow = await connectClient(t, port);
+  slow.socket.pause();
+  slow.socket.write('GET http://a.test/big HTTP/1.1\r\nHost: a.test\r\n\r\n', 'latin1');
+  const slowId = (await rec.next('request')).id;
+  await loopBarrier(t);
+
+  // A witness answered after the slow client's last write: once the idle
+  // deadline closed it, the slow client's (earlier) one has passed too.
+  const witness = await connectClient(t, port);
+  witness.socket.write('GET http://a.test/small HTTP/1.1\r\nHost: a.test\r\n\r\n', 'latin1');
+  await eventually(() => witness.ended, 'the idle deadline to close the witness connection');
+  assert.equal(witness.text(), small);
+  assert.equal(rec.of('closed', slowId).length, 0, 'the idle deadline closed a connection with an answer still going out');
+
+  slow.socket.resume();
+  await eventually(() => slow.ended, 'the slow connection to end after its answer');
+  assert.equal(slow.length, reply.length, 'the answer was cut short');
+  assert.equal(sha256(slow.bytes()), sha);
+  await rec.next('closed', slowId);
+  assert.deepEqual(rec.kinds(slowId), ['open', 'request', 'closed']);
+});
+
+test('pipelined requests: each done bills only its own request bytes, not the next ones read with it; nothing is left over for closed', { timeout: 30_000 }, async (t) => {
+  const { rec, port } = startRelay(t);
+  const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+  const upstream = await startHttpUpstream(t, (_req, socket) => socket.write(ok, 'latin1'));
+  rec.onRequest = (id, head) => rec.relay.forward(id, '127.0.0.1', upstream.port, head, 0, true);
+  rec.onResponse = (id, head) => rec.relay.answer(id, head, RELAY_BODY.length, contentLength(head), true, true);
+  const requests = ['GET /1 HTTP/1.1\r\nHost: up.test\r\n\r\n', 'GET /22 HTTP/1.1\r\nHost: up.test\r\nX-N: 2\r\n\r\n', 'GET /333 HTTP/1.1\r\nHost: up.test\r\nX-N: 33\r\n\r\n'];
+  const client = await connectClient(t, port);
+  client.socket.write(requests.join(''), 'latin1');
+  const id = (await rec.next('open')).id;
+  await rec.next('done', id, requests.length);
+  assert.deepEqual(
+    rec.of('done', id).map((d) => [d.outcome, d.bytesFromClient, d.bytesToClient]),
+    requests.map((r) => ['complete', r.length, ok.length]),
+  );
+  assert.equal(client.text(), ok.repeat(requests.length));
+
+  client.socket.end();
+  // closed reports what no exchange was billed for: nothing here.
+  const closed = await rec.next('closed', id);
+  assert.deepEqual({ in: closed.bytesFromClient, out: closed.bytesToClient }, { in: 0, out: 0 });
+});
+
+test('kept route: a plain repeat of a forwarded GET goes upstream rewritten with no request event and is reported once (routedDone); a body or another authority goes to the handler', { timeout: 30_000 }, async (t) => {
+  const { rec, port } = startRelay(t);
+  const answerFor = (path: string): string => `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${path.length + 3}\r\n\r\nat ${path}`;
+  const upstream = await startHttpUpstream(t, (req, socket) => socket.write(answerFor(req.head.split(' ')[1]), 'latin1'));
+  const route: KeptRoute = {
+    method: 'GET',
+    prefix: 'http://up.test',
+    host: 'up.test',
+    ip: '127.0.0.1',
+    port: upstream.port,
+    via: '1.1 gatehouse',
+    forwardedFor: '127.0.0.1',
+    lifetimeMs: 60_000,
+  };
+  const kept: boolean[] = [];
+  rec.onRequest = (id, head) => {
+    // As the proxy does: the target in origin form, the route kept right after forward.
+    const originForm = head.replace(/^(\S+) http:\/\/[^/\s]+/, '$1 ');
+    rec.relay.forward(id, '127.0.0.1', upstream.port, originForm, contentLength(head), true);
+    if (head.startsWith('GET http://up.test/first ')) kept.push(rec.relay.keepRoute(id, route));
+  };
+  rec.onResponse = (id, head) => rec.relay.answer(id, head, RELAY_BODY.length, contentLength(head), true, true);
+  const client = await connectClient(t, port);
+  const exchange = async (request: string, answer: string): Promise<void> => {
+    const before = client.length;
+    client.socket.write(request, 'latin1');
+    await eventually(() => client.length >= before + answer.length, `the answer to ${JSON.stringify(request.split('\r\n')[0])}`);
+    assert.equal(client.bytes().toString('latin1', before), answer);
+  };
+
+  await exchange('GET http://up.test/first HTTP/1.1\r\nHost: up.test\r\n\r\n', answerFor('/first'));
+  const id = (await rec.next('open')).id;
+  await rec.next('done', id);
+  assert.deepEqual(kept, [true]);
+
+  // The repeat: Host replaced, Via and X-Forwarded-For appended, both ways.
+  const repeat = 'GET http://up.test/second?q=1 HTTP/1.1\r\nHost: up.test\r\nAccept: */*\r\nVia: 1.0 edge\r\n\r\n';
+  const rewrittenAnswer = answerFor('/second?q=1').replace('\r\n\r\n', '\r\nVia: 1.1 gatehouse\r\n\r\n');
+  await exchange(repeat, rewrittenAnswer);
+  const routedDone = await rec.next('routedDone', id);
+  assert.deepEqual(
+    {
+      path: routedDone.path,
+      status: routedDone.status,
+      contentType: routedDone.contentType,
+      bytesFromClient: routedDone.bytesFromClient,
+      bytesToClient: routedDone.bytesToClient,
+    },
+    { path: '/second?q=1', status: 200, contentType: 'text/plain', bytesFromClient: repeat.length, bytesToClient: rewrittenAnswer.length },
+  );
+  assert.ok(routedDone.connectMs >= 0 && routedDone.startedAt > 0);
+  assert.deepEqual(rec.kinds(id), ['open', 'request', 'response', 'done', 'routedDone']);
+  assert.equal(upstream.requests[1].head, 'GET /second?q=1 HTTP/1.1\r\nHost: up.test\r\nAccept: */*\r\nVia: 1.0 edge, 1.1 gatehouse\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n');
+  assert.equal(upstream.requests[1].connection, 1, 'the repeat went over the pooled upstream connection');
+
+  // Not the route's plain repeat: another authority, then a body.
+  const other = 'GET http://other.test/x HTTP/1.1\r\nHost: other.test\r\n\r\n';
+  await exchange(other, answerFor('/x'));
+  const withBody = 'GET http://up.test/with-body HTTP/1.1\r\nHost: up.test\r\nContent-Length: 3\r\n\r\n';
+  await exchange(`${withBody}abc`, answerFor('/with-body'));
+  assert.deepEqual(
+    rec.of('request', id).map((e) => e.head),
+    ['GET http://up.test/first HTTP/1.1\r\nHost: up.test\r\n\r\n', other, withBody],
+  );
+  assert.deepEqual(
+    upstream.requests.slice(2).map((r) => [r.head, r.bodyBytes]),
+    [
+      ['GET /x HTTP/1.1\r\nHost: other.test\r\n\r\n', 0],
+      ['GET /with-body HTTP/1.1\r\nHost: up.test\r\nContent-Length: 3\r\n\r\n', 3],
+    ],
+  );
+  assert.equal(rec.of('routedDone', id).length, 1);
+  assert.equal(rec.of('routed', id).length, 0);
+  assert.equal(client.ended, false);
+});
