@@ -9,6 +9,11 @@
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
 #     a shared, noisy machine, with its p99;
 #   - the proxy's peak RSS (VmHWM).
+# When wrk is installed (Debian: apt-get install wrk), the keep-alive load
+# is also sent by it: a C load generator on one thread needs a fraction of
+# the CPU the Node client does, so the proxies' rates, not the client's,
+# decide that row on a 2-core machine (the Node client alone tops out near
+# 22k requests/s straight to the upstream).
 # With --floors, two more columns for plain HTTP only (neither does CONNECT):
 # nginx's proxy_pass (a C proxy, one worker, access log on) and
 # bench/lib/bare-forwarder.ts (Node's socket layer with no HTTP library and
@@ -39,6 +44,8 @@ done
 [ -f dist/bench/lib/http-load.js ] || { echo "bench/proxy.sh: dist/bench/lib/http-load.js missing (npx tsc -p tsconfig.json)" >&2; exit 1; }
 
 LOAD="node $ROOT/dist/bench/lib/http-load.js"
+WRK=$(command -v wrk || true)
+[ -n "$WRK" ] || echo "bench/proxy.sh: wrk not installed (Debian: apt-get install wrk); keep-alive load from the Node client only" >&2
 GH="node $ROOT/dist/src/cli/main.js"
 WORK=$(mktemp -d /tmp/gatehouse-bench-proxy.XXXXXX)
 chmod 0777 "$WORK" # Squid started as root writes its logs as the "proxy" user
@@ -101,6 +108,32 @@ if [ "$FLOORS" = 1 ]; then
 fi
 [ ${#ORDER[@]} -gt 0 ] || { echo "bench/proxy.sh: nothing to measure" >&2; exit 1; }
 
+# The wrk request: absolute-form through a proxy, as the Node client sends it.
+cat >"$WORK/proxy.lua" <<EOF
+wrk.method = "GET"
+wrk.path = "http://localhost:$HTTP_PORT/"
+wrk.headers["Host"] = "localhost:$HTTP_PORT"
+EOF
+# wrk_http PROXY: {"rps", "p99_ms", "errors"} of one wrk run (one thread) through PROXY.
+WRK_JS=$(cat <<'EOF'
+const out = require('fs').readFileSync(0, 'utf8');
+const unit = { us: 1e-3, ms: 1, s: 1e3, m: 6e4 };
+const p99 = /^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(out);
+const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+const bad = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+console.log(JSON.stringify({
+  rps: rps ? Number(rps[1]) : null,
+  p99_ms: p99 ? Number(p99[1]) * unit[p99[2]] : null,
+  errors: (bad ? Number(bad[1]) : 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+}));
+EOF
+)
+wrk_http() {
+  [ -n "$WRK" ] || { echo '{}'; return; }
+  "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/proxy.lua" "http://$1" | node -e "$WRK_JS"
+}
+
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); ${#ORDER[@]} proxies, $ROUNDS rounds alternating;" \
@@ -111,6 +144,7 @@ for round in $(seq "$ROUNDS"); do
     start_proxy "$name"
     $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
     http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
+    wrk=$(wrk_http "$proxy")
     tc0=0 tc1=0
     if [[ $name == floor-* ]]; then
       tunnels='{}' stream='{}' # the floors forward plain HTTP only
@@ -125,8 +159,8 @@ for round in $(seq "$ROUNDS"); do
     t1=$(cpu_ticks "$PROXY_PID")
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"tunnel_cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((tc1 - tc0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"tunnel_cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((tc1 - tc0)) "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -143,6 +177,9 @@ const figures = [
   ['  p50 ms', (r) => r.http.p50_ms, 2],
   ['  p99 ms', (r) => r.http.p99_ms, 2],
   ['  errors', (r) => r.http.errors, 0],
+  ['same load from wrk: req/s', (r) => r.wrk.rps ?? null, 0],
+  ['  p99 ms', (r) => r.wrk.p99_ms ?? null, 2],
+  ['  errors', (r) => r.wrk.errors ?? null, 0],
   ['CONNECT tunnels/s', (r) => r.connect.tunnels_per_s, 0],
   ['  p99 ms', (r) => r.connect.p99_ms, 2],
   ['  errors', (r) => r.connect.errors, 0],
