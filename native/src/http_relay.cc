@@ -113,10 +113,9 @@ enum EventKind : int {
   // it arrives. Should it need TypeScript first (a 1xx or an answer not
   // plain, a failure, an abort), ROUTED and, when its head went out,
   // ANSWERED come first, then the usual RESPONSE or DONE.
-  kEvRouted = 8,    // id, client keep-alive?, started (epoch ms), origin-form path
-  kEvAnswered = 9,  // id, status, connect ms, Content-Type or none
-  kEvRoutedDone =
-      10,  // id, status, connect ms, bytes from/to client, started, took ms; [path, Content-Type or null]
+  kEvRouted = 8,       // id, client keep-alive?, started (epoch ms), origin-form path
+  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none
+  kEvRoutedDone = 10,  // id, status, connect ms, bytes in/out, started, took ms; [path, type]
 };
 
 // Same values as RELAY_OUTCOME in src/native/http-relay.ts.
