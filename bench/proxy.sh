@@ -7,7 +7,8 @@
 #   - MB/s through one tunnel (a TCP source behind it);
 #   - CPU time per request at a FIXED rate (utime + stime of the proxy process
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
-#     a shared, noisy machine, with its p99;
+#     a shared, noisy machine, with its p99; for both CPU figures also the
+#     kernel's part (stime), what no proxy's own code can remove;
 #   - the proxy's peak RSS (VmHWM).
 # When wrk is installed (Debian: apt-get install wrk), the keep-alive load
 # is also sent by it: a C load generator on one thread needs a fraction of
@@ -145,22 +146,22 @@ for round in $(seq "$ROUNDS"); do
     $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
     http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
     wrk=$(wrk_http "$proxy")
-    tc0=0 tc1=0
+    tc0=0 tc1=0 ts0=0 ts1=0
     if [[ $name == floor-* ]]; then
       tunnels='{}' stream='{}' # the floors forward plain HTTP only
     else
-      tc0=$(cpu_ticks "$PROXY_PID")
+      tc0=$(cpu_ticks "$PROXY_PID") ts0=$(sys_ticks "$PROXY_PID")
       tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
-      tc1=$(cpu_ticks "$PROXY_PID")
+      tc1=$(cpu_ticks "$PROXY_PID") ts1=$(sys_ticks "$PROXY_PID")
       stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
     fi
-    t0=$(cpu_ticks "$PROXY_PID")
+    t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
     fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
-    t1=$(cpu_ticks "$PROXY_PID")
+    t1=$(cpu_ticks "$PROXY_PID") s1=$(sys_ticks "$PROXY_PID")
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"tunnel_cpu_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((tc1 - tc0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -184,9 +185,11 @@ const figures = [
   ['  p99 ms', (r) => r.connect.p99_ms, 2],
   ['  errors', (r) => r.connect.errors, 0],
   ['  CPU us/tunnel', (r) => (r.connect.tunnels ? (r.tunnel_cpu_ticks / r.hz) * 1e6 / r.connect.tunnels : null), 1],
+  ['    of it kernel', (r) => (r.connect.tunnels ? (r.tunnel_sys_ticks / r.hz) * 1e6 / r.connect.tunnels : null), 1],
   ['one tunnel MB/s', (r) => r.stream.mb_per_s, 1],
   [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
   ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
+  ['    of it kernel', (r) => (r.sys_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
   ['  p99 ms', (r) => r.fixed.p99_ms, 2],
   ['  errors', (r) => r.fixed.errors, 0],
   ['peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],

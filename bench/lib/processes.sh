@@ -61,6 +61,8 @@ sum_over_tree() {
 }
 # cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/<pid>/stat; comm has no spaces for node, nginx or squid).
 cpu_ticks() { sum_over_tree "$1" stat '{print $14 + $15}'; }
+# sys_ticks PID: stime alone (field 15): the part of cpu_ticks spent in the kernel.
+sys_ticks() { sum_over_tree "$1" stat '{print $15}'; }
 # peak_rss_kib PID: VmHWM.
 peak_rss_kib() { sum_over_tree "$1" status '/^VmHWM:/ {print $2}'; }
 
