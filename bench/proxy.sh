@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gatehouse proxy against Squid (Debian's `squid`), the same load through each
 # in one run, alternating, all on loopback:
-#   - HTTP keep-alive requests/s (1 KiB answers) with p50/p99 latency;
+#   - HTTP keep-alive requests/s (1 KiB answers from nginx serving a static
+#     file, or from Node without nginx) with p50/p99 latency;
 #   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close), p99,
 #     and the proxy's CPU time per tunnel over that run;
 #   - MB/s through one tunnel (a TCP source behind it);
@@ -54,10 +55,25 @@ BENCH=bench/proxy.sh
 # shellcheck source=bench/lib/processes.sh
 source "$ROOT/bench/lib/processes.sh"
 
-read -r HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(free_ports 8)
+read -r HTTP_PORT NODE_HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(free_ports 9)
 
 # ---- the upstreams
-$LOAD upstreams --http-port "$HTTP_PORT" --echo-port "$ECHO_PORT" --source-port "$SOURCE_PORT" >"$WORK/upstreams.out" 2>&1 &
+# The HTTP answers (1 KiB) come from nginx serving a static file when it is
+# installed: the Node upstream takes as much CPU per request as a fast
+# proxy, and on two cores that CPU is taken from the proxy under test. The
+# tunnels' echo and source servers (and HTTP without nginx) are Node's.
+if command -v nginx >/dev/null; then
+  # shellcheck source=bench/lib/nginx.sh
+  source "$ROOT/bench/lib/nginx.sh"
+  write_nginx_upstream "$WORK/upstream" "$HTTP_PORT"
+  nginx -c "$WORK/upstream/upstream.conf" -p "$WORK/upstream" >"$WORK/upstream.out" 2>&1 &
+  PIDS+=($!)
+  wait_port "$HTTP_PORT" "$!" "the nginx upstream"
+else
+  echo "bench/proxy.sh: nginx not installed; the HTTP upstream is Node's" >&2
+  NODE_HTTP_PORT=$HTTP_PORT
+fi
+$LOAD upstreams --http-port "$NODE_HTTP_PORT" --echo-port "$ECHO_PORT" --source-port "$SOURCE_PORT" >"$WORK/upstreams.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/upstreams.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$WORK/upstreams.out" || { echo "bench/proxy.sh: upstreams did not start: $(cat "$WORK/upstreams.out")" >&2; exit 1; }
@@ -98,8 +114,6 @@ EOF
 fi
 if [ "$FLOORS" = 1 ]; then
   if command -v nginx >/dev/null; then
-    # shellcheck source=bench/lib/nginx.sh
-    source "$ROOT/bench/lib/nginx.sh"
     write_nginx_proxy "$WORK" "$NGINX_PORT" "$HTTP_PORT"
     add_proxy floor-nginx "$NGINX_PORT" "nginx (floor)" nginx -c "$WORK/proxy.conf" -p "$WORK"
   else
@@ -112,7 +126,7 @@ fi
 # The wrk request: absolute-form through a proxy, as the Node client sends it.
 cat >"$WORK/proxy.lua" <<EOF
 wrk.method = "GET"
-wrk.path = "http://localhost:$HTTP_PORT/"
+wrk.path = "http://localhost:$HTTP_PORT/1k"
 wrk.headers["Host"] = "localhost:$HTTP_PORT"
 EOF
 # wrk_http PROXY: {"rps", "p99_ms", "errors"} of one wrk run (one thread) through PROXY.
@@ -143,8 +157,8 @@ for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     proxy=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections 4 --seconds 1 >/dev/null # warm-up
-    http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$DURATION")
+    $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections 4 --seconds 1 >/dev/null # warm-up
+    http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$DURATION")
     wrk=$(wrk_http "$proxy")
     tc0=0 tc1=0 ts0=0 ts1=0
     if [[ $name == floor-* ]]; then
@@ -156,7 +170,7 @@ for round in $(seq "$ROUNDS"); do
       stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
     fi
     t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
-    fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
+    fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
     t1=$(cpu_ticks "$PROXY_PID") s1=$(sys_ticks "$PROXY_PID")
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy

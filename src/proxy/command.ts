@@ -17,6 +17,8 @@ import { cachedLookup, resolveAndCheckNow, systemLookup } from './ssrf';
 import type { AccessEntry } from './types';
 import { parseProxyOptions, PROXY_HELP, type ProxyCliOptions } from './options';
 
+type RequestLabels = Record<'kind' | 'decision' | 'rule' | 'reason', string>;
+
 export const PROXY_LOG_SECTIONS = ['core', 'policy', 'healthcheck'] as const;
 export type ProxyLogSection = (typeof PROXY_LOG_SECTIONS)[number];
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -54,20 +56,29 @@ export class ProxyApp {
   private stopped = false;
   private lastReload: ReloadNote | null = null;
   readonly metrics = new Registry();
-  private readonly requests: Counter<'kind' | 'decision' | 'rule' | 'reason'>;
-  /** Label sets are few (rules x decisions x reasons): their children are kept. */
-  private readonly requestCounters = new Map<string, { inc(): void }>();
+  /**
+   * Requests per label set, counted as plain numbers and handed to
+   * prom-client when /metrics is read: an inc() there hashes and checks
+   * its labels on every call (~0.6 us per request). Label sets are few
+   * (rules x decisions x reasons).
+   */
+  private readonly requestCounts = new Map<string, { labels: RequestLabels; count: number }>();
   private readonly reloads: Counter<'result'>;
 
   constructor(
     private readonly opts: ProxyCliOptions,
     private readonly log: Logger<ProxyLogSection>,
   ) {
-    this.requests = new Counter({
+    const requestCounts = this.requestCounts;
+    new Counter({
       name: 'gatehouse_proxy_requests_total',
       help: 'requests and CONNECT tunnels, by decision, deciding rule and reason',
       labelNames: ['kind', 'decision', 'rule', 'reason'],
       registers: [this.metrics],
+      collect() {
+        this.reset();
+        for (const { labels, count } of requestCounts.values()) this.inc(labels, count);
+      },
     });
     this.reloads = new Counter({
       name: 'gatehouse_proxy_policy_reloads_total',
@@ -167,14 +178,10 @@ export class ProxyApp {
     const kind = entry.method === 'CONNECT' ? 'connect' : 'http';
     const rule = entry.rule ?? (entry.decision === 'deny' && entry.reason === 'default' ? ':default' : '');
     const reason = entry.reason ?? '';
-    // One child per label set, found by a string key: prom-client hashes a label object on every inc().
     const key = `${kind}\n${entry.decision}\n${rule}\n${reason}`;
-    let child = this.requestCounters.get(key);
-    if (child === undefined) {
-      child = this.requests.labels(kind, entry.decision, rule, reason);
-      this.requestCounters.set(key, child);
-    }
-    child.inc();
+    const seen = this.requestCounts.get(key);
+    if (seen !== undefined) seen.count++;
+    else this.requestCounts.set(key, { labels: { kind, decision: entry.decision, rule, reason }, count: 1 });
   }
 
   /** SIGHUP: reload the policy (connections in flight are untouched) and reopen the logs (logrotate). */
