@@ -525,8 +525,9 @@ export interface HttpRelayOptions {
   /**
    * Kept routes' reports (routedDone: records for the logs, nothing to act
    * on) may wait this long to go up together, one call into JavaScript per
-   * batch rather than per request; any other event, or closeIdle, takes
-   * them up at once. 0 (the default): every turn's events go up at its end.
+   * batch rather than per request; any other event, stopListening,
+   * closeIdle or destroy takes them up at once. 0 (the default): every
+   * turn's events go up at its end.
    */
   reportDelayMs?: number;
 }
