@@ -13,10 +13,14 @@
 #
 #   bash bench/ingress.sh [--only nginx|gatehouse] [--connections N] [--duration S]
 #                         [--rate RPS] [--rate-duration S] [--rounds N]
+#                         [--with-unsigned] [--with-node-engine]
+# --with-unsigned adds gatehouse with signing off (what signing costs);
+# --with-node-engine adds gatehouse signing on node:http (--engine node), the
+# engine plain-HTTP listeners had before the native relay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY=""
+CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY="" WITH_UNSIGNED="" WITH_NODE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
@@ -25,6 +29,8 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --rate-duration) RATE_DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --with-unsigned) WITH_UNSIGNED=1; shift ;;
+    --with-node-engine) WITH_NODE=1; shift ;;
     *) echo "bench/ingress.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -39,7 +45,7 @@ BENCH=bench/ingress.sh
 # shellcheck source=bench/lib/processes.sh
 source "$ROOT/bench/lib/processes.sh"
 
-read -r UP_PORT NGINX_PORT GH_PORT < <(free_ports 3)
+read -r UP_PORT NGINX_PORT GH_PORT GH_UNSIGNED_PORT GH_NODE_PORT < <(free_ports 5)
 
 # shellcheck source=bench/lib/nginx.sh
 source "$ROOT/bench/lib/nginx.sh"
@@ -55,6 +61,7 @@ routes:
     upstream: { url: http://127.0.0.1:$UP_PORT }
     sign: true
 EOF
+sed 's/sign: true/sign: false/' "$WORK/routes.yaml" >"$WORK/routes-unsigned.yaml"
 
 if [ "$ONLY" != gatehouse ]; then
   add_proxy nginx "$NGINX_PORT" "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" nginx -c "$WORK/proxy.conf" -p "$WORK"
@@ -62,6 +69,14 @@ fi
 if [ "$ONLY" != nginx ]; then
   add_proxy gatehouse "$GH_PORT" "gatehouse+SigV4" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
     --listen "127.0.0.1:$GH_PORT" --health-port 0 --access-log "$WORK/gatehouse-access.log" --region us-east-1
+  if [ -n "$WITH_UNSIGNED" ]; then
+    add_proxy gatehouse-unsigned "$GH_UNSIGNED_PORT" "gatehouse unsigned" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes-unsigned.yaml" \
+      --listen "127.0.0.1:$GH_UNSIGNED_PORT" --health-port 0 --access-log "$WORK/gatehouse-unsigned-access.log" --region us-east-1
+  fi
+  if [ -n "$WITH_NODE" ]; then
+    add_proxy gatehouse-node "$GH_NODE_PORT" "gh+SigV4 node:http" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
+      --listen "127.0.0.1:$GH_NODE_PORT" --health-port 0 --access-log "$WORK/gatehouse-node-access.log" --region us-east-1 --engine node
+  fi
 fi
 # Fixed credentials for the signer (AWS's documentation example key): no AWS endpoint is asked.
 export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true
@@ -109,7 +124,7 @@ const figures = [
   ['', '  errors', (r) => r.big.errors, 0],
   ['', 'peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],
 ];
-const width = 18;
+const width = 20;
 console.log(''.padEnd(26) + labels.map((l) => l.padStart(width)).join(''));
 const kept = {};
 for (const [key, title, get, digits] of figures) {

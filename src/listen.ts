@@ -4,6 +4,7 @@
  * named in the error, and those already bound are closed again), and the
  * peer address of an accepted connection in canonical text.
  */
+import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import { GatehouseError } from './errors';
 import { parseDestinationHost } from './proxy/ssrf';
@@ -56,4 +57,36 @@ export function canonicalAddress(address: string | undefined): string {
   if (address === undefined) return '';
   const parsed = parseDestinationHost(address);
   return parsed.kind === 'ip' ? parsed.address : address;
+}
+
+/**
+ * A drain's end: when `drained` resolves (every connection closed) or
+ * after `drainMs`, whichever comes first; the deadline's timer does not
+ * outlive it.
+ */
+export function drainedOrDeadline(drained: Promise<void>, drainMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, drainMs);
+  });
+  return Promise.race([drained, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** How often head and idle deadlines are checked: often enough to keep headerTimeoutMs within a quarter of itself. */
+export function deadlineCheckInterval(headerTimeoutMs: number): number {
+  return Math.min(1000, Math.max(20, Math.floor(headerTimeoutMs / 4)));
+}
+
+/**
+ * Binds each address with `bind` (the native relay's listen, which takes IP
+ * literals: a name such as localhost is resolved once, here); the bound
+ * addresses, real ports included.
+ */
+export async function listenOnIps(addresses: readonly ListenAddress[], bind: (ip: string, port: number) => number): Promise<ListenAddress[]> {
+  const bound: ListenAddress[] = [];
+  for (const l of addresses) {
+    const ip = net.isIP(l.host) !== 0 ? l.host : (await lookup(l.host)).address;
+    bound.push({ host: ip, port: bind(ip, l.port) });
+  }
+  return bound;
 }

@@ -26,6 +26,7 @@
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -60,6 +61,13 @@ double RealtimeMs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec / 1000000);
+}
+
+// Milliseconds with a fraction, for durations logged to 0.1 ms.
+double MonotonicMsFine() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 int64_t MonotonicMs() {
@@ -113,9 +121,10 @@ enum EventKind : int {
   // it arrives. Should it need TypeScript first (a 1xx or an answer not
   // plain, a failure, an abort), ROUTED and, when its head went out,
   // ANSWERED come first, then the usual RESPONSE or DONE.
-  kEvRouted = 8,       // id, client keep-alive?, started (epoch ms), origin-form path
-  kEvAnswered = 9,     // id, status, connect ms, Content-Type or none
-  kEvRoutedDone = 10,  // id, status, connect ms, bytes in/out, started, took ms; [path, type]
+  kEvRouted = 8,         // id, client keep-alive?, started (epoch ms), origin-form path
+  kEvAnswered = 9,       // id, status, connect ms, Content-Type or none
+  kEvRoutedDone = 10,    // id, status, connect ms, bytes in/out, started, took ms; [path, type]
+  kEvAnsweredDone = 11,  // id, status, connect ms, bytes in/out, took ms, head ms (since forward); type
 };
 
 // Same values as RELAY_OUTCOME in src/native/http-relay.ts.
@@ -163,6 +172,11 @@ struct Event {
   bool payload_flag = false;  // kPathAndType: `text` holds a Content-Type
 };
 constexpr size_t kSlotsPerEvent = 8;
+
+// forward()'s flags.
+constexpr int kAnswerHere = 1;       // rewrite a plain answer here (RewriteRoutedResponse, no Via)
+constexpr int kClientKeepAlive = 2;  // the client asked to keep the connection (HTTP/1.1)
+constexpr int kHeadRequest = 4;      // the request is a HEAD: its answer has no body
 constexpr size_t kMaxBatch = 1024;
 
 struct Client;
@@ -220,6 +234,7 @@ struct Client : Sock {
   uint64_t req_left = 0;
   ChunkScanner req_chunks;
   Phase phase = Phase::kAwaitHead;
+  int64_t exchange_idle_ms = 0;  // no byte either way for this long ends the exchange
   int body = kBodyNone;
   uint64_t resp_left = 0;
   ChunkScanner resp_chunks;
@@ -228,9 +243,16 @@ struct Client : Sock {
   // a plain answer is rewritten here too).
   KeptRoute route;
   bool routed = false, client_keep_alive = false;
-  bool routed_reported = false;  // TypeScript has heard of it (ROUTED): it has the exchange
-  bool routed_answered = false;  // its answer's head went out (rewritten here)
-  double routed_at = 0;          // when its head arrived (epoch ms)
+  // A decided exchange whose plain answer is rewritten here too (forward's
+  // kAnswerHere): TypeScript hears one ANSWERED_DONE at its end (ANSWERED
+  // then DONE or CLOSED if it ends otherwise), no RESPONSE.
+  bool answer_here = false, head_request = false;
+  bool answer_reported = false;              // ANSWERED went up (the exchange did not end plainly)
+  double forwarded_at = 0, answered_at = 0;  // MonotonicMsFine: forward(), the answer's head
+  bool routed_reported = false;              // TypeScript has heard of it (ROUTED): it has the exchange
+  bool routed_answered = false;              // its answer's head went out (rewritten here)
+  double routed_at = 0;                      // when its head arrived (epoch ms, for the log)
+  int64_t routed_mono = 0;                   // the same moment on the monotonic clock (for its duration)
   std::string routed_path, routed_type;
   bool routed_has_type = false;
   int routed_status = 0;
@@ -291,6 +313,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   Napi::Value Tunnel(const Napi::CallbackInfo& info);
   Napi::Value AllowTunnel(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value KeepRoute(const Napi::CallbackInfo& info);
   void ForgetRoutes(const Napi::CallbackInfo& info);
   void CloseIdle(const Napi::CallbackInfo& info);
@@ -320,12 +343,13 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   // Transitions.
   void EnterHead(Client* c);
   void EnterClosing(Client* c);
-  void BeginExchange(Client* c, std::string* head, double body, bool retryable);
+  void BeginExchange(Client* c, std::string* head, double body, bool retryable, int64_t idle_ms);
   void ApplyAnswer(Client* c, const std::string& head, int body, uint64_t length, bool keep_alive,
                    bool reusable);
   bool RouteRequest(Client* c, size_t end);
   void ReportRouted(Client* c);
   void EmitAnswered(Client* c);
+  void ReportAnswer(Client* c);
   bool AnswerRouted(Client* c, size_t end);
   void StartUpstream(Client* c, bool allow_pooled);
   void FailBeforeAnswer(Client* c, int outcome, int err);
@@ -348,6 +372,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   Napi::Value PayloadValue(Napi::Env env, const Event& e);
   Napi::Value EventSlots(const Napi::CallbackInfo& info);
   void ScheduleDelivery();
+  void ScheduleLeftovers();
   void Shutdown();
   void Register(Sock* s, uint32_t events);
   std::pair<double, double> TakeBytes(Client* c);
@@ -403,6 +428,7 @@ Napi::Function HttpRelay::Define(Napi::Env env) {
                          InstanceMethod("tunnel", &HttpRelay::Tunnel),
                          InstanceMethod("allowTunnel", &HttpRelay::AllowTunnel),
                          InstanceMethod("close", &HttpRelay::Close),
+                         InstanceMethod("detach", &HttpRelay::Detach),
                          InstanceMethod("keepRoute", &HttpRelay::KeepRoute),
                          InstanceMethod("forgetRoutes", &HttpRelay::ForgetRoutes),
                          InstanceMethod("closeIdle", &HttpRelay::CloseIdle),
@@ -529,6 +555,7 @@ void HttpRelay::OnPoll(uv_poll_t* handle, int status, int) {
   self->DrainEpoll();
   self->in_callback_ = false;
   self->DeliverOrDefer();
+  self->ScheduleLeftovers();
 }
 
 void HttpRelay::OnTimer(uv_timer_t* handle) {
@@ -539,11 +566,14 @@ void HttpRelay::OnTimer(uv_timer_t* handle) {
   self->Sweep();
   self->in_callback_ = false;
   self->Deliver();
+  self->ScheduleLeftovers();
 }
 
 void HttpRelay::OnReportTimer(uv_timer_t* handle) {
   auto* self = static_cast<HttpRelay*>(handle->data);
-  if (self != nullptr) self->Deliver();
+  if (self == nullptr) return;
+  self->Deliver();
+  self->ScheduleLeftovers();
 }
 
 void HttpRelay::OnIdle(uv_idle_t* handle) {
@@ -900,11 +930,12 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   c->in.Consume(end);
   c->target_ip = r.ip;
   c->target_port = r.port;
-  BeginExchange(c, &head, 0, true);
+  BeginExchange(c, &head, 0, true, 0);
   c->routed = true;
   c->routed_reported = false;
   c->routed_answered = false;
   c->routed_at = RealtimeMs();
+  c->routed_mono = MonotonicMs();
   c->routed_path.swap(path);
   c->client_keep_alive = keep_alive;
   return true;
@@ -925,6 +956,14 @@ void HttpRelay::ReportRouted(Client* c) {
   ScheduleDelivery();
 }
 
+// A decided exchange answered here that ends otherwise than plainly (cut
+// short, the client gone): TypeScript hears of its answer before that end.
+void HttpRelay::ReportAnswer(Client* c) {
+  if (!c->answer_here || !c->routed_answered || c->answer_reported) return;
+  c->answer_reported = true;
+  EmitAnswered(c);
+}
+
 void HttpRelay::EmitAnswered(Client* c) {
   events_.push_back(Event{kEvAnswered,
                           c->id,
@@ -941,7 +980,11 @@ bool HttpRelay::AnswerRouted(Client* c, size_t end) {
   Upstream* u = c->up;
   bool keep_alive = c->client_keep_alive && !closing_;
   RoutedAnswer a;
-  if (!RewriteRoutedResponse(u->in.data(), end, c->route.method == "HEAD", c->route.via, keep_alive, &a))
+  static const std::string kNoVia;
+  if (c->answer_here) c->answered_at = MonotonicMsFine();
+  bool head_request = c->routed ? c->route.method == "HEAD" : c->head_request;
+  if (!RewriteRoutedResponse(u->in.data(), end, head_request, c->routed ? c->route.via : kNoVia, keep_alive,
+                             &a))
     return false;
   u->in.Consume(end);
   c->routed_answered = true;
@@ -949,7 +992,10 @@ bool HttpRelay::AnswerRouted(Client* c, size_t end) {
   c->routed_connect_ms = static_cast<double>(u->reused ? 0 : u->connect_ms);
   c->routed_has_type = a.has_content_type;
   c->routed_type.swap(a.content_type);
-  if (c->routed_reported) EmitAnswered(c);  // after a 1xx TypeScript relayed
+  // A kept route's TypeScript record hears of it now if it exists (after a
+  // 1xx TypeScript relayed); a decided exchange's at its end, in one report
+  // with its DONE (FinishExchange), unless it ends otherwise (ReportAnswer).
+  if (c->routed && c->routed_reported) EmitAnswered(c);
   int body = a.body == RoutedAnswer::kNone     ? kBodyNone
              : a.body == RoutedAnswer::kLength ? kBodyLength
                                                : kBodyChunked;
@@ -984,20 +1030,33 @@ bool HttpRelay::AdvanceExchange(Client* c) {
     while (!c->in.empty() && u->out.size() < kHighWater && !c->req_done) {
       size_t take;
       if (c->req_chunked) {
-        take = c->req_chunks.Scan(c->in.data(), c->in.size(), [](size_t, size_t) {});
+        // Chunked again as it goes, data only: chunk extensions and the
+        // trailer section stay here (a trailer is a header a client could
+        // use to slip past what the head's rewrite removed), as node:http
+        // drops them.
+        const char* base = c->in.data();
+        take = c->req_chunks.Scan(base, c->in.size(), [&](size_t offset, size_t length) {
+          if (length == 0) return;
+          char size_line[24];
+          int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", length);
+          u->out.Append(size_line, static_cast<size_t>(n));
+          u->out.Append(base + offset, length);
+          u->out.Append("\r\n", 2);
+        });
         if (c->req_chunks.status() == ChunkScanner::kBad) {
           AbortAfterAnswer(c, kBadRequestBody, 0);
           return true;
         }
         c->req_done = c->req_chunks.status() == ChunkScanner::kDone;
+        if (c->req_done) u->out.Append("0\r\n\r\n", 5);
       } else {
         take = c->in.size() < c->req_left ? c->in.size() : static_cast<size_t>(c->req_left);
         c->req_left -= take;
         c->req_done = c->req_left == 0;
+        u->out.Append(c->in.data(), take);
       }
-      u->out.Append(c->in.data(), take);
       c->in.Consume(take);
-      c->deadline = now_ + idle_timeout_ms_;
+      c->deadline = now_ + c->exchange_idle_ms;
       progress = true;
     }
     if (!c->req_done && c->in.empty() && (c->eof || c->failed)) {
@@ -1034,7 +1093,7 @@ bool HttpRelay::AdvanceExchange(Client* c) {
         return progress;
       }
       u->got_bytes = true;
-      c->deadline = now_ + idle_timeout_ms_;
+      c->deadline = now_ + c->exchange_idle_ms;
       size_t end = FindHeadEnd(u->in.data(), u->in.size(), 0);
       if (end == 0 || end > max_response_head_) {
         if (u->in.size() > max_response_head_ || end > max_response_head_) {
@@ -1047,7 +1106,7 @@ bool HttpRelay::AdvanceExchange(Client* c) {
         }
         return progress;
       }
-      if (c->routed && AnswerRouted(c, end)) return true;
+      if ((c->routed || c->answer_here) && AnswerRouted(c, end)) return true;
       ReportRouted(c);
       EmitBytes(kEvResponse, c->id, u->in.data(), end, static_cast<double>(u->reused ? 0 : u->connect_ms));
       u->in.Consume(end);
@@ -1111,7 +1170,7 @@ bool HttpRelay::RelayResponseBody(Client* c) {
       done = c->resp_chunks.status() == ChunkScanner::kDone;
     }
     u->in.Consume(take);
-    c->deadline = now_ + idle_timeout_ms_;
+    c->deadline = now_ + c->exchange_idle_ms;
     progress = true;
   }
   if (!done && u->in.empty() && (u->eof || u->failed)) {
@@ -1342,6 +1401,7 @@ void HttpRelay::FailBeforeAnswer(Client* c, int outcome, int err) {
 
 void HttpRelay::AbortAfterAnswer(Client* c, int outcome, int err) {
   ReportRouted(c);
+  ReportAnswer(c);
   c->routed = false;
   auto bytes = TakeBytes(c);
   Emit(kEvDone, c->id, outcome, err, bytes.first, bytes.second);
@@ -1365,7 +1425,8 @@ void HttpRelay::FinishExchange(Client* c) {
   auto bytes = TakeBytes(c);
   if (c->routed && !c->routed_reported) {
     // Its duration goes with it: the report may go up later (DeliverOrDefer).
-    double took = std::max(0.0, RealtimeMs() - c->routed_at);
+    // Measured on the monotonic clock: a wall-clock step must not bend it.
+    double took = static_cast<double>(MonotonicMs() - c->routed_mono);
     events_.push_back(Event{kEvRoutedDone,
                             c->id,
                             {static_cast<double>(c->routed_status), c->routed_connect_ms, bytes.first,
@@ -1374,6 +1435,18 @@ void HttpRelay::FinishExchange(Client* c) {
                             std::move(c->routed_path),
                             c->routed_has_type ? std::move(c->routed_type) : std::string()});
     events_.back().payload_flag = c->routed_has_type;
+    ScheduleDelivery();
+  } else if (c->answer_here && c->routed_answered && !c->answer_reported) {
+    // ANSWERED and DONE in one report that may wait (DeliverOrDefer), with
+    // the times TypeScript would have measured had it heard at once.
+    events_.push_back(
+        Event{kEvAnsweredDone,
+              c->id,
+              {static_cast<double>(c->routed_status), c->routed_connect_ms, bytes.first, bytes.second,
+               MonotonicMsFine() - c->forwarded_at, c->answered_at - c->forwarded_at},
+              c->routed_has_type ? kLatin1 : kNoPayload,
+              c->routed_type,
+              {}});
     ScheduleDelivery();
   } else {
     Emit(kEvDone, c->id, kComplete, 0, bytes.first, bytes.second);
@@ -1396,7 +1469,10 @@ void HttpRelay::EndTunnel(Client* c) {
 
 void HttpRelay::CloseClient(Client* c) {
   if (c->dead) return;
-  if (c->state == State::kExchange) ReportRouted(c);  // its record ends with CLOSED
+  if (c->state == State::kExchange) {  // its record ends with CLOSED
+    ReportRouted(c);
+    ReportAnswer(c);
+  }
   c->dead = true;
   ReleaseUpstream(c, false);
   if (c->fd >= 0) close(c->fd);
@@ -1446,7 +1522,9 @@ void HttpRelay::Sweep() {
         if (c->phase == Phase::kBody || c->phase == Phase::kAwaitAnswer) {
           AbortAfterAnswer(c, kAborted, ETIMEDOUT);
         } else {
-          FailBeforeAnswer(c, kUpstreamTimeout, ETIMEDOUT);
+          // No errno: the exchange's inactivity limit, told apart from a
+          // connect timeout (ETIMEDOUT) in the same outcome.
+          FailBeforeAnswer(c, kUpstreamTimeout, 0);
         }
         break;
       case State::kTunnel:
@@ -1508,6 +1586,13 @@ void HttpRelay::ScheduleDelivery() {
   uv_idle_start(idle_, OnIdle);
 }
 
+// A connection whose Step ran out of rounds inside one of our callbacks
+// (where ScheduleDelivery is skipped) or while JavaScript handled a batch
+// must still get its next turn: edge-triggered epoll will not wake it.
+void HttpRelay::ScheduleLeftovers() {
+  if (!again_.empty()) ScheduleDelivery();
+}
+
 // A turn that raised only ROUTED_DONE reports (kept routes' finished
 // exchanges: records for the logs, nothing TypeScript must act on) leaves
 // them for up to reportDelayMs, so a stream of repeated requests costs one
@@ -1526,7 +1611,8 @@ void HttpRelay::DeliverOrDefer() {
 
 bool HttpRelay::OnlyReportsPending() {
   for (; scanned_reports_ < events_.size(); scanned_reports_++) {
-    if (events_[scanned_reports_].kind != kEvRoutedDone) return false;
+    int kind = events_[scanned_reports_].kind;
+    if (kind != kEvRoutedDone && kind != kEvAnsweredDone) return false;
   }
   return true;
 }
@@ -1573,6 +1659,7 @@ void HttpRelay::Deliver() {
     delivering_ = false;
   }
   if (!events_.empty()) ScheduleDelivery();
+  ScheduleLeftovers();
 }
 
 void HttpRelay::FreeGraveyard() {
@@ -1669,15 +1756,24 @@ Napi::Value HttpRelay::Respond(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, in);
 }
 
-// forward(id, ip, port, head, bodyLength, retryable): bodyLength is -1 for
-// chunked, else the Content-Length (0: no body).
+// forward(id, ip, port, head, bodyLength, retryable, idleMs, flags):
+// bodyLength is -1 for chunked, else the Content-Length (0: no body);
+// idleMs is this exchange's inactivity limit (0: the relay's
+// idleTimeoutMs); flags (kAnswerHere...) let a plain answer to an HTTP/1.1
+// client be rewritten here, as on a kept route, without a RESPONSE event.
 Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
   Client* c = Find(info, State::kDecide, State::kDecide);
   if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
   c->target_ip = info[1].As<Napi::String>().Utf8Value();
   c->target_port = info[2].As<Napi::Number>().Int32Value();
   std::string head = Latin1(info[3]);
-  BeginExchange(c, &head, info[4].As<Napi::Number>().DoubleValue(), info[5].As<Napi::Boolean>().Value());
+  BeginExchange(c, &head, info[4].As<Napi::Number>().DoubleValue(), info[5].As<Napi::Boolean>().Value(),
+                info[6].As<Napi::Number>().Int64Value());
+  int flags = info[7].As<Napi::Number>().Int32Value();
+  c->answer_here = (flags & kAnswerHere) != 0;
+  c->client_keep_alive = (flags & kClientKeepAlive) != 0;
+  c->head_request = (flags & kHeadRequest) != 0;
+  c->forwarded_at = MonotonicMsFine();
   Step(c);
   return Napi::Boolean::New(info.Env(), true);
 }
@@ -1685,8 +1781,12 @@ Napi::Value HttpRelay::Forward(const Napi::CallbackInfo& info) {
 // Starts the exchange of a decided request: an upstream connection for
 // c->target_ip/port (a pooled one when idle), `head` written to it.
 // `body` is -1 for chunked, else the Content-Length (0: none).
-void HttpRelay::BeginExchange(Client* c, std::string* head, double body, bool retryable) {
+void HttpRelay::BeginExchange(Client* c, std::string* head, double body, bool retryable, int64_t idle_ms) {
   c->routed = false;
+  c->routed_reported = false;
+  c->routed_answered = false;
+  c->answer_here = false;
+  c->answer_reported = false;
   c->retryable = retryable && body == 0;
   c->retried = false;
   c->req_chunked = body < 0;
@@ -1696,7 +1796,8 @@ void HttpRelay::BeginExchange(Client* c, std::string* head, double body, bool re
   c->resp_chunks = ChunkScanner();
   c->phase = Phase::kAwaitHead;
   c->state = State::kExchange;
-  c->deadline = now_ + idle_timeout_ms_;
+  c->exchange_idle_ms = idle_ms > 0 ? idle_ms : idle_timeout_ms_;
+  c->deadline = now_ + c->exchange_idle_ms;
   StartUpstream(c, true);
   c->up->out.Append(head->data(), head->size());
   if (c->retryable) {
@@ -1763,6 +1864,26 @@ Napi::Value HttpRelay::AllowTunnel(const Napi::CallbackInfo& info) {
   c->rd_ready = true;
   Step(c);
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// detach(id) -> { fd, input, output } or null: hands a connection waiting
+// for its request's decision to another server (one that speaks what the
+// relay does not: TLS upstreams, upgrades). The socket leaves epoll open;
+// `input` is what the client sent after the head, `output` what the relay
+// had not written yet (the previous answer's tail), in that order of use.
+Napi::Value HttpRelay::Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Client* c = Find(info, State::kDecide, State::kDecide);
+  if (c == nullptr || c->fd < 0) return env.Null();
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, c->fd));
+  out.Set("input", Napi::Buffer<char>::Copy(env, c->in.data(), c->in.size()));
+  out.Set("output", Napi::Buffer<char>::Copy(env, c->out.data(), c->out.size()));
+  c->fd = -1;  // CloseClient must not close it: it is the other server's now
+  c->out.Clear();
+  CloseClient(c);
+  return out;
 }
 
 Napi::Value HttpRelay::Close(const Napi::CallbackInfo& info) {

@@ -16,4 +16,4 @@ export {
   type UpstreamDialer,
   type UpstreamPoolOptions,
 } from './upstream-pool';
-export { UpstreamRelay } from './upstream-relay';
+export { isIdempotent, UpstreamRelay } from './upstream-relay';

@@ -16,6 +16,11 @@ import type { ExchangeHandler, RequestBodyFraming, UpstreamConnection, UpstreamP
 
 /** Methods a request may be sent again for (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** A method a request may be sent again for (RFC 9110 9.2.2), when its pooled connection had been closed under us. */
+export function isIdempotent(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
 /** What a kept-alive connection the upstream closed meanwhile fails with; a timeout is not that (the upstream may be at work). */
 const CLOSED_UNDER_US = new Set(['ECONNRESET', 'EPIPE']);
 
@@ -99,7 +104,7 @@ export abstract class UpstreamRelay<Target> implements ExchangeHandler {
     const conn = this.conn;
     this.conn = null;
     const stale = conn !== null && beforeResponse && conn.uses > 0 && CLOSED_UNDER_US.has(err.code ?? '');
-    if (stale && this.body === 'none' && IDEMPOTENT.has(this.method) && !this.res.destroyed) {
+    if (stale && this.body === 'none' && isIdempotent(this.method) && !this.res.destroyed) {
       // The kept-alive connection was closed by the upstream as we reused it: once more on a new one.
       this.send(true);
       return;

@@ -115,6 +115,7 @@ export class IngressApp {
       upstreamIdleMs: o.upstreamIdleMs,
       headerTimeoutMs: o.headerTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
+      engine: o.engine,
     });
     if (o.healthPort !== 0) {
       this.health = await startHealthServer({

@@ -80,6 +80,15 @@ export class IngressMetrics {
         this.inc(sources.server()?.connections ?? 0);
       },
     });
+    new Counter({
+      name: 'gatehouse_ingress_connections_handed_over_total',
+      help: 'connections the native relay handed to node:http (TLS upstream, WebSocket upgrade, Expect)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources.server()?.handedOver ?? 0);
+      },
+    });
   }
 
   private routeSeries(route: string): RouteSeries {

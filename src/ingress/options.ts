@@ -9,7 +9,7 @@ import { GatehouseError } from '../errors';
 import { LOG_LEVELS, type LogFormat } from '../observe/log';
 import { parseListen } from '../proxy/options';
 import { ACCESS_LOG_FORMATS, type AccessLogFormat } from './logs';
-import { INGRESS_SERVER_DEFAULTS } from './server';
+import { INGRESS_ENGINES, INGRESS_SERVER_DEFAULTS, type IngressEngine } from './server';
 import { resolveRegion } from './sigv4/lattice-signer';
 
 export const INGRESS_FLAGS = {
@@ -27,6 +27,7 @@ export const INGRESS_FLAGS = {
   'header-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'upstream-idle-timeout': { type: 'string' },
+  engine: { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -63,6 +64,7 @@ export interface IngressCliOptions {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   upstreamIdleMs: number;
+  engine: IngressEngine;
   logFormat: LogFormat;
   logLevel: (typeof LOG_LEVELS)[number];
 }
@@ -106,6 +108,7 @@ export function parseIngressOptions(argv: string[]): IngressCliOptions | { help:
     idleTimeoutMs: intFlag(values, 'idle-timeout', INGRESS_DEFAULTS.idleTimeoutS, 1, 86_400) * 1000,
     // Under Lattice's 60 s idle timeout, or a pooled connection Lattice already closed gets picked.
     upstreamIdleMs: intFlag(values, 'upstream-idle-timeout', INGRESS_DEFAULTS.upstreamIdleTimeoutS, 1, 59) * 1000,
+    engine: choiceFlag(values, 'engine', INGRESS_SERVER_DEFAULTS.engine, INGRESS_ENGINES),
     logFormat: choiceFlag(values, 'log-format', 'text', ['text', 'json'] as const),
     logLevel: choiceFlag(values, 'log-level', 'info', LOG_LEVELS),
   };
@@ -144,6 +147,10 @@ Example: gatehouse ingress --routes /etc/gatehouse/routes.yaml --tls-cert cert.p
       --idle-timeout SECS          Idle client keep-alive connections close. Default ${INGRESS_DEFAULTS.idleTimeoutS}.
       --upstream-idle-timeout SECS Idle pooled upstream connections close (1-59, under
                                    Lattice's 60 s). Default ${INGRESS_DEFAULTS.upstreamIdleTimeoutS}.
+      --engine relay|node          What serves a plain-HTTP listener: the native relay (default;
+                                   a connection that asks for a TLS upstream, a WebSocket upgrade
+                                   or Expect: 100-continue is handed to node:http), or node:http
+                                   for everything. A --tls-cert listener is always node:http.
       --log-format text|json       Event log lines on stderr. Default text.
       --log-level LEVEL            ${LOG_LEVELS.join(', ')}. Default info.
   -h, --help               Print this help

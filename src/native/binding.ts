@@ -523,8 +523,8 @@ export interface HttpRelayOptions {
   frontingTimeoutMs: number; // a tunnel's first client bytes must be judged within this
   tickMs: number; // how often deadlines are checked
   /**
-   * Kept routes' reports (routedDone: records for the logs, nothing to act
-   * on) may wait this long to go up together, one call into JavaScript per
+   * Kept routes' and answered forwards' reports (routedDone, answeredDone:
+   * records for the logs, nothing to act on) may wait this long to go up together, one call into JavaScript per
    * batch rather than per request; any other event, stopListening,
    * closeIdle or destroy takes them up at once. 0 (the default): every
    * turn's events go up at its end.
@@ -559,14 +559,33 @@ export interface NativeHttpRelay {
    * the point of a reply (a body being relayed, an open tunnel, closing).
    */
   respond(id: number, reply: string, keepAlive: boolean): number;
-  /** Sends `head` (then the body: -1 chunked, else its length) to ip:port, over a pooled connection when one is idle. */
-  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean;
+  /**
+   * Sends `head` (then the body: -1 chunked, else its length) to ip:port,
+   * over a pooled connection when one is idle. No byte either way for
+   * `idleMs` (0: the relay's idleTimeoutMs) ends the exchange as a timeout.
+   * `flags` (RELAY_FORWARD): with answerHere, a plain answer (as a kept
+   * route's: HTTP/1.1, no 1xx, framed by length or chunks) is rewritten by
+   * the relay (hop-by-hop fields dropped, Connection: close unless the
+   * client keeps the connection) and reported with the exchange's end in
+   * one ANSWERED_DONE (kept for reportDelayMs like kept routes' reports),
+   * or as ANSWERED before a DONE or CLOSED that is not a plain end; any
+   * other answer comes up as RESPONSE.
+   */
+  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean, idleMs: number, flags: number): boolean;
   /** The client's copy of the response head and how its body is framed (RELAY_BODY). */
   answer(id: number, head: string, bodyKind: number, length: number, keepAlive: boolean, reusable: boolean): boolean;
   /** Connects to ip:port; once connected writes `established` and holds the client's bytes for the fronting check. */
   tunnel(id: number, ip: string, port: number, established: string): boolean;
   allowTunnel(id: number): boolean;
   close(id: number): boolean;
+  /**
+   * Hands a connection waiting for its request's decision to another
+   * server: the socket leaves the relay open (its fd), with what the client
+   * sent after the head (`input`) and what the relay had not yet written to
+   * it (`output`, to be written first). CLOSED follows for the id. Null
+   * when the connection is gone or not waiting for a decision.
+   */
+  detach(id: number): { fd: number; input: Buffer; output: Buffer } | null;
   /**
    * Kept route: the connection's next requests that plainly repeat
    * `method prefix/...` (a GET or HEAD, no body, Connection naming nothing

@@ -71,8 +71,19 @@ export interface RelayHandler {
    * follows. A plain one is reported in one `routedDone` call instead.
    */
   routed(id: number, path: string, keepAlive: boolean, startedAt: number): void;
-  /** A reported kept route's answer head went to the client, rewritten by the relay. */
+  /**
+   * An answer head went to the client, rewritten by the relay: a reported
+   * kept route's, or (just before its DONE or CLOSED) a forward's with
+   * answerHere whose exchange did not end plainly.
+   */
   answered(id: number, status: number, connectMs: number, contentType: string | null): void;
+  /**
+   * A forward with answerHere ended plainly, its answer rewritten by the
+   * relay: ANSWERED and DONE ('complete') in one report, which may come up
+   * to reportDelayMs late; `tookMs` (forward to end) and `headMs` (forward
+   * to the answer's head) are the relay's own measures.
+   */
+  answeredDone(id: number, status: number, connectMs: number, contentType: string | null, bytesFromClient: number, bytesToClient: number, tookMs: number, headMs: number): void;
   /**
    * A kept route's request and its plain answer, complete: what routed,
    * answered and done would say, with how long it took (`tookMs`), since
@@ -138,6 +149,19 @@ function checkOptions(o: HttpRelayOptions): HttpRelayOptions {
   };
 }
 
+/** What the relay needs to answer an HTTP/1.1 client itself (forward's answerHere). */
+export interface AnswerHere {
+  /** The connection stays open after the answer (the client's wish, and not draining). */
+  keepAlive: boolean;
+  /** The request is a HEAD: the answer has no body whatever its fields say. */
+  headRequest: boolean;
+}
+
+// forward()'s flags, as http_relay.cc reads them.
+const FORWARD_ANSWER_HERE = 1;
+const FORWARD_CLIENT_KEEP_ALIVE = 2;
+const FORWARD_HEAD_REQUEST = 4;
+
 export class HttpRelay {
   private readonly native: NativeHttpRelay;
   private readonly slots: Float64Array;
@@ -172,9 +196,18 @@ export class HttpRelay {
     return this.destroyed ? -1 : this.native.respond(id, reply, keepAlive);
   }
 
-  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean): boolean {
+  /**
+   * `idleMs`: this exchange's inactivity limit (default: the relay's
+   * idleTimeoutMs). `answerHere`: an HTTP/1.1 client's plain answer is
+   * rewritten by the relay (see NativeHttpRelay.forward) and reported
+   * through `answeredDone` (or `answered` before a cut-short end), not
+   * `response`.
+   */
+  forward(id: number, ip: string, port: number, head: string, bodyLength: number, retryable: boolean, idleMs = 0, answerHere: AnswerHere | null = null): boolean {
     checkInteger('port', port, 1, 65535);
-    return !this.destroyed && this.native.forward(id, ip, port, head, bodyLength, retryable);
+    checkInteger('idleMs', idleMs, 0, MAX_MS);
+    const flags = answerHere === null ? 0 : FORWARD_ANSWER_HERE | (answerHere.keepAlive ? FORWARD_CLIENT_KEEP_ALIVE : 0) | (answerHere.headRequest ? FORWARD_HEAD_REQUEST : 0);
+    return !this.destroyed && this.native.forward(id, ip, port, head, bodyLength, retryable, idleMs, flags);
   }
 
   answer(id: number, head: string, body: RelayBody, length: number, keepAlive: boolean, reusable: boolean): boolean {
@@ -192,6 +225,11 @@ export class HttpRelay {
 
   close(id: number): boolean {
     return !this.destroyed && this.native.close(id);
+  }
+
+  /** See NativeHttpRelay.detach: the connection's socket, for another server to carry on with. */
+  detach(id: number): { fd: number; input: Buffer; output: Buffer } | null {
+    return this.destroyed ? null : this.native.detach(id);
   }
 
   keepRoute(id: number, route: KeptRoute): boolean {
@@ -263,6 +301,9 @@ export class HttpRelay {
             h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]);
             break;
           }
+          case 11:
+            h.answeredDone(id, f[at + 2], f[at + 3], p === undefined ? null : (p as string), f[at + 4], f[at + 5], f[at + 6], f[at + 7]);
+            break;
         }
       } catch {
         // A handler bug costs its connection, never the process.

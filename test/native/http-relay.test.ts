@@ -55,7 +55,8 @@ type RelayEvent =
       bytesFromClient: number;
       bytesToClient: number;
       startedAt: number;
-    };
+    }
+  | { kind: 'answeredDone'; id: number; status: number; contentType: string | null; bytesFromClient: number; bytesToClient: number; tookMs: number; headMs: number };
 type EventKind = RelayEvent['kind'];
 type EventOf<K extends EventKind> = Extract<RelayEvent, { kind: K }>;
 
@@ -124,6 +125,10 @@ class Recorder implements RelayHandler {
     startedAt: number,
   ): void {
     this.events.push({ kind: 'routedDone', id, path, contentType, status, connectMs, bytesFromClient, bytesToClient, startedAt });
+  }
+
+  answeredDone(id: number, status: number, _connectMs: number, contentType: string | null, bytesFromClient: number, bytesToClient: number, tookMs: number, headMs: number): void {
+    this.events.push({ kind: 'answeredDone', id, status, contentType, bytesFromClient, bytesToClient, tookMs, headMs });
   }
 
   of<K extends EventKind>(kind: K, id?: number): EventOf<K>[] {
@@ -1024,4 +1029,57 @@ test('kept route: a plain repeat of a forwarded GET goes upstream rewritten with
   assert.equal(rec.of('routedDone', id).length, 1);
   assert.equal(rec.of('routed', id).length, 0);
   assert.equal(client.ended, false);
+});
+
+test('answerHere: a plain answer is rewritten by the relay and reported once with its end (no response event); a close-delimited one still comes up; one cut short is answered, then done aborted', { timeout: 30_000 }, async (t) => {
+  const { rec, port } = startRelay(t, { reportDelayMs: 20 });
+  const testStart = Date.now();
+  const answers: Record<string, string> = {
+    '/plain': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello',
+    '/chunked': 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    '/close': 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end',
+    '/cut': 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this',
+  };
+  const upstream = await startHttpUpstream(t, (req, socket) => {
+    const path = req.head.split(' ')[1];
+    socket.write(answers[path], 'latin1');
+    if (path === '/close' || path === '/cut') socket.end();
+  });
+  rec.onRequest = (id, head) => rec.relay.forward(id, '127.0.0.1', upstream.port, head, 0, true, 0, { keepAlive: !head.includes('/cut'), headRequest: false });
+  rec.onResponse = (id, head) => rec.relay.answer(id, head.replace('Connection: close\r\n', 'Transfer-Encoding: chunked\r\n'), RELAY_BODY.closeToChunked, 0, true, false);
+  const client = await connectClient(t, port);
+  const ask = async (path: string, until: string): Promise<string> => {
+    const before = client.length;
+    client.socket.write(`GET ${path} HTTP/1.1\r\nHost: up.test\r\n\r\n`, 'latin1');
+    await eventually(() => client.text().slice(before).includes(until), `the answer to ${path}`);
+    return client.text().slice(before);
+  };
+
+  // Hop-by-hop fields go, the rest stays byte for byte; nothing goes up until the report.
+  assert.equal(await ask('/plain', 'hello'), 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello');
+  const id = (await rec.next('open')).id;
+  const first = await rec.next('answeredDone', id);
+  assert.deepEqual(
+    { status: first.status, contentType: first.contentType, bytesFromClient: first.bytesFromClient, bytesToClient: first.bytesToClient },
+    { status: 200, contentType: 'text/plain', bytesFromClient: Buffer.byteLength('GET /plain HTTP/1.1\r\nHost: up.test\r\n\r\n'), bytesToClient: Buffer.byteLength('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello') },
+  );
+  assert.ok(first.headMs >= 0 && first.headMs <= first.tookMs && first.tookMs <= Date.now() - testStart, `head ${first.headMs} ms, took ${first.tookMs} ms`);
+
+  assert.equal(await ask('/chunked', '0\r\n\r\n'), 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+  assert.equal((await rec.next('answeredDone', id, 2)).status, 201);
+
+  // Not plain (delimited by the close): TypeScript gets the head and frames it.
+  assert.match(await ask('/close', '0\r\n\r\n'), /^HTTP\/1\.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nuntil the end\r\n0\r\n\r\n$/);
+  await rec.next('done', id);
+  assert.equal(rec.of('response', id).length, 1, 'only the close-delimited answer came up as a response');
+
+  // Cut short after its head went out: ANSWERED (the status the client saw), then DONE aborted, never a report.
+  await ask('/cut', 'only this');
+  await rec.next('done', id, 2);
+  assert.deepEqual(
+    rec.kinds(id).filter((k) => k === 'answered' || k === 'done' || k === 'answeredDone'),
+    ['answeredDone', 'answeredDone', 'done', 'answered', 'done'],
+  );
+  assert.equal(rec.of('answered', id)[0].status, 200);
+  assert.equal(rec.of('done', id)[1].outcome, 'aborted');
 });

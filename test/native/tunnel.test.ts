@@ -316,11 +316,13 @@ test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, for
       const before = state;
       const { count } = await tunnel.request('inject-no-flow 5', 'injected');
       assert.equal(count, 5);
-      state = await tunnel.stateWhen((s) => s.counters.drop_no_flow - before.counters.drop_no_flow >= 5);
+      // A worker adds to the endpoint's counters when its loop turn ends, just after the tunnel's: wait for both.
+      const perEndpoint = (s: StateMessage): number => sum(Object.values(s.endpointCounters).map((c) => c.drop_no_flow));
+      state = await tunnel.stateWhen((s) => s.counters.drop_no_flow - before.counters.drop_no_flow >= 5 && perEndpoint(s) === s.counters.drop_no_flow);
       const d = delta(state.counters, before.counters);
       assert.equal(d.drop_no_flow, 5);
       assert.equal(d.tx_packets, 0);
-      assert.equal(sum(Object.values(state.endpointCounters).map((c) => c.drop_no_flow)), state.counters.drop_no_flow);
+      assert.equal(perEndpoint(state), state.counters.drop_no_flow);
     });
 
     await t.test('flows idle for flowIdleMs (2 s) expire', async () => {
@@ -342,26 +344,39 @@ test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, for
         sum(later.workers.map((w) => w.packets)) >= later.counters.rx_packets + later.counters.tx_packets,
         JSON.stringify({ workers: later.workers, rx: later.counters.rx_packets, tx: later.counters.tx_packets }),
       );
-      // Far below half a core, every datagram goes to the first UDP thread
-      // (one wakeup per burst instead of one per thread), whatever its source port.
-      assert.ok(udp[0].packets >= later.counters.rx_packets, JSON.stringify(udp));
-      assert.equal(udp[1].packets, 0, JSON.stringify(udp));
       state = later;
+      // Far below half a core, every datagram goes to the first UDP thread
+      // (one wakeup per burst instead of one per thread), whatever its source
+      // port. 1000 packets/s is far below on any machine; the 10k/s runs
+      // above may not be on a slow one, where spreading them is right.
+      const { report, after } = await run(['--rate', '1000', '--duration', '0.5', '--enis', '1', '--flows', '16', '--sports', '4']);
+      assert.equal(report.valid, report.sent_good);
+      const perWorker = (s: StateMessage, name: string): number => s.workers.find((w) => w.name === name)?.packets ?? 0;
+      assert.ok(perWorker(after, 'udp0') - perWorker(later, 'udp0') >= report.sent, JSON.stringify(after.workers));
+      assert.equal(perWorker(after, 'udp1') - perWorker(later, 'udp1'), 0, JSON.stringify(after.workers));
     });
 
     await t.test('detaching every endpoint (and closing its TUNs) while traffic flows: no crash, endpoints come back, counters add up', async () => {
       const before = state;
       const eventsBefore = tunnel.endpointEvents().length;
-      const emu = runEmu(topo.g, ['--bind', GWLB, '--rate', '10000', '--duration', '2', ...EMU_FLOWS]);
+      // One seed for both runs: the second run speaks for the same endpoints.
+      const seeded = [...EMU_FLOWS, '--seed', '352'];
+      const emu = runEmu(topo.g, ['--bind', GWLB, '--rate', '10000', '--duration', '2', ...seeded]);
       await tunnel.stateWhen(() => tunnel.endpointEvents().length >= eventsBefore + 4, 10_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
       const { enis } = await tunnel.request('detach-all', 'detached');
       assert.ok(enis.length >= 4);
       const report = await emu;
-      sent += report.sent;
-      received += report.received;
-      state = await tunnel.stateWhen((s) => s.counters.rx_packets - before.counters.rx_packets >= report.sent);
+      // On a loaded machine the detach can land near the end of that run, after
+      // the last packet of some endpoints: a short second run makes every
+      // endpoint come back whatever the timing.
+      const after = await runEmu(topo.g, ['--bind', GWLB, '--rate', '5000', '--duration', '0.5', ...seeded]);
+      const total = { sent: report.sent + after.sent, received: report.received + after.received };
+      sent += total.sent;
+      received += total.received;
+      state = await tunnel.stateWhen((s) => s.counters.rx_packets - before.counters.rx_packets >= total.sent);
       const d = delta(state.counters, before.counters);
+      await tunnel.stateWhen(() => tunnel.endpointEvents().length >= eventsBefore + 8, 5_000).catch(() => undefined);
       const again = tunnel.endpointEvents().slice(eventsBefore);
       // 4 new endpoints, then the same 4 announced again after the detach, all attached.
       assert.equal(again.length, 8, JSON.stringify(again));
@@ -369,8 +384,10 @@ test('tunnel with passthrough TUNs: emu traffic comes back valid; malformed, for
       assert.deepEqual(new Set(again.slice(4).map((e) => e.eni)), new Set(again.slice(0, 4).map((e) => e.eni)));
       assert.equal(report.invalid, 0);
       assert.ok(report.valid > report.sent_good / 2, `valid ${report.valid} of ${report.sent_good}`);
-      assert.equal(d.rx_packets, report.sent);
-      assert.equal(d.tx_packets, report.received);
+      assert.equal(after.invalid, 0);
+      assert.equal(after.valid, after.sent_good, 'every endpoint is back: the second run loses nothing');
+      assert.equal(d.rx_packets, total.sent);
+      assert.equal(d.tx_packets, total.received);
       // Whatever did not come back is counted (queue or TUN write), not lost in silence.
       assert.equal(d.rx_packets - d.tx_packets, d.queue_dropped + d.tun_write_errors + d.drop_no_flow, JSON.stringify(d));
       assert.equal(state.endpoints.length, 4);

@@ -117,4 +117,10 @@ test('/metrics counts every request by kind, decision, rule and reason, repeats 
     if ([...want].every(([labels, n]) => counts.get(labels) === n)) break;
   }
   assert.deepEqual(Object.fromEntries(counts), Object.fromEntries(want));
+  // Counts are handed over whole at each read: reading again must not add them twice.
+  assert.deepEqual(Object.fromEntries(requestCounts(await get(health, '/metrics'))), Object.fromEntries(want));
+  // And a request after a read adds one, not the whole count again.
+  assert.equal(await viaProxy(port, agent, `http://denied.test:${upstreamPort}/y`), 403);
+  want.set(`kind="http",decision="deny",rule=":default",reason="default"`, 3);
+  assert.deepEqual(Object.fromEntries(requestCounts(await get(health, '/metrics'))), Object.fromEntries(want));
 });

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors';
-import { resolveRoute, type ResolvedUpstream, type Route } from '../routes';
+import { resolveRoute, type ResolvedUpstream, type Route, type RouteResolution, type RouteTable } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { takeBytes, type ClientConnection, type IngressContext } from './context';
 import { requestFraming } from '../../http1';
@@ -19,6 +19,30 @@ import { upstreamRequestHeaders } from './upstream-headers';
 /** The label a route has in logs and metrics: its host pattern and prefix ("*.example.com/api/"). */
 export function routeLabel(route: Route): string {
   return `${route.host}${route.prefix}`;
+}
+
+/** Records what the request asks for in its entry, and routes it (both engines). */
+export function routeRequest(entry: IngressAccessEntry, head: RequestHead, table: RouteTable): RouteResolution {
+  entry.host = head.host;
+  entry.path = pathWithoutQuery(head.path);
+  entry.userAgent = head.userAgent;
+  entry.referer = head.referer;
+  return resolveRoute(table, head.host, head.path);
+}
+
+/** A signed route without a region to sign for. */
+export const NO_REGION_REPLY: IngressReply = { error: 'signing-unavailable', reason: 'this route is signed but no AWS region is configured (--region or AWS_REGION)' };
+
+/** The answer to a request the signer refused (`kind` prefixes the logged reason): a bad request, or no credentials. */
+export function signingRefusal(err: unknown): { reply: IngressReply; kind: string | undefined } {
+  const reason = err instanceof Error ? err.message : String(err);
+  if (err instanceof GatehouseError && err.code === 'ERR_INVALID_ARG') return { reply: { error: 'bad-request', reason: `the request cannot be signed: ${reason}` }, kind: undefined };
+  return { reply: { error: 'signing-unavailable', reason: `the request could not be signed: ${reason}` }, kind: 'signing' };
+}
+
+/** The answer to a request no route takes: 421 for the host, 404 for the path. */
+export function noRouteReply(resolved: { status: 421 | 404; reason: string }): IngressReply {
+  return { error: resolved.status === 421 ? 'misdirected-request' : 'not-found', reason: resolved.reason };
 }
 
 class RequestExchange implements ForwardEvents {
@@ -51,13 +75,9 @@ class RequestExchange implements ForwardEvents {
     const head = read.head;
     this.head = head;
     const e = this.entry;
-    e.host = head.host;
-    e.path = pathWithoutQuery(head.path);
-    e.userAgent = head.userAgent;
-    e.referer = head.referer;
-    const resolved = resolveRoute(this.ctx.routes(), head.host, head.path);
+    const resolved = routeRequest(e, head, this.ctx.routes());
     if (!resolved.ok) {
-      this.answer({ error: resolved.status === 421 ? 'misdirected-request' : 'not-found', reason: resolved.reason });
+      this.answer(noRouteReply(resolved));
       return;
     }
     this.route = resolved.route;
@@ -72,7 +92,7 @@ class RequestExchange implements ForwardEvents {
     }
     const signer = this.ctx.signer;
     if (signer === null) {
-      this.answer({ error: 'signing-unavailable', reason: 'this route is signed but no AWS region is configured (--region or AWS_REGION)' });
+      this.answer(NO_REGION_REPLY);
       return;
     }
     e.signed = true;
@@ -85,11 +105,9 @@ class RequestExchange implements ForwardEvents {
   };
 
   private readonly onSignFailed = (err: unknown): void => {
-    const code = err instanceof GatehouseError ? err.code : undefined;
-    const reason = err instanceof Error ? err.message : String(err);
     this.entry.signed = false;
-    if (code === 'ERR_INVALID_ARG') this.answer({ error: 'bad-request', reason: `the request cannot be signed: ${reason}` });
-    else this.answer({ error: 'signing-unavailable', reason: `the request could not be signed: ${reason}` }, 'signing');
+    const { reply, kind } = signingRefusal(err);
+    this.answer(reply, kind);
   };
 
   private send(signature: Record<string, string> | null): void {

@@ -3,7 +3,7 @@
  * per request, so a reload takes effect at once); the signer and the access
  * sink are injected, so the server can be tested on its own.
  */
-import { checkInteger, expected } from '../../validate';
+import { checkInteger, expected, invalidArg } from '../../validate';
 import type { RouteTable } from '../routes';
 import type { LatticeSigner } from '../sigv4/lattice-signer';
 import type { IngressAccessSink } from './access';
@@ -38,7 +38,17 @@ export interface IngressServerOptions {
   idleTimeoutMs?: number;
   /** Largest request head (431 beyond; default 16 KiB). */
   maxHeaderBytes?: number;
+  /**
+   * What serves a plain-HTTP listener: 'relay' (default), the native relay,
+   * handing what it does not speak (TLS upstreams, upgrades, Expect) to
+   * node:http per connection; or 'node', node:http for everything. A TLS
+   * listener is always node:http.
+   */
+  engine?: IngressEngine;
 }
+
+export const INGRESS_ENGINES = ['relay', 'node'] as const;
+export type IngressEngine = (typeof INGRESS_ENGINES)[number];
 
 export type CheckedIngressServerOptions = Required<IngressServerOptions>;
 
@@ -47,6 +57,7 @@ export const INGRESS_SERVER_DEFAULTS = {
   headerTimeoutMs: 10_000,
   idleTimeoutMs: 65_000,
   maxHeaderBytes: 16 * 1024,
+  engine: 'relay',
 } as const;
 
 /** Lattice closes idle connections to targets after 60 s; a pool must let go of them first. */
@@ -60,5 +71,6 @@ export function checkIngressServerOptions(o: IngressServerOptions): CheckedIngre
   checkInteger('headerTimeoutMs', checked.headerTimeoutMs, 1, 3_600_000);
   checkInteger('idleTimeoutMs', checked.idleTimeoutMs, 1, 86_400_000);
   checkInteger('maxHeaderBytes', checked.maxHeaderBytes, 1024, 1024 * 1024);
+  if (!(INGRESS_ENGINES as readonly string[]).includes(checked.engine)) invalidArg(`one of ${INGRESS_ENGINES.join(', ')}`, 'engine', checked.engine);
   return checked;
 }

@@ -30,6 +30,12 @@ export interface IngressReply {
 
 const MAX_REASON_CHARS = 500;
 
+/** Answers to a request head that never became a request (both engines; the connection closes after). */
+export const CLIENT_ERROR_REPLIES: Readonly<Record<'head-too-large' | 'head-timeout', IngressReply>> = {
+  'head-too-large': { error: 'head-too-large', reason: 'the request head is too large' },
+  'head-timeout': { error: 'request-timeout', reason: 'the request head did not arrive in time' },
+};
+
 export function replyStatus(reply: IngressReply): number {
   return INGRESS_ERRORS[reply.error];
 }
@@ -56,11 +62,11 @@ export function sendReply(res: ServerResponse, reply: IngressReply, close = fals
   res.end(body);
 }
 
-/** A whole HTTP/1.1 response with `Connection: close`, to write straight to a socket. */
-export function rawReply(reply: IngressReply): string {
+/** A whole HTTP/1.1 response, to write straight to a socket; `Connection: close` unless `keepAlive`. */
+export function rawReply(reply: IngressReply, keepAlive = false): string {
   const status = replyStatus(reply);
   const body = replyBody(reply);
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers(body))) head += `${name}: ${value}\r\n`;
-  return `${head}Connection: close\r\n\r\n${body}`;
+  return `${head}${keepAlive ? '' : 'Connection: close\r\n'}\r\n${body}`;
 }

@@ -20,6 +20,8 @@ export interface RequestHead {
   contentLength: string;
   /** The body is chunked (Transfer-Encoding present; Node refuses other codings with a length). */
   chunked: boolean;
+  /** An Expect or Upgrade field is present: node:http answers 100 Continue and takes upgrades (the relay hands these over). */
+  expectOrUpgrade: boolean;
 }
 
 export type RequestHeadResult = { ok: true; head: RequestHead } | { ok: false; reason: string };
@@ -28,7 +30,7 @@ const SLASH = 0x2f;
 const ABSOLUTE = /^https?:\/\/([^/?#]*)([^#]*)/i;
 
 export function readRequestHead(url: string, raw: readonly string[]): RequestHeadResult {
-  const head: RequestHead = { host: '', path: url, forwardedFor: '', userAgent: '', referer: '', contentLength: '', chunked: false };
+  const head: RequestHead = { host: '', path: url, forwardedFor: '', userAgent: '', referer: '', contentLength: '', chunked: false, expectOrUpgrade: false };
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i];
     // Length first: most headers are skipped without lowercasing their name.
@@ -36,9 +38,15 @@ export function readRequestHead(url: string, raw: readonly string[]): RequestHea
       case 4:
         if (name.toLowerCase() === 'host') head.host = raw[i + 1];
         break;
-      case 7:
-        if (name.toLowerCase() === 'referer') head.referer = raw[i + 1];
+      case 6:
+        if (name.toLowerCase() === 'expect') head.expectOrUpgrade = true;
         break;
+      case 7: {
+        const lower = name.toLowerCase();
+        if (lower === 'referer') head.referer = raw[i + 1];
+        else if (lower === 'upgrade') head.expectOrUpgrade = true;
+        break;
+      }
       case 10:
         if (name.toLowerCase() === 'user-agent') head.userAgent = raw[i + 1];
         break;

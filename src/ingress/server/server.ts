@@ -1,5 +1,9 @@
 /**
- * The ingress listener. Our own net.Server accepts each connection, reads
+ * The ingress listener. A plain-HTTP listener is the native relay's
+ * (relay-front.ts: routing, signing and logging per request in TypeScript,
+ * bytes in C++); a connection that needs what the relay does not speak is
+ * handed over to the node:http server below by its socket. With a
+ * certificate (or engine 'node'), our own net.Server accepts each connection, reads
  * the PROXY protocol header when the NLB sends one, runs the TLS handshake
  * when the listener has a certificate, and only then hands the stream to a
  * node:http Server (keep-alive, head limits, 'upgrade'), which never listens
@@ -15,7 +19,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { GatehouseError } from '../../errors';
-import { boundAddresses, canonicalAddress, closeAll, listenAll } from '../../listen';
+import { boundAddresses, canonicalAddress, closeAll, deadlineCheckInterval, drainedOrDeadline, listenAll } from '../../listen';
 import { readProxyHeader } from '../../proxy/proxy-protocol';
 import { endWithReply } from '../../proxy/server/context';
 import type { RouteTable } from '../routes';
@@ -24,10 +28,11 @@ import type { IngressAccessEntry } from './access';
 import type { ClientConnection, IngressContext } from './context';
 import { handleRequest } from './handle-request';
 import { checkIngressServerOptions, type CheckedIngressServerOptions, type IngressServerOptions, type TlsCredentials } from './options';
-import { rawReply } from './replies';
+import { CLIENT_ERROR_REPLIES, rawReply } from './replies';
 import type { UpstreamPool } from '../../http1';
 import { IngressUpstreamDialer, ingressUpstreamPool, type UpstreamEndpoint } from './upstream-dialer';
 import { handleUpgrade } from './websocket';
+import { RelayFront } from './relay-front';
 
 export interface IngressServerStats {
   /** Client connections accepted since start. */
@@ -38,6 +43,8 @@ export interface IngressServerStats {
   requests: number;
   /** Connections dropped before HTTP: bad or late PROXY header, failed TLS handshake. */
   refused: number;
+  /** Connections the native relay handed to node:http (see relay-front.ts). */
+  handedOver: number;
 }
 
 export interface IngressServer {
@@ -60,10 +67,12 @@ class IngressServerImpl implements IngressServer, IngressContext {
   private secureContext: tls.SecureContext | null;
   private readonly http: HttpServer;
   private listeners: net.Server[] = [];
+  /** The plain-HTTP listener's relay; null with TLS or engine 'node'. */
+  private readonly front: RelayFront | null;
   /** Raw sockets not yet handed to HTTP (PROXY header or TLS handshake under way). */
   private readonly pending = new Set<net.Socket>();
   private readonly connections = new Map<Duplex, ClientConnection>();
-  private readonly counts = { connections: 0, requests: 0, refused: 0 };
+  private readonly counts = { connections: 0, requests: 0, refused: 0, handedOver: 0 };
   private closingFlag = false;
   private closePromise: Promise<void> | null = null;
   private onAllClosed: (() => void) | null = null;
@@ -79,7 +88,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
       // Bodies may stream for as long as they make progress (uploads of any size).
       requestTimeout: 0,
       keepAliveTimeout: opts.idleTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, Math.max(20, Math.floor(opts.headerTimeoutMs / 4))),
+      connectionsCheckingInterval: deadlineCheckInterval(opts.headerTimeoutMs),
       // A request without Host gets the resolver's 421, which says why.
       requireHostHeader: false,
     });
@@ -89,6 +98,15 @@ class IngressServerImpl implements IngressServer, IngressContext {
     this.http.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(this, req, res));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(this, req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as net.Socket));
+    this.front =
+      opts.tls === null && opts.engine === 'relay'
+        ? new RelayFront(opts, {
+            routes: () => this.opts.routes(),
+            signer: this.signer,
+            finished: (entry) => this.logEntry(entry),
+            handOver: (fd, input, output, client, clientPort) => this.adopt(fd, input, output, client, clientPort),
+          })
+        : null;
   }
 
   get closing(): boolean {
@@ -104,9 +122,13 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   finished(conn: ClientConnection, entry: IngressAccessEntry): void {
-    this.counts.requests++;
     conn.busy = Math.max(0, conn.busy - 1);
     if (this.closingFlag && conn.busy === 0) endGracefully(conn.stream);
+    this.logEntry(entry);
+  }
+
+  private logEntry(entry: IngressAccessEntry): void {
+    this.counts.requests++;
     try {
       this.opts.onAccess(entry);
     } catch {
@@ -115,15 +137,29 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   async listen(): Promise<void> {
-    this.listeners = await listenAll(this.opts.listen, (socket) => this.onConnection(socket), { noDelay: true });
+    const front = this.front;
+    if (front === null) {
+      this.listeners = await listenAll(this.opts.listen, (socket) => this.onConnection(socket), { noDelay: true });
+      return;
+    }
+    try {
+      await front.listen(this.opts.listen);
+    } catch (err) {
+      await front.close(0);
+      throw err;
+    }
   }
 
   addresses(): { host: string; port: number }[] {
-    return boundAddresses(this.listeners);
+    return this.front === null ? boundAddresses(this.listeners) : this.front.boundAddresses();
   }
 
   stats(): IngressServerStats {
-    return { ...this.counts, active: this.connections.size + this.pending.size };
+    const own = { ...this.counts, active: this.connections.size + this.pending.size };
+    if (this.front === null) return own;
+    const relay = this.front.stats();
+    // A handed-over connection was counted when the relay accepted it.
+    return { ...own, connections: own.connections + relay.connections, refused: own.refused + relay.refused, active: own.active + relay.active };
   }
 
   setTlsCredentials(credentials: TlsCredentials): void {
@@ -136,6 +172,25 @@ class IngressServerImpl implements IngressServer, IngressContext {
     // A route's TLS settings or CA file may have changed: connections made under the old ones are not reused.
     this.dialer.renew();
     this.upstreams.closeIdle();
+    this.front?.routesChanged();
+  }
+
+  /** A connection the relay hands over (see relay-front.ts): node:http carries it on from `input`. */
+  private adopt(fd: number, input: Buffer, output: Buffer, client: string, clientPort: number): void {
+    this.counts.handedOver++;
+    const socket = new net.Socket({ fd, readable: true, writable: true });
+    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
+    if (output.length > 0) socket.write(output);
+    // Read again before anything new from the socket: the request the relay had framed, and what followed it.
+    socket.pause();
+    socket.unshift(input);
+    this.pending.add(socket);
+    // Even while draining: its request was read, and gets its answer (with Connection: close).
+    this.attach(socket, socket, client, clientPort, true);
+    const conn = this.connections.get(socket);
+    // The first request's bytes were read by the relay: they count for it here.
+    if (conn !== undefined) conn.markRead -= input.length;
   }
 
   private onConnection(socket: net.Socket): void {
@@ -187,9 +242,9 @@ class IngressServerImpl implements IngressServer, IngressContext {
     });
   }
 
-  private attach(socket: net.Socket, stream: Duplex & { bytesRead: number; bytesWritten: number }, client: string, clientPort: number): void {
+  private attach(socket: net.Socket, stream: Duplex & { bytesRead: number; bytesWritten: number }, client: string, clientPort: number, handedOver = false): void {
     this.pending.delete(socket);
-    if (this.closingFlag || socket.destroyed) {
+    if ((this.closingFlag && !handedOver) || socket.destroyed) {
       stream.destroy();
       return;
     }
@@ -222,9 +277,9 @@ class IngressServerImpl implements IngressServer, IngressContext {
     }
     const reply =
       err.code === 'HPE_HEADER_OVERFLOW'
-        ? rawReply({ error: 'head-too-large', reason: 'the request head is too large' })
+        ? rawReply(CLIENT_ERROR_REPLIES['head-too-large'])
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? rawReply({ error: 'request-timeout', reason: 'the request head did not arrive in time' })
+          ? rawReply(CLIENT_ERROR_REPLIES['head-timeout'])
           : rawReply({ error: 'bad-request', reason: 'the request could not be parsed as HTTP/1.1' });
     endWithReply(socket, reply, this.opts.headerTimeoutMs);
   }
@@ -235,6 +290,7 @@ class IngressServerImpl implements IngressServer, IngressContext {
       throw new GatehouseError('ERR_INVALID_ARG', `Expected a number of milliseconds >= 0 for drainMs but received ${String(opts?.drainMs)}`);
     }
     this.closingFlag = true;
+    const frontClosed = this.front?.close(opts.drainMs) ?? Promise.resolve();
     const listenersClosed = closeAll(this.listeners);
     for (const socket of this.pending) socket.destroy();
     for (const conn of this.connections.values()) if (conn.busy === 0) conn.stream.destroy();
@@ -242,16 +298,12 @@ class IngressServerImpl implements IngressServer, IngressContext {
       this.onAllClosed = resolve;
       this.checkAllClosed();
     });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, opts.drainMs);
-    });
-    this.closePromise = Promise.race([drained, deadline]).then(async () => {
-      clearTimeout(timer);
+    this.closePromise = drainedOrDeadline(drained, opts.drainMs).then(async () => {
       for (const conn of this.connections.values()) conn.stream.destroy();
       this.http.close(() => undefined); // stops Node's head-deadline checks
       this.upstreams.close();
       await listenersClosed;
+      await frontClosed;
     });
     return this.closePromise;
   }

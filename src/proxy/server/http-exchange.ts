@@ -6,7 +6,7 @@
  * head comes back here to be read strictly and rewritten for the client;
  * the relay moves both bodies.
  */
-import { readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestFraming, type RequestHead, type ResponseHead } from '../../http1';
+import { isIdempotent, readResponseHead, requestFraming, responseFraming, serializeRequestHead, type BodyFraming, type RequestFraming, type RequestHead, type ResponseHead } from '../../http1';
 import type { ResolveAndCheckResult } from '../ssrf';
 import { RELAY_BODY, type RelayBody, type RelayOutcome } from '../../native/http-relay';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type KeptRouteMemo, type ProxyContext } from './context';
@@ -24,9 +24,6 @@ const TARGET_HELP: Record<string, string> = {
   'missing-port': 'the URL has no port',
   'bad-host': 'the URL has an invalid host',
 };
-
-/** Methods a request may be sent again for (RFC 9110 9.2.2), when its pooled connection had been closed under us. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** The reason logged for an answer that breaks HTTP/1.1 (the code Node's HTTP client gave it, kept for log continuity). */
 const BAD_RESPONSE = 'upstream:err_bad_response';
@@ -85,7 +82,7 @@ function sendUpstream(ctx: ProxyContext, conn: ClientConnection, ex: Exchange, h
   }
   ex.upstream = { address: resolved.address, family: resolved.family, port: t.port };
   const bodyLength = framing.body === 'chunked' ? -1 : framing.body === 'length' ? Number(head.contentLength) : 0;
-  if (!ctx.relay.forward(conn.id, resolved.address, t.port, wire, bodyLength, IDEMPOTENT.has(rec.entry.method))) return;
+  if (!ctx.relay.forward(conn.id, resolved.address, t.port, wire, bodyLength, isIdempotent(rec.entry.method))) return;
   if (ctx.opts.keptRouteMs > 0 && framing.body === 'none' && head.contentLength === undefined && head.minorVersion === 1) {
     keepRoute(ctx, conn, head, { method: rec.entry.method, target: t, decision, upstream: ex.upstream, resolvedAddresses: rec.entry.resolvedAddresses });
   }
@@ -187,30 +184,51 @@ export function onUpstreamResponse(ctx: ProxyContext, conn: ClientConnection, up
     badResponse(ctx, conn, ex);
     return;
   }
-  const via = ctx.opts.via;
-  if (head.statusCode < 200) {
-    if (ex.clientMinor === 1) ctx.relay.answer(conn.id, responseHeadText(head, clientResponseHeaders(head.rawHeaders, via)), RELAY_BODY.informational, 0, false, false);
-    else ctx.relay.answer(conn.id, '', RELAY_BODY.informational, 0, false, false); // an HTTP/1.0 client gets no 1xx
-    return;
-  }
-  const out = clientBody(framing.framing, ex.clientMinor);
-  const keepAlive = ex.clientKeepAlive && !out.ends && !ctx.closing;
-  const headers = clientResponseHeaders(head.rawHeaders, via, framing.framing.kind === 'chunked' || framing.framing.kind === 'close');
-  if (out.chunked) headers.push('Transfer-Encoding', 'chunked');
-  if (!keepAlive) headers.push('Connection', 'close');
-  else if (ex.clientMinor === 0) headers.push('Connection', 'keep-alive');
-  let text: string;
-  try {
-    text = responseHeadText(head, headers);
-  } catch {
+  const answer = clientAnswer(head, framing.framing, ex.clientMinor, ex.clientKeepAlive && !ctx.closing, ctx.opts.via);
+  if (answer === null) {
     badResponse(ctx, conn, ex);
     return;
   }
-  const e = ex.rec.entry;
-  e.contentType = headerValue(head.rawHeaders, 'content-type');
-  e.status = head.statusCode;
-  ex.answered = true;
-  ctx.relay.answer(conn.id, text, out.body, out.length, keepAlive, framing.reusable);
+  if (head.statusCode >= 200) {
+    const e = ex.rec.entry;
+    e.contentType = headerValue(head.rawHeaders, 'content-type');
+    e.status = head.statusCode;
+    ex.answered = true;
+  }
+  ctx.relay.answer(conn.id, answer.text, answer.body, answer.length, answer.keepAlive, framing.reusable);
+}
+
+/** What the relay is told to send the client for an upstream response head (relay.answer's arguments). */
+export interface ClientAnswer {
+  text: string;
+  body: RelayBody;
+  length: number;
+  keepAlive: boolean;
+}
+
+/**
+ * The client's copy of an upstream response head (a 1xx too: relayed to an
+ * HTTP/1.1 client, dropped for 1.0), framed for what the client speaks;
+ * null when a field cannot be written back. `keepAlive`: the client's wish,
+ * false once draining.
+ */
+export function clientAnswer(head: ResponseHead, framing: BodyFraming, clientMinor: 0 | 1, keepAlive: boolean, via: string | null): ClientAnswer | null {
+  try {
+    if (head.statusCode < 200) {
+      // An HTTP/1.0 client gets no 1xx.
+      const text = clientMinor === 1 ? responseHeadText(head, clientResponseHeaders(head.rawHeaders, via)) : '';
+      return { text, body: RELAY_BODY.informational, length: 0, keepAlive: false };
+    }
+    const out = clientBody(framing, clientMinor);
+    const keep = keepAlive && !out.ends;
+    const headers = clientResponseHeaders(head.rawHeaders, via, framing.kind === 'chunked' || framing.kind === 'close');
+    if (out.chunked) headers.push('Transfer-Encoding', 'chunked');
+    if (!keep) headers.push('Connection', 'close');
+    else if (clientMinor === 0) headers.push('Connection', 'keep-alive');
+    return { text: responseHeadText(head, headers), body: out.body, length: out.length, keepAlive: keep };
+  } catch {
+    return null;
+  }
 }
 
 /** The relay ended the exchange (or needs the proxy's answer to a failure). */

@@ -8,10 +8,8 @@
 import { GatehouseError } from '../../errors';
 import { parseRequestHead } from '../../http1';
 import { HttpRelay, type RelayClientError, type RelayHandler, type RelayOutcome, type RelayStats } from '../../native/http-relay';
-import { canonicalAddress } from '../../listen';
+import { canonicalAddress, deadlineCheckInterval, drainedOrDeadline, listenOnIps } from '../../listen';
 import { parseProxyHeader } from '../proxy-protocol';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { AccessEntry, ProxyRequestFacts } from '../types';
 import { AccessRecord, type ClientIdentity } from './access';
 import { finishExchange, replyAndFinish, type ClientConnection, type Exchange, type ProxyContext, type ProxyCounters } from './context';
@@ -50,11 +48,6 @@ export interface ProxyServer {
   policyChanged(): void;
 }
 
-/** How often the relay checks deadlines: often enough to keep headerTimeoutMs within a quarter of itself. */
-function checkingInterval(headerTimeoutMs: number): number {
-  return Math.min(1000, Math.max(20, Math.floor(headerTimeoutMs / 4)));
-}
-
 /**
  * A kept route's finished exchange reaches the logs and counters at most
  * this late: the relay gathers such reports into one call per batch, which
@@ -90,7 +83,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
         connectTimeoutMs: opts.connectTimeoutMs,
         poolIdleMs: opts.idleTimeoutMs,
         frontingTimeoutMs: opts.frontingTimeoutMs,
-        tickMs: checkingInterval(opts.headerTimeoutMs),
+        tickMs: deadlineCheckInterval(opts.headerTimeoutMs),
         reportDelayMs: ROUTED_REPORT_DELAY_MS,
       },
       this,
@@ -103,11 +96,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
 
   async listen(): Promise<void> {
     try {
-      for (const l of this.opts.listen) {
-        // The relay binds IP literals; a name (localhost) is resolved once, here.
-        const ip = isIP(l.host) !== 0 ? l.host : (await lookup(l.host)).address;
-        this.bound.push({ host: ip, port: this.relay.listen(ip, l.port) });
-      }
+      this.bound = await listenOnIps(this.opts.listen, (ip, port) => this.relay.listen(ip, port));
     } catch (err) {
       this.relay.destroy();
       throw err;
@@ -224,17 +213,23 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
   }
 
   routed(id: number, path: string, keepAlive: boolean, startedAt: number): void {
+    this.openRouted(id, path, keepAlive, startedAt);
+  }
+
+  /** False when the connection cannot take a routed exchange (it is closed instead). */
+  private openRouted(id: number, path: string, keepAlive: boolean, startedAt: number): boolean {
     const conn = this.conns.get(id);
     // The relay routes only between exchanges of a connection that has a route.
     if (conn === undefined || conn.route === null || conn.exchange !== null || conn.ended) {
       this.relay.close(id);
-      return;
+      return false;
     }
     this.counters.requests++;
     const route = conn.route;
     conn.exchange = this.newExchange(conn, route.method, `http://${route.target.authority}${path}`, 1, keepAlive && !this.closingFlag);
     conn.exchange.rec.backdate(startedAt);
     onRoutedRequest(conn, route);
+    return true;
   }
 
   routedDone(
@@ -248,10 +243,16 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
     startedAt: number,
     tookMs: number,
   ): void {
-    this.routed(id, path, true, startedAt);
+    // Refused: the rest of this report would land on another exchange.
+    if (!this.openRouted(id, path, true, startedAt)) return;
     this.conns.get(id)?.exchange?.rec.took(tookMs);
     this.answered(id, status, connectMs, contentType);
     this.done(id, 'complete', null, bytesFromClient, bytesToClient);
+  }
+
+  /** The proxy never forwards with answerHere (its plain answers are the kept routes'). */
+  answeredDone(id: number): void {
+    this.relay.close(id);
   }
 
   answered(id: number, status: number, connectMs: number, contentType: string | null): void {
@@ -332,12 +333,7 @@ class ProxyServerImpl implements ProxyServer, ProxyContext, RelayHandler {
       if (this.conns.size === 0) resolve();
       else this.onAllClosed = resolve;
     });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, opts.drainMs);
-    });
-    this.closePromise = Promise.race([drained, deadline]).then(() => {
-      clearTimeout(timer);
+    this.closePromise = drainedOrDeadline(drained, opts.drainMs).then(() => {
       this.finalRelayStats = this.relay.stats();
       this.relay.destroy();
       // Whatever was still open is gone now: its records end here.

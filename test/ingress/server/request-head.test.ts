@@ -22,8 +22,13 @@ test('origin-form: host from Host, the facts the log and X-Forwarded-For need, i
       referer: 'https://r.example/',
       contentLength: '5',
       chunked: false,
+      expectOrUpgrade: false,
     },
   });
+  for (const field of ['Expect', 'upgrade']) {
+    const withIt = readRequestHead('/', ['Host', 'a.example', field, field === 'Expect' ? '100-continue' : 'websocket']);
+    assert.ok(withIt.ok && withIt.head.expectOrUpgrade, `${field} is seen`);
+  }
 });
 
 test('absolute-form: the target authority wins over Host; an empty path is "/"', () => {

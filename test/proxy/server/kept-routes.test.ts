@@ -327,6 +327,7 @@ test('a repeated request whose client leaves before the answer is logged, as abo
 });
 
 test('records of kept routes wait to go up together, yet a close right after loses none of them, in order', async (t) => {
+  const testStart = Date.now();
   const up = await recordingUpstream(t);
   const policy = countingPolicy(['upstream.test']);
   const proxy = await startTestProxy({ keptRouteMs: 60_000, decide: policy.decide });
@@ -361,6 +362,8 @@ test('records of kept routes wait to go up together, yet a close right after los
   );
   for (const e of proxy.entries.slice(0, repeats)) {
     assert.ok(Number.isInteger(e.durationMs) && e.durationMs >= 0, `a duration for ${e.url}: ${e.durationMs}`);
+    // The relay's own measure, bounded by the test's length (not a start time or a report's age).
+    assert.ok(e.durationMs <= Date.now() - testStart, `${e.url} took ${e.durationMs} ms, longer than the test so far`);
     assert.equal(e.bytesToClient, Buffer.byteLength(`HTTP/1.1 200 OK\r\n`) + got.split('HTTP/1.1 200 OK\r\n')[proxy.entries.indexOf(e) + 1].length);
   }
 });

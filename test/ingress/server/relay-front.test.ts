@@ -1,0 +1,288 @@
+/**
+ * The ingress's two engines for plain-HTTP listeners — the native relay
+ * (relay-front.ts) and node:http — side by side on the same requests: the
+ * upstream must receive the same requests (line, header fields, bodies,
+ * signature), the client the same answers, the log the same entries. Then
+ * the relay's hand-over: a connection that asks for what only node:http
+ * speaks goes on there, pipelined bytes and an unread answer included.
+ * Real sockets on loopback, servers in-process.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { startIngressServer, type IngressAccessEntry, type IngressEngine, type IngressServer } from '../../../src/ingress/server';
+import { parseRoutes, type RouteTable } from '../../../src/ingress/routes';
+import { createLatticeSigner } from '../../../src/ingress/sigv4/lattice-signer';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: string[];
+  body: string;
+  /** Trailer fields after a chunked body, as received. */
+  trailers: string[];
+}
+
+/** A node:http upstream that records each request and answers from its path, without a Date field (answers compare byte for byte). */
+async function recordingUpstream(t: TestContext): Promise<{ port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('latin1');
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.rawHeaders, body, trailers: req.rawTrailers });
+      res.sendDate = false;
+      if (req.url === '/bighead') {
+        // A 20 KB field: past the forward proxy's 16 KiB limit, within the ingress's 64 KiB on both engines.
+        res.writeHead(200, { 'X-Policy': 'p'.repeat(20_000), 'Content-Length': '2' });
+        res.end('ok');
+        return;
+      }
+      if (req.url === '/big') {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(BIG.length) });
+        res.end(BIG);
+        return;
+      }
+      const text = `${req.method} ${req.url} ${body.length}`;
+      res.writeHead(req.url?.startsWith('/missing') ? 404 : 200, { 'Content-Type': 'text/plain', 'X-Upstream': 'yes', 'Content-Length': String(text.length) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+const BIG = Buffer.alloc(3 * 1024 * 1024, 0x61);
+
+function routes(upstreamPort: number): RouteTable {
+  return parseRoutes(
+    `routes:
+  - host: plain.example.test
+    upstream: { url: http://127.0.0.1:${upstreamPort} }
+    sign: false
+    strip_authorization: true
+  - host: signed.example.test
+    upstream: { url: http://127.0.0.1:${upstreamPort} }
+    sign: true
+  - host: paths.example.test
+    paths:
+      - prefix: /api/
+        upstream: { url: http://127.0.0.1:${upstreamPort}/v1 }
+        sign: false
+`,
+    'routes.yaml',
+  );
+}
+
+async function startIngress(t: TestContext, engine: IngressEngine, table: RouteTable): Promise<{ server: IngressServer; port: number; entries: IngressAccessEntry[] }> {
+  const entries: IngressAccessEntry[] = [];
+  const signer = createLatticeSigner({
+    region: 'us-east-1',
+    credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token' }),
+    clock: () => new Date('2026-11-22T12:00:00Z'),
+  });
+  const server = await startIngressServer({ listen: [{ host: '127.0.0.1', port: 0 }], tls: null, proxyProtocol: false, routes: () => table, signer, onAccess: (e) => entries.push(e), engine });
+  t.after(() => server.close({ drainMs: 0 }));
+  return { server, port: server.addresses()[0].port, entries };
+}
+
+/** Writes `bytes` on a new connection and reads until the server closes it or `until` holds; the raw answer. */
+function exchange(port: number, bytes: string, until: (got: string) => boolean, slowStartMs = 0): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let got = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer within 10 s; got ${JSON.stringify(got.slice(0, 300))}`));
+    }, 10_000);
+    socket.on('error', reject);
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (until(got)) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(got);
+      }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    if (slowStartMs > 0) {
+      // Nothing read for a while: the first answer backs up in the server.
+      socket.pause();
+      setTimeout(() => socket.resume(), slowStartMs);
+    }
+    socket.write(bytes);
+  });
+}
+
+interface Answer {
+  status: number;
+  contentType: string | undefined;
+  upstreamMark: string | undefined;
+  body: string;
+}
+
+/** Splits a raw stream of Content-Length framed answers into status, a few fields and body; final answer number `headAt` answers a HEAD (no body). */
+function answers(raw: string, headAt = -1): Answer[] {
+  const out: Answer[] = [];
+  let at = 0;
+  let n = 0;
+  while (at < raw.length) {
+    const end = raw.indexOf('\r\n\r\n', at);
+    if (end < 0) break;
+    const lines = raw.slice(at, end).split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const fields = new Map(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const length = status < 200 || n === headAt ? 0 : Number(fields.get('content-length') ?? 0);
+    if (status >= 200) n++;
+    out.push({ status, contentType: fields.get('content-type'), upstreamMark: fields.get('x-upstream'), body: raw.slice(end + 4, end + 4 + length) });
+    at = end + 4 + length;
+  }
+  return out;
+}
+
+const CRLF = '\r\n';
+function request(lines: string[], body = ''): string {
+  return `${lines.join(CRLF)}${CRLF}${CRLF}${body}`;
+}
+
+/** The requests both engines get, one connection each, pipelined. */
+const REQUESTS = [
+  request(['GET /a?x=1 HTTP/1.1', 'Host: plain.example.test', 'X-Forwarded-For: 192.0.2.7', 'Authorization: Bearer client', 'X-Amzn-Lattice-Identity: forged', 'Connection: x-drop', 'X-Drop: 1', 'X-Keep: 2']),
+  request(['POST /p HTTP/1.1', 'Host: plain.example.test', 'Content-Length: 5'], 'hello'),
+  // Chunk extensions and trailers stay at the ingress: a trailer is a header the head's rewrite would have removed.
+  request(['POST /c HTTP/1.1', 'Host: plain.example.test', 'Transfer-Encoding: chunked'], `5;ext=1${CRLF}hello${CRLF}3${CRLF}abc${CRLF}0${CRLF}X-Amzn-Lattice-Identity: spoofed${CRLF}X-Forwarded-For: 203.0.113.66${CRLF}${CRLF}`),
+  request(['HEAD /h HTTP/1.1', 'Host: plain.example.test']),
+  request(['GET /s?b=2&a=1 HTTP/1.1', 'Host: signed.example.test', 'Authorization: Bearer client', 'X-Amz-Date: 20000101T000000Z']),
+  request(['GET /api/items HTTP/1.1', 'Host: paths.example.test']),
+  request(['GET /other HTTP/1.1', 'Host: paths.example.test']),
+  request(['GET /missing HTTP/1.1', 'Host: plain.example.test']),
+  request(['GET /bighead HTTP/1.1', 'Host: plain.example.test']),
+  request(['GET / HTTP/1.1', 'Host: unknown.example.test']),
+  request(['GET /last HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
+];
+const PIPELINE = REQUESTS.join('');
+
+/**
+ * An entry's fields that do not depend on timing, on how each engine spells
+ * its own answers' heads (bytesOut), or on how it reads pipelined bytes
+ * (node:http bills what one read brought to the request it was reading;
+ * the relay each request its own bytes: compared as totals).
+ */
+function comparable(e: IngressAccessEntry): Partial<IngressAccessEntry> {
+  return { ...e, start: undefined, durationMs: 0, bytesOut: 0, bytesIn: 0, clientPort: 0, upstreamMs: e.upstreamMs === null ? null : 0 };
+}
+
+test('the relay and node:http send the same requests upstream and give the same answers and entries', async (t) => {
+  const runs: { seen: Seen[]; answers: Answer[]; entries: Partial<IngressAccessEntry>[]; stats: { handedOver: number } }[] = [];
+  // One upstream for both: its authority is signed, so the signatures compare too.
+  const up = await recordingUpstream(t);
+  for (const engine of ['relay', 'node'] as const) {
+    const from = up.seen.length;
+    const ingress = await startIngress(t, engine, routes(up.port));
+    const raw = await exchange(ingress.port, PIPELINE, (got) => got.endsWith('GET /last 0'));
+    // Entries are handed over at each exchange's end; the last may trail its answer by a turn.
+    for (let i = 0; i < 100 && ingress.entries.length < REQUESTS.length; i++) await new Promise((r) => setTimeout(r, 10));
+    // node:http dispatches pipelined requests before the earlier ones are answered (a signed one may arrive last): compared by URL.
+    const seen = up.seen.slice(from).sort((a, b) => a.url.localeCompare(b.url));
+    assert.equal(
+      ingress.entries.reduce((n, e) => n + e.bytesIn, 0),
+      Buffer.byteLength(PIPELINE),
+      `${engine}: every byte the client sent is billed once`,
+    );
+    if (engine === 'relay') {
+      assert.deepEqual(
+        ingress.entries.map((e) => e.bytesIn),
+        REQUESTS.map((r) => Buffer.byteLength(r)),
+        'the relay bills each request its own bytes',
+      );
+    }
+    runs.push({ seen, answers: answers(raw, 3), entries: ingress.entries.map(comparable), stats: ingress.server.stats() });
+  }
+  const [relay, node] = runs;
+  assert.equal(relay.answers.length, REQUESTS.length);
+  assert.deepEqual(
+    relay.answers.map((a) => a.status),
+    [200, 200, 200, 200, 200, 200, 404, 404, 200, 421, 200],
+  );
+  assert.equal(relay.answers[8].body, 'ok', 'a 20 KB answer head passes');
+  const chunked = relay.seen.find((s) => s.url === '/c');
+  assert.deepEqual([chunked?.body, chunked?.trailers], ['helloabc', []], 'the chunked body arrives without its trailers');
+  assert.equal(relay.answers[2].body, 'POST /c 8');
+  assert.equal(relay.answers[5].body, 'GET /v1/api/items 0');
+  assert.equal(relay.answers[3].body, '', 'HEAD: no body');
+  // The signature reached the upstream, the client's own Authorization and X-Amz-Date did not.
+  const signed = relay.seen.find((s) => s.url === '/s?b=2&a=1');
+  assert.ok(signed !== undefined);
+  assert.match(signed.headers.join('\n'), /^Authorization\nAWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20261122\/us-east-1\/vpc-lattice-svcs\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$/m);
+  assert.doesNotMatch(signed.headers.join('\n'), /Bearer client|20000101T000000Z/);
+  assert.deepEqual(relay.seen, node.seen);
+  assert.deepEqual(relay.answers, node.answers);
+  assert.deepEqual(relay.entries, node.entries);
+  assert.equal(relay.stats.handedOver, 0, 'nothing here needs node:http');
+});
+
+test('an HTTP/1.0 client gets a 1.0-framed answer from either engine, and the connection ends', async (t) => {
+  for (const engine of ['relay', 'node'] as const) {
+    const up = await recordingUpstream(t);
+    const ingress = await startIngress(t, engine, routes(up.port));
+    const raw = await exchange(ingress.port, request(['GET /old HTTP/1.0', 'Host: plain.example.test']), () => false);
+    assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/, engine);
+    assert.ok(raw.endsWith('\r\n\r\nGET /old 0'), `${engine}: ${JSON.stringify(raw)}`);
+  }
+});
+
+test('a connection that asks for Expect: 100-continue goes on in node:http, pipelined requests and an unread answer with it', async (t) => {
+  const up = await recordingUpstream(t);
+  const ingress = await startIngress(t, 'relay', routes(up.port));
+  const pipeline = [
+    request(['GET /big HTTP/1.1', 'Host: plain.example.test']),
+    request(['POST /e HTTP/1.1', 'Host: plain.example.test', 'Content-Length: 3', 'Expect: 100-continue'], 'xyz'),
+    request(['GET /after HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
+  ].join('');
+  // The client reads nothing for a while: the 3 MiB answer backs up in the relay when the next request is handed over.
+  const raw = await exchange(ingress.port, pipeline, () => false, 300);
+  const got = answers(raw);
+  const finals = got.filter((a) => a.status >= 200);
+  assert.deepEqual(
+    finals.map((a) => a.status),
+    [200, 200, 200],
+  );
+  assert.equal(finals[0].body.length, BIG.length);
+  assert.ok(Buffer.from(finals[0].body, 'latin1').equals(BIG), 'the big answer arrived whole and in order');
+  assert.equal(finals[1].body, 'POST /e 3');
+  assert.equal(finals[2].body, 'GET /after 0');
+  assert.deepEqual(
+    up.seen.map((s) => [s.method, s.url, s.body]),
+    [
+      ['GET', '/big', ''],
+      ['POST', '/e', 'xyz'],
+      ['GET', '/after', ''],
+    ],
+  );
+  assert.equal(ingress.server.stats().handedOver, 1);
+  for (let i = 0; i < 100 && ingress.entries.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    ingress.entries.map((e) => [e.method, e.path, e.status]),
+    [
+      ['GET', '/big', 200],
+      ['POST', '/e', 200],
+      ['GET', '/after', 200],
+    ],
+  );
+  // Each request's bytes from the client count once, on either side of the hand-over.
+  assert.equal(
+    ingress.entries.reduce((n, e) => n + e.bytesIn, 0),
+    Buffer.byteLength(pipeline),
+  );
+});
