@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors';
+import type { SignedHeaders } from '../sigv4/lattice-signer';
 import { resolveRoute, type ResolvedUpstream, type Route, type RouteResolution, type RouteTable } from '../routes';
 import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { takeBytes, type ClientConnection, type IngressContext } from './context';
@@ -99,7 +100,7 @@ class RequestExchange implements ForwardEvents {
     signer.sign({ method: e.method, host: this.authority, path: this.upstreamPath }).then(this.onSigned, this.onSignFailed);
   }
 
-  private readonly onSigned = (signature: Record<string, string>): void => {
+  private readonly onSigned = (signature: SignedHeaders): void => {
     if (this.res.destroyed) return; // the client left while credentials loaded
     this.send(signature);
   };
@@ -110,7 +111,7 @@ class RequestExchange implements ForwardEvents {
     this.answer(reply, kind);
   };
 
-  private send(signature: Record<string, string> | null): void {
+  private send(signature: SignedHeaders | null): void {
     const route = this.route as Route;
     const upstream = this.upstream as ResolvedUpstream;
     const head = this.head as RequestHead;

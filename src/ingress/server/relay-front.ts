@@ -18,7 +18,7 @@ import { canonicalAddress, deadlineCheckInterval, drainedOrDeadline, listenOnIps
 import { parseProxyHeader } from '../../proxy/proxy-protocol';
 import { clientAnswer } from '../../proxy/server/http-exchange';
 import type { ResolvedUpstream, Route, RouteTable } from '../routes';
-import type { LatticeSigner } from '../sigv4/lattice-signer';
+import type { LatticeSigner, SignedHeaders } from '../sigv4/lattice-signer';
 import { newAccessEntry, type IngressAccessEntry } from './access';
 import { noRouteReply, NO_REGION_REPLY, routeLabel, routeRequest, signingRefusal } from './handle-request';
 import type { CheckedIngressServerOptions } from './options';
@@ -242,7 +242,7 @@ export class RelayFront implements RelayHandler {
     e.signed = true;
     const request = { method: e.method, host: call.authority, path: call.path };
     // With credentials and the day's key at hand, signed here and now: no promise per request.
-    let signature: Record<string, string> | null;
+    let signature: SignedHeaders | null;
     try {
       signature = signer.signNow(request);
     } catch (err) {
@@ -269,7 +269,7 @@ export class RelayFront implements RelayHandler {
     this.reply(conn, ex, reply, kind, canContinue);
   }
 
-  private send(call: UpstreamCall, signature: Record<string, string> | null): void {
+  private send(call: UpstreamCall, signature: SignedHeaders | null): void {
     const { conn, ex, wire, framing } = call;
     const headers = upstreamRequestHeaders(wire.rawHeaders, call.head, {
       authority: call.authority,

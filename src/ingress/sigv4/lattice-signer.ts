@@ -36,15 +36,21 @@ export interface LatticeSignRequest {
 
 export interface LatticeSigner {
   readonly region: string;
-  /** The headers to add (lower-case names): host, x-amz-date, x-amz-content-sha256, [x-amz-security-token], authorization. */
-  sign(req: LatticeSignRequest): Promise<Record<string, string>>;
+  /**
+   * The headers to add (lower-case names): host, x-amz-date,
+   * x-amz-content-sha256, [x-amz-security-token], authorization. Frozen:
+   * the same object may be handed out again for the same request.
+   */
+  sign(req: LatticeSignRequest): Promise<SignedHeaders>;
   /**
    * The same headers at once, when the credentials a sign() resolved less
    * than CREDENTIALS_REUSE_MS ago and their day's signing key are held;
    * else null (then sign()). Throws as sign() rejects on a bad request.
    */
-  signNow(req: LatticeSignRequest): Record<string, string> | null;
+  signNow(req: LatticeSignRequest): SignedHeaders | null;
 }
+
+export type SignedHeaders = Readonly<Record<string, string>>;
 
 /**
  * How long signNow may reuse the credentials sign() last resolved before
@@ -143,6 +149,16 @@ interface HostHeaders {
   readonly authorizationPrefix: string;
 }
 
+/**
+ * Signatures one second remembers. The Authorization of a request is a
+ * function of its method, host and path, the second and the credentials
+ * alone, so a request repeated within the second (the same API call from
+ * many clients, a poller, a health check) gets the headers signed for its
+ * first time, at the cost of a Map lookup. Bounded: past this many, requests
+ * are signed without being remembered.
+ */
+const SIGNATURES_PER_SECOND = 1024;
+
 /** What every request signed in one second with one set of credentials shares. */
 interface SecondContext {
   readonly second: number;
@@ -157,6 +173,17 @@ interface SecondContext {
   /** "AWS4-HMAC-SHA256 Credential=<id>/<scope>, SignedHeaders=" */
   readonly credentialPart: string;
   readonly hosts: Map<string, HostHeaders>;
+  /** By signatureKey(). */
+  readonly signatures: Map<string, SignedHeaders>;
+}
+
+/**
+ * "METHOD host path": none of the three may hold a space once checked, so
+ * a checked request's key (exactly two spaces) is never another request's,
+ * checked or not.
+ */
+function signatureKey(req: LatticeSignRequest): string {
+  return `${req.method} ${req.host} ${req.path}`;
 }
 
 /**
@@ -239,6 +266,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       stringToSignPrefix: `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n`,
       credentialPart: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=`,
       hosts: new Map(),
+      signatures: new Map(),
     };
     context = made;
     return made;
@@ -270,6 +298,16 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     return { method, protocol: 'https:', hostname: host, path, query, headers: NO_HEADERS };
   }
 
+  /** The request's headers in `ctx`: remembered, or checked (ERR_INVALID_ARG), signed and remembered. */
+  function signIn(req: LatticeSignRequest, ctx: SecondContext): SignedHeaders {
+    const key = signatureKey(req);
+    const held = ctx.signatures.get(key);
+    if (held !== undefined) return held;
+    const made = Object.freeze(signWith(check(req), ctx));
+    if (ctx.signatures.size < SIGNATURES_PER_SECOND) ctx.signatures.set(key, made);
+    return made;
+  }
+
   function signWith(request: HttpRequest, ctx: SecondContext): Record<string, string> {
     const headers = signedHeaders(request.hostname, ctx);
     const { canonical, authorizationPrefix } = hostHeaders(request.hostname, ctx, headers);
@@ -283,9 +321,9 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
 
   return {
     region,
-    async sign(req: LatticeSignRequest): Promise<Record<string, string>> {
+    async sign(req: LatticeSignRequest): Promise<SignedHeaders> {
       // A bad request is refused before credentials are asked for.
-      const request = check(req);
+      check(req);
       const credentials = await opts.credentials();
       if (typeof credentials?.accessKeyId !== 'string' || typeof credentials.secretAccessKey !== 'string') {
         throw new Error('Resolved credential object is not valid');
@@ -299,15 +337,16 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       }
       recent = credentials;
       recentUntil = Math.min(at + CREDENTIALS_REUSE_MS, credentials.expiration?.getTime() ?? Number.POSITIVE_INFINITY);
-      return signWith(request, ctx);
+      return signIn(req, ctx);
     },
-    signNow(req: LatticeSignRequest): Record<string, string> | null {
-      const request = check(req);
+    signNow(req: LatticeSignRequest): SignedHeaders | null {
       const at = now();
-      if (recent === null || at >= recentUntil) return null;
-      const ctx = contextFromHeld(Math.floor(at / 1000), recent);
+      const ctx = recent === null || at >= recentUntil ? null : contextFromHeld(Math.floor(at / 1000), recent);
+      if (ctx !== null) return signIn(req, ctx);
+      // A bad request is refused even when sign() must resolve credentials first.
+      check(req);
       // Null on a new day: sign() derives its key.
-      return ctx === null ? null : signWith(request, ctx);
+      return null;
     },
   };
 }

@@ -138,3 +138,35 @@ test('more hosts in one second than the signer remembers are all signed as smith
     assert.deepEqual(await signer.sign({ method: 'PUT', host: h, path: '/x' }), await smithySigned(creds, at, 'PUT', h, '/x'));
   }
 });
+
+test('a request repeated within its second gets the headers signed for it the first time; another second, path, method or host is signed anew', async () => {
+  const creds: AwsCredentialIdentity = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'token-1' };
+  let at = Date.UTC(2026, 10, 22, 8, 15, 30, 100);
+  const signer = createLatticeSigner({ region: REGION, credentials: async () => creds, clock: () => new Date(at) });
+  const req = { method: 'GET', host: 'a.example.test', path: '/items?id=7' };
+  const first = await signer.sign(req);
+  assert.ok(Object.isFrozen(first), 'handed out again: nobody may change it');
+  at += 800; // the same second
+  assert.equal(signer.signNow({ ...req }), first, 'the remembered headers, not signed again');
+  for (const other of [{ ...req, path: '/items?id=8' }, { ...req, method: 'HEAD' }, { ...req, host: 'b.example.test' }]) {
+    const signed = signer.signNow(other);
+    assert.notEqual(signed?.authorization, first.authorization);
+    assert.deepEqual(signed, await smithySigned(creds, new Date(at), other.method, other.host, other.path));
+  }
+  at += 200; // the next second (and past the credentials' reuse window: sign() asks again)
+  const next = await signer.sign(req);
+  assert.notEqual(next, first);
+  assert.deepEqual(next, await smithySigned(creds, new Date(at), req.method, req.host, req.path));
+  assert.throws(() => signer.signNow({ ...req, path: 'no-slash' }), { code: 'ERR_INVALID_ARG' });
+});
+
+test('more distinct requests in one second than the signer remembers are all signed as smithy signs them', async () => {
+  const creds: AwsCredentialIdentity = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
+  const at = new Date('2026-11-22T08:15:30Z');
+  const signer = createLatticeSigner({ region: REGION, credentials: async () => creds, clock: () => at });
+  const paths = Array.from({ length: 1100 }, (_, i) => `/n/${i}`);
+  for (const p of [...paths, ...paths.slice(0, 3), paths[1099]]) {
+    const ours = await signer.sign({ method: 'GET', host: 'a.example.test', path: p });
+    assert.equal(ours.authorization, (await smithySigned(creds, at, 'GET', 'a.example.test', p)).authorization, p);
+  }
+});
