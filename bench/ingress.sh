@@ -13,14 +13,17 @@
 #
 #   bash bench/ingress.sh [--only nginx|gatehouse] [--connections N] [--duration S]
 #                         [--rate RPS] [--rate-duration S] [--rounds N]
-#                         [--with-unsigned] [--with-node-engine]
+#                         [--with-unsigned] [--with-node-engine] [--with-distinct]
 # --with-unsigned adds gatehouse with signing off (what signing costs);
+# --with-distinct adds gatehouse signing requests that all differ (a query
+# of their own each), so none reuses a signature made in its second for an
+# earlier identical request: the cost of signing every request;
 # --with-node-engine adds gatehouse signing on node:http (--engine node), the
 # engine plain-HTTP listeners had before the native relay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY="" WITH_UNSIGNED="" WITH_NODE=""
+CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY="" WITH_UNSIGNED="" WITH_NODE="" WITH_DISTINCT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --with-unsigned) WITH_UNSIGNED=1; shift ;;
     --with-node-engine) WITH_NODE=1; shift ;;
+    --with-distinct) WITH_DISTINCT=1; shift ;;
     *) echo "bench/ingress.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +49,7 @@ BENCH=bench/ingress.sh
 # shellcheck source=bench/lib/processes.sh
 source "$ROOT/bench/lib/processes.sh"
 
-read -r UP_PORT NGINX_PORT GH_PORT GH_UNSIGNED_PORT GH_NODE_PORT < <(free_ports 5)
+read -r UP_PORT NGINX_PORT GH_PORT GH_UNSIGNED_PORT GH_NODE_PORT GH_DISTINCT_PORT < <(free_ports 6)
 
 # shellcheck source=bench/lib/nginx.sh
 source "$ROOT/bench/lib/nginx.sh"
@@ -73,6 +77,10 @@ if [ "$ONLY" != nginx ]; then
     add_proxy gatehouse-unsigned "$GH_UNSIGNED_PORT" "gatehouse unsigned" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes-unsigned.yaml" \
       --listen "127.0.0.1:$GH_UNSIGNED_PORT" --health-port 0 --access-log "$WORK/gatehouse-unsigned-access.log" --region us-east-1
   fi
+  if [ -n "$WITH_DISTINCT" ]; then
+    add_proxy gatehouse-distinct "$GH_DISTINCT_PORT" "gh+SigV4 distinct" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
+      --listen "127.0.0.1:$GH_DISTINCT_PORT" --health-port 0 --access-log "$WORK/gatehouse-distinct-access.log" --region us-east-1
+  fi
   if [ -n "$WITH_NODE" ]; then
     add_proxy gatehouse-node "$GH_NODE_PORT" "gh+SigV4 node:http" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
       --listen "127.0.0.1:$GH_NODE_PORT" --health-port 0 --access-log "$WORK/gatehouse-node-access.log" --region us-east-1 --engine node
@@ -89,11 +97,13 @@ for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     target=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 >/dev/null # warm-up
+    # shellcheck disable=SC2206
+    LOAD_ARGS=($([ "$name" = gatehouse-distinct ] && echo --distinct))
+    $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 "${LOAD_ARGS[@]}" >/dev/null # warm-up
     t0=$(cpu_ticks "$PROXY_PID")
-    fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
+    fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE" "${LOAD_ARGS[@]}")
     t1=$(cpu_ticks "$PROXY_PID")
-    full=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$DURATION")
+    full=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$DURATION" "${LOAD_ARGS[@]}")
     big=$($LOAD --target "$target" --host bench.example.test --path /10m --connections "$BIG_CONNECTIONS" --seconds "$DURATION")
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
@@ -139,6 +149,9 @@ if (kept.nginx && kept.gatehouse) {
   const cpu = kept.gatehouse.cpu / kept.nginx.cpu;
   const rps = kept.gatehouse.rps / kept.nginx.rps;
   console.log(`gatehouse/nginx: CPU per request ${cpu.toFixed(2)}x (target <= 1.5x), full-load req/s ${rps.toFixed(2)}x (target >= 0.7x)`);
+}
+for (const n of names.filter((n) => n.startsWith('gatehouse-'))) {
+  if (kept.nginx && kept[n]) console.log(`${n}/nginx: CPU per request ${(kept[n].cpu / kept.nginx.cpu).toFixed(2)}x, full-load req/s ${(kept[n].rps / kept.nginx.rps).toFixed(2)}x`);
 }
 EOF
 )

@@ -6,10 +6,12 @@
  * 10 MB answers cost the client no copying.
  *
  *   node dist/bench/lib/reverse-load.js --target 127.0.0.1:8080 --host bench.example.test --path /1k \
- *        --connections 32 --seconds 3 [--rate R]
+ *        --connections 32 --seconds 3 [--rate R] [--distinct]
  *
  * N connections, one request at a time each; with --rate, R requests/s in
- * total on a fixed schedule, else as fast as answers come. Prints one JSON
+ * total on a fixed schedule, else as fast as answers come. --distinct gives
+ * every request a query of its own ("?n=<count>"), so nothing a proxy
+ * remembers of an earlier request (a signature) serves a later one. Prints one JSON
  * line: requests, errors, req/s, body MB/s, p50 and p99 latency in ms.
  * Bounded: at most 120 s and 1024 connections, and a hard exit after twice
  * the duration.
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     seconds: { type: 'string', default: '3' },
     rate: { type: 'string' },
+    distinct: { type: 'boolean', default: false },
   },
 });
 
@@ -124,7 +127,10 @@ async function run(): Promise<object> {
   const connections = numberIn('connections', values.connections, 1, LIMITS.connections);
   const seconds = numberIn('seconds', values.seconds, 0.1, LIMITS.seconds);
   const rate = values.rate === undefined ? null : numberIn('rate', values.rate, 1, 1_000_000);
-  const request = Buffer.from(`GET ${values.path} HTTP/1.1\r\nHost: ${values.host ?? address}\r\nUser-Agent: gatehouse-bench\r\nAccept: */*\r\n\r\n`, 'latin1');
+  const requestFor = (path: string): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${values.host ?? address}\r\nUser-Agent: gatehouse-bench\r\nAccept: */*\r\n\r\n`, 'latin1');
+  const same = requestFor(values.path);
+  let sent = 0;
+  const nextRequest = values.distinct ? (): Buffer => requestFor(`${values.path}?n=${sent++}`) : (): Buffer => same;
   const latencies: number[] = [];
   let requests = 0;
   let errors = 0;
@@ -150,7 +156,7 @@ async function run(): Promise<object> {
         }
         const before = ex.bodyBytes;
         const t0 = performance.now();
-        const status = await ex.send(request);
+        const status = await ex.send(nextRequest());
         requests++;
         if (latencies.length < LIMITS.samples) latencies.push(performance.now() - t0);
         bodyBytes += ex.bodyBytes - before;

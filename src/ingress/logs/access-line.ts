@@ -18,30 +18,37 @@ import type { IngressAccessEntry } from '../server/access';
 export const ACCESS_LOG_FORMATS = ['json', 'combined'] as const;
 export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
 
+// Printable ASCII except '"' and backslash: a JSON string's content exactly as it is.
+const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** A JSON string: most values need no escaping, and skip JSON.stringify. */
+function jsonString(value: string): string {
+  return JSON_PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
+}
+
+function jsonStringOrNull(value: string | null): string {
+  return value === null ? 'null' : jsonString(value);
+}
+
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/**
+ * What JSON.stringify makes of the entry's fields (the test compares the
+ * two on random entries), written out field by field: half the CPU of
+ * building an object for JSON.stringify, once per request.
+ */
 export function jsonAccessLine(e: IngressAccessEntry): string {
-  return JSON.stringify({
-    time: e.start.toISOString(),
-    client: e.client,
-    client_port: e.clientPort,
-    method: e.method,
-    host: e.host,
-    path: e.path,
-    protocol: e.protocol,
-    status: e.status,
-    bytes_in: e.bytesIn,
-    bytes_out: e.bytesOut,
-    duration_ms: e.durationMs,
-    route: e.route,
-    upstream: e.upstream,
-    upstream_ms: e.upstreamMs === null ? null : Math.round(e.upstreamMs * 10) / 10,
-    signed: e.signed,
-    tls: e.tls,
-    upgrade: e.upgrade,
-    error: e.error,
-    reason: e.reason,
-    user_agent: e.userAgent,
-    referer: e.referer,
-  });
+  const upstreamMs = e.upstreamMs === null ? 'null' : jsonNumber(Math.round(e.upstreamMs * 10) / 10);
+  return (
+    `{"time":"${e.start.toISOString()}","client":${jsonString(e.client)},"client_port":${jsonNumber(e.clientPort)},` +
+    `"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(e.path)},"protocol":${jsonString(e.protocol)},` +
+    `"status":${jsonNumber(e.status)},"bytes_in":${jsonNumber(e.bytesIn)},"bytes_out":${jsonNumber(e.bytesOut)},"duration_ms":${jsonNumber(e.durationMs)},` +
+    `"route":${jsonStringOrNull(e.route)},"upstream":${jsonStringOrNull(e.upstream)},"upstream_ms":${upstreamMs},` +
+    `"signed":${e.signed},"tls":${e.tls},"upgrade":${e.upgrade},"error":${jsonStringOrNull(e.error)},"reason":${jsonStringOrNull(e.reason)},` +
+    `"user_agent":${jsonString(e.userAgent)},"referer":${jsonString(e.referer)}}`
+  );
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

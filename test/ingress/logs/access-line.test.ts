@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { combinedAccessLine, jsonAccessLine } from '../../../src/ingress/logs';
 import { newAccessEntry, pathWithoutQuery } from '../../../src/ingress/server/access';
 
@@ -55,4 +56,41 @@ test('JSON: every field under a fixed name', () => {
     user_agent: 'curl/8 "x"',
     referer: '',
   });
+});
+
+test('JSON: the line is what JSON.stringify makes of the fields, for any values (escapes, unicode, nulls, odd numbers)', () => {
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('', 'a"b', 'back\\slash', 'tab\there', '\u007f', '\u2028', '\ud800'));
+  const maybe = fc.option(text, { nil: null });
+  const num = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, Number.NaN, Number.POSITIVE_INFINITY));
+  fc.assert(
+    fc.property(text, text, text, text, maybe, maybe, maybe, fc.option(num, { nil: null }), num, num, fc.boolean(), (client, host, path, agent, route, upstream, reason, upstreamMs, status, duration, flag) => {
+      const e = entry();
+      Object.assign(e, { client, host, path, userAgent: agent, referer: path, route, upstream, reason, upstreamMs, status, durationMs: duration, signed: flag, upgrade: !flag });
+      const expected = JSON.stringify({
+        time: e.start.toISOString(),
+        client: e.client,
+        client_port: e.clientPort,
+        method: e.method,
+        host: e.host,
+        path: e.path,
+        protocol: e.protocol,
+        status: e.status,
+        bytes_in: e.bytesIn,
+        bytes_out: e.bytesOut,
+        duration_ms: e.durationMs,
+        route: e.route,
+        upstream: e.upstream,
+        upstream_ms: e.upstreamMs === null ? null : Math.round(e.upstreamMs * 10) / 10,
+        signed: e.signed,
+        tls: e.tls,
+        upgrade: e.upgrade,
+        error: e.error,
+        reason: e.reason,
+        user_agent: e.userAgent,
+        referer: e.referer,
+      });
+      assert.equal(jsonAccessLine(e), expected);
+    }),
+    { numRuns: 2000 },
+  );
 });
