@@ -97,8 +97,8 @@ for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     target=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    # shellcheck disable=SC2206
-    LOAD_ARGS=($([ "$name" = gatehouse-distinct ] && echo --distinct))
+    LOAD_ARGS=()
+    if [ "$name" = gatehouse-distinct ]; then LOAD_ARGS=(--distinct); fi
     $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 "${LOAD_ARGS[@]}" >/dev/null # warm-up
     t0=$(cpu_ticks "$PROXY_PID")
     fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE" "${LOAD_ARGS[@]}")
