@@ -1926,8 +1926,11 @@ void HttpRelay::CloseIdle(const Napi::CallbackInfo&) {
   ScheduleDelivery();  // reports waiting in DeliverOrDefer go up now
   std::vector<Client*> idle;
   for (auto& entry : clients_) {
-    State s = entry.second->state;
-    if (s == State::kPrologue || s == State::kHead) idle.push_back(entry.second);
+    Client* c = entry.second;
+    // A head already arriving is a request in flight: it is read to its end
+    // (the header timeout still bounds it) and answered with
+    // Connection: close, as TypeScript answers everything while draining.
+    if (c->state == State::kPrologue || (c->state == State::kHead && !c->head_started)) idle.push_back(c);
   }
   for (Client* c : idle) {
     if (c->out.empty()) {

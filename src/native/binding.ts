@@ -599,7 +599,7 @@ export interface NativeHttpRelay {
   keepRoute(id: number, method: string, prefix: string, host: string, ip: string, port: number, via: string, forwarded: string, lifetimeMs: number): boolean;
   /** Every kept route is stale (the policy changed). */
   forgetRoutes(): void;
-  /** Closes connections between requests and the pool; later ones close after their exchange. */
+  /** Closes connections between requests (not one whose next head has begun: it is read and answered) and the pool; later ones close after their exchange. */
   closeIdle(): void;
   /** Closes everything and releases the relay's loop handles. */
   destroy(): void;

@@ -905,6 +905,26 @@ test('closeIdle: an answer still going out to a client that is not reading is de
   assert.deepEqual(rec.kinds(id), ['open', 'request', 'closed']);
 });
 
+test('closeIdle: a connection between requests closes at once; one whose head has begun is read to its end and answered', { timeout: 30_000 }, async (t) => {
+  const { relay, rec, port } = startRelay(t);
+  const reply = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok';
+  rec.onRequest = (id) => rec.relay.respond(id, reply, false);
+  const idle = await connectClient(t, port);
+  const arriving = await connectClient(t, port);
+  arriving.socket.write('GET http://a.test/late HTTP/1.1\r\nHost: a', 'latin1');
+  await eventually(() => rec.of('open').length === 2, 'both connections open');
+  await loopBarrier(t);
+
+  relay.closeIdle();
+  await eventually(() => idle.ended, 'the idle connection to close');
+  assert.equal(idle.length, 0);
+  assert.equal(arriving.ended, false, 'a head already arriving was cut off');
+  arriving.socket.write('.test\r\n\r\n', 'latin1');
+  await eventually(() => arriving.ended, 'the answered connection to end');
+  assert.equal(arriving.text(), reply);
+  assert.equal(rec.of('request').length, 1);
+});
+
 test('idle deadline: a client that stops reading mid-answer is not cut at the idle time; it gets the whole answer when it reads, then the connection ends', { timeout: 30_000 }, async (t) => {
   const { rec, port } = startRelay(t, { idleTimeoutMs: 100, tickMs: 10 });
   const { reply, sha } = bigReply();

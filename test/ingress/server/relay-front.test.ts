@@ -286,3 +286,37 @@ test('a connection that asks for Expect: 100-continue goes on in node:http, pipe
     Buffer.byteLength(pipeline),
   );
 });
+
+test('a request whose head completes while the ingress drains is still handed over to node:http and answered, with Connection: close', async (t) => {
+  const up = await recordingUpstream(t);
+  const ingress = await startIngress(t, 'relay', routes(up.port));
+  const socket = net.connect(ingress.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  // Half a head when the drain begins: the connection is not idle, and its request is read to the end.
+  socket.write('POST /e HTTP/1.1\r\nHost: plain.example.test\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const closed = ingress.server.close({ drainMs: 5000 });
+  await new Promise((r) => setTimeout(r, 100));
+  socket.write('Content-Length: 3\r\nExpect: 100-continue\r\n\r\nxyz');
+  await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error(`not closed; got ${JSON.stringify(got)}`)), 5000))]);
+  await closed;
+  const finals = answers(got).filter((a) => a.status >= 200);
+  assert.deepEqual(
+    finals.map((a) => [a.status, a.body]),
+    [[200, 'POST /e 3']],
+  );
+  assert.match(got, /\r\nconnection: close\r\n/i);
+  assert.deepEqual(
+    up.seen.map((s) => [s.method, s.url, s.body]),
+    [['POST', '/e', 'xyz']],
+  );
+  assert.equal(ingress.server.stats().handedOver, 1);
+  assert.deepEqual(
+    ingress.entries.map((e) => [e.method, e.path, e.status]),
+    [['POST', '/e', 200]],
+  );
+});
