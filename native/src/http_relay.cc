@@ -123,7 +123,7 @@ enum EventKind : int {
   // ANSWERED come first, then the usual RESPONSE or DONE.
   kEvRouted = 8,         // id, client keep-alive?, started (epoch ms), origin-form path
   kEvAnswered = 9,       // id, status, connect ms, Content-Type or none
-  kEvRoutedDone = 10,    // id, status, connect ms, bytes in/out, started, took ms; [path, type]
+  kEvRoutedDone = 10,    // id, status, connect ms, bytes in/out, started, took ms, head ms; [path, type]
   kEvAnsweredDone = 11,  // id, status, connect ms, bytes in/out, took ms, head ms (since forward); type
 };
 
@@ -165,13 +165,13 @@ enum Payload : uint8_t { kNoPayload, kLatin1, kBytes, kPeerAndBytes, kPeerOnly, 
 struct Event {
   int kind;
   uint32_t id;
-  double n[6];
+  double n[7];
   Payload payload;
   std::string bytes;
   std::string text;
   bool payload_flag = false;  // kPathAndType: `text` holds a Content-Type
 };
-constexpr size_t kSlotsPerEvent = 8;
+constexpr size_t kSlotsPerEvent = 9;
 
 // forward()'s flags.
 constexpr int kAnswerHere = 1;       // rewrite a plain answer here (RewriteRoutedResponse, no Via)
@@ -315,6 +315,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value KeepRoute(const Napi::CallbackInfo& info);
+  Napi::Value KeepExact(const Napi::CallbackInfo& info);
   void ForgetRoutes(const Napi::CallbackInfo& info);
   void CloseIdle(const Napi::CallbackInfo& info);
   void Destroy(const Napi::CallbackInfo& info);
@@ -430,6 +431,7 @@ Napi::Function HttpRelay::Define(Napi::Env env) {
                          InstanceMethod("close", &HttpRelay::Close),
                          InstanceMethod("detach", &HttpRelay::Detach),
                          InstanceMethod("keepRoute", &HttpRelay::KeepRoute),
+                         InstanceMethod("keepExact", &HttpRelay::KeepExact),
                          InstanceMethod("forgetRoutes", &HttpRelay::ForgetRoutes),
                          InstanceMethod("closeIdle", &HttpRelay::CloseIdle),
                          InstanceMethod("destroy", &HttpRelay::Destroy),
@@ -926,7 +928,9 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   if (!r.set || r.generation != route_generation_ || now_ >= r.expires || closing_) return false;
   std::string head, path;
   bool keep_alive = false;
-  if (!RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive)) return false;
+  if (r.exact ? !RepeatExactRequest(c->in.data(), end, r, &head, &path, &keep_alive)
+              : !RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive))
+    return false;
   c->in.Consume(end);
   c->target_ip = r.ip;
   c->target_port = r.port;
@@ -936,6 +940,7 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   c->routed_answered = false;
   c->routed_at = RealtimeMs();
   c->routed_mono = MonotonicMs();
+  c->forwarded_at = MonotonicMsFine();
   c->routed_path.swap(path);
   c->client_keep_alive = keep_alive;
   return true;
@@ -981,7 +986,7 @@ bool HttpRelay::AnswerRouted(Client* c, size_t end) {
   bool keep_alive = c->client_keep_alive && !closing_;
   RoutedAnswer a;
   static const std::string kNoVia;
-  if (c->answer_here) c->answered_at = MonotonicMsFine();
+  if (c->answer_here || c->routed) c->answered_at = MonotonicMsFine();
   bool head_request = c->routed ? c->route.method == "HEAD" : c->head_request;
   if (!RewriteRoutedResponse(u->in.data(), end, head_request, c->routed ? c->route.via : kNoVia, keep_alive,
                              &a))
@@ -1430,7 +1435,7 @@ void HttpRelay::FinishExchange(Client* c) {
     events_.push_back(Event{kEvRoutedDone,
                             c->id,
                             {static_cast<double>(c->routed_status), c->routed_connect_ms, bytes.first,
-                             bytes.second, c->routed_at, took},
+                             bytes.second, c->routed_at, took, c->answered_at - c->forwarded_at},
                             kPathAndType,
                             std::move(c->routed_path),
                             c->routed_has_type ? std::move(c->routed_type) : std::string()});
@@ -1643,7 +1648,7 @@ void HttpRelay::Deliver() {
       double* slot = slots_ + i * kSlotsPerEvent;
       slot[0] = e.kind;
       slot[1] = e.id;
-      for (size_t k = 0; k < 6; k++) slot[2 + k] = e.n[k];
+      for (size_t k = 0; k < 7; k++) slot[2 + k] = e.n[k];
       if (e.payload != kNoPayload) payloads.Set(static_cast<uint32_t>(i), PayloadValue(env, e));
     }
     try {
@@ -1912,6 +1917,34 @@ Napi::Value HttpRelay::KeepRoute(const Napi::CallbackInfo& info) {
   r.forwarded = Latin1(info[7]);
   r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
   r.generation = route_generation_;
+  r.exact = false;
+  r.set = true;
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// keepExact(id, method, request, upstreamHead, ip, port, path, keepAlive,
+// lifetimeMs): the connection's next requests whose head is `request` byte
+// for byte go to ip:port as `upstreamHead`, for lifetimeMs or until
+// forgetRoutes(). `method` is the request's (GET or HEAD), `path` its target.
+Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto it = clients_.find(id);
+  if (it == clients_.end() || it->second->dead) return Napi::Boolean::New(info.Env(), false);
+  KeptRoute& r = it->second->route;
+  r.method = Latin1(info[1]);
+  r.request = Latin1(info[2]);
+  r.upstream_head = Latin1(info[3]);
+  r.ip = info[4].As<Napi::String>().Utf8Value();
+  r.port = info[5].As<Napi::Number>().Int32Value();
+  r.path = Latin1(info[6]);
+  r.keep_alive = info[7].As<Napi::Boolean>().Value();
+  r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
+  r.generation = route_generation_;
+  r.prefix.clear();
+  r.host.clear();
+  r.via.clear();
+  r.forwarded.clear();
+  r.exact = true;
   r.set = true;
   return Napi::Boolean::New(info.Env(), true);
 }

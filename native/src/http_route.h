@@ -34,6 +34,14 @@ struct KeptRoute {
   int port = 0;
   std::string via;        // appended to Via; empty: Via untouched
   std::string forwarded;  // appended to X-Forwarded-For; empty: untouched
+  // An exact route (the ingress): no rewrite here. A request whose head is
+  // byte for byte `request` goes upstream as `upstream_head`, the head
+  // TypeScript made for it (its signature included, valid until expires).
+  bool exact = false;
+  std::string request;
+  std::string upstream_head;
+  std::string path;         // the request's target, for the log
+  bool keep_alive = false;  // what `request` says of the connection
 };
 
 namespace route_detail {
@@ -206,6 +214,17 @@ inline bool RewriteRoutedRequest(const char* head, size_t len, const KeptRoute& 
   if (!r.forwarded.empty()) AppendList(out, "X-Forwarded-For", forwarded, r.forwarded);
   out->append("\r\n", 2);
   *keep_alive = !close;
+  return true;
+}
+
+// The upstream head for a request on an exact kept route: the one made for
+// the route's request when this head repeats it byte for byte, else false.
+inline bool RepeatExactRequest(const char* head, size_t len, const KeptRoute& r, std::string* out, std::string* path,
+                               bool* keep_alive) {
+  if (len != r.request.size() || memcmp(head, r.request.data(), len) != 0) return false;
+  *out = r.upstream_head;
+  *path = r.path;
+  *keep_alive = r.keep_alive;
   return true;
 }
 

@@ -533,8 +533,8 @@ export interface HttpRelayOptions {
 }
 
 /**
- * A batch of `count` events: event i's numbers are at eventSlots()[8i ..
- * 8i+7] (kind, connection id, then up to six numbers), its bytes at
+ * A batch of `count` events: event i's numbers are at eventSlots()[9i ..
+ * 9i+8] (kind, connection id, then up to seven numbers), its bytes at
  * payloads[i] (a head as a one-byte string, tunnel bytes as a Buffer, the
  * peer address; OPEN: [peer, PROXY header bytes or null]). http-relay.ts
  * decodes them.
@@ -597,6 +597,13 @@ export interface NativeHttpRelay {
    * instead of REQUEST and RESPONSE. Anything less plain goes the usual way.
    */
   keepRoute(id: number, method: string, prefix: string, host: string, ip: string, port: number, via: string, forwarded: string, lifetimeMs: number): boolean;
+  /**
+   * An exact kept route (the ingress's): the connection's next requests whose
+   * head is `request` byte for byte go to ip:port as `upstreamHead`, with no
+   * rewrite, for `lifetimeMs` or until forgetRoutes(); reported as keepRoute's
+   * are (ROUTED with `path`, ANSWERED, ROUTED_DONE). A plain GET or HEAD only.
+   */
+  keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, keepAlive: boolean, lifetimeMs: number): boolean;
   /** Every kept route is stale (the policy changed). */
   forgetRoutes(): void;
   /** Closes connections between requests (not one whose next head has begun: it is read and answered) and the pool; later ones close after their exchange. */

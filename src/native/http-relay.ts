@@ -86,8 +86,9 @@ export interface RelayHandler {
   answeredDone(id: number, status: number, connectMs: number, contentType: string | null, bytesFromClient: number, bytesToClient: number, tookMs: number, headMs: number): void;
   /**
    * A kept route's request and its plain answer, complete: what routed,
-   * answered and done would say, with how long it took (`tookMs`), since
-   * the report may come later than its end (reportDelayMs).
+   * answered and done would say, with how long it took (`tookMs`) and how
+   * long until the answer's head (`headMs`), since the report may come
+   * later than its end (reportDelayMs).
    */
   routedDone(
     id: number,
@@ -99,6 +100,7 @@ export interface RelayHandler {
     bytesToClient: number,
     startedAt: number,
     tookMs: number,
+    headMs: number,
   ): void;
 }
 
@@ -116,6 +118,22 @@ export interface KeptRoute {
   lifetimeMs: number;
 }
 
+/** What an exact kept route repeats (see NativeHttpRelay.keepExact). */
+export interface ExactRoute {
+  method: 'GET' | 'HEAD';
+  /** The client's request head, exactly as the relay framed it. */
+  request: string;
+  /** The head sent upstream for it. */
+  upstreamHead: string;
+  ip: string;
+  port: number;
+  /** The request target, for the log. */
+  path: string;
+  /** The request allows another on its connection. */
+  keepAlive: boolean;
+  lifetimeMs: number;
+}
+
 export interface RelayStats {
   active: number;
   pooled: number;
@@ -126,8 +144,8 @@ export interface RelayStats {
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 const MAX_MS = 24 * 3600 * 1000;
 const MAX_HEAD = 1024 * 1024;
-/** Numbers per event in eventSlots(): kind, id, then up to six (kSlotsPerEvent in http_relay.cc). */
-const SLOTS_PER_EVENT = 8;
+/** Numbers per event in eventSlots(): kind, id, then up to seven (kSlotsPerEvent in http_relay.cc). */
+const SLOTS_PER_EVENT = 9;
 
 function errnoName(n: number): string | null {
   if (n === 0) return null;
@@ -238,6 +256,12 @@ export class HttpRelay {
     return !this.destroyed && this.native.keepRoute(id, route.method, route.prefix, route.host, route.ip, route.port, route.via ?? '', route.forwardedFor ?? '', route.lifetimeMs);
   }
 
+  keepExact(id: number, route: ExactRoute): boolean {
+    checkInteger('port', route.port, 1, 65535);
+    checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
+    return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.keepAlive, route.lifetimeMs);
+  }
+
   forgetRoutes(): void {
     if (!this.destroyed) this.native.forgetRoutes();
   }
@@ -298,7 +322,7 @@ export class HttpRelay {
             break;
           case 10: {
             const [path, contentType] = p as [string, string | null];
-            h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]);
+            h.routedDone(id, path, contentType, f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7], f[at + 8]);
             break;
           }
           case 11:
