@@ -219,8 +219,8 @@ inline bool RewriteRoutedRequest(const char* head, size_t len, const KeptRoute& 
 
 // The upstream head for a request on an exact kept route: the one made for
 // the route's request when this head repeats it byte for byte, else false.
-inline bool RepeatExactRequest(const char* head, size_t len, const KeptRoute& r, std::string* out, std::string* path,
-                               bool* keep_alive) {
+inline bool RepeatExactRequest(const char* head, size_t len, const KeptRoute& r, std::string* out,
+                               std::string* path, bool* keep_alive) {
   if (len != r.request.size() || memcmp(head, r.request.data(), len) != 0) return false;
   *out = r.upstream_head;
   *path = r.path;

@@ -81,6 +81,15 @@ export class IngressMetrics {
       },
     });
     new Counter({
+      name: 'gatehouse_ingress_requests_repeated_total',
+      help: 'requests the native relay sent upstream as the identical request before them on their connection, in the same second',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources.server()?.repeated ?? 0);
+      },
+    });
+    new Counter({
       name: 'gatehouse_ingress_connections_handed_over_total',
       help: 'connections the native relay handed to node:http (TLS upstream, WebSocket upgrade, Expect)',
       registers,

@@ -46,6 +46,7 @@ export interface RelayFrontStats {
   connections: number;
   active: number;
   refused: number;
+  repeated: number;
 }
 
 interface FrontExchange {
@@ -66,6 +67,8 @@ interface FrontConnection {
   readonly client: string;
   readonly clientPort: number;
   exchange: FrontExchange | null;
+  /** The last request given to the relay as an exact kept route: its repeats are logged as it was. */
+  kept: UpstreamCall | null;
   /** No further request is read on it (an answer said Connection: close, or it was handed over). */
   ended: boolean;
   bytesIn: number;
@@ -105,7 +108,7 @@ export class RelayFront implements RelayHandler {
   private readonly relay: HttpRelay;
   private readonly conns = new Map<number, FrontConnection>();
   private readonly addresses = new UpstreamAddresses(UPSTREAM_CONNECT_TIMEOUT_MS);
-  private readonly counts = { connections: 0, refused: 0 };
+  private readonly counts = { connections: 0, refused: 0, repeated: 0 };
   private bound: ListenAddress[] = [];
   private closingFlag = false;
   private closePromise: Promise<void> | null = null;
@@ -146,9 +149,10 @@ export class RelayFront implements RelayHandler {
     return { ...this.counts, active: this.conns.size };
   }
 
-  /** Routes were reloaded: upstream names are looked up again. */
+  /** Routes were reloaded: upstream names are looked up again, and no request is repeated on an old decision. */
   routesChanged(): void {
     this.addresses.clear();
+    this.relay.forgetRoutes();
   }
 
   // ---- the relay's events
@@ -174,7 +178,7 @@ export class RelayFront implements RelayHandler {
         clientPort = header.source.port;
       }
     }
-    this.conns.set(id, { id, client, clientPort, exchange: null, ended: false, bytesIn: 0, bytesOut: 0 });
+    this.conns.set(id, { id, client, clientPort, exchange: null, kept: null, ended: false, bytesIn: 0, bytesOut: 0 });
   }
 
   request(id: number, text: string): void {
@@ -219,6 +223,7 @@ export class RelayFront implements RelayHandler {
     const call: UpstreamCall = {
       conn,
       ex,
+      text,
       wire,
       head,
       route,
@@ -311,6 +316,34 @@ export class RelayFront implements RelayHandler {
     // A plain answer to an HTTP/1.1 client is rewritten by the relay (what clientAnswer would write), reported by `answered`.
     const answerHere = ex.minor === 1 ? { keepAlive: ex.keepAlive && !this.closingFlag, headRequest: ex.entry.method === 'HEAD' } : null;
     this.relay.forward(conn.id, ip, call.upstream.port, bytes, bodyLength, isIdempotent(ex.entry.method), call.route.timeoutMs, answerHere);
+    this.keepExact(call, ip, bytes);
+  }
+
+  /**
+   * A plain GET or HEAD on a keep-alive HTTP/1.1 connection: until the end
+   * of this second, the relay sends a byte-identical repeat of its head
+   * upstream as `upstreamHead` without asking here. Everything the decision
+   * rests on is in those bytes (host, path, the headers forwarded), the
+   * client and the route table (routesChanged forgets every kept route);
+   * the signature in it is the one signNow would give in the same second
+   * (SigV4 accepts it for minutes; a route's addresses are looked up again
+   * at most every 10 s).
+   */
+  private keepExact(call: UpstreamCall, ip: string, upstreamHead: string): void {
+    const { conn, ex } = call;
+    const method = ex.entry.method;
+    if ((method !== 'GET' && method !== 'HEAD') || call.framing.body !== 'none' || ex.minor !== 1 || !ex.keepAlive || this.closingFlag) return;
+    const kept = this.relay.keepExact(conn.id, {
+      method,
+      request: call.text,
+      upstreamHead,
+      ip,
+      port: call.upstream.port,
+      path: call.head.path,
+      keepAlive: true,
+      lifetimeMs: 1000 - (Date.now() % 1000),
+    });
+    conn.kept = kept ? call : null;
   }
 
   response(id: number, text: string): void {
@@ -410,8 +443,9 @@ export class RelayFront implements RelayHandler {
     this.relay.close(id);
   }
 
-  routed(id: number): void {
-    this.relay.close(id);
+  /** A repeat of the connection's kept request went upstream without a `request` call, and now needs TypeScript. */
+  routed(id: number, _path: string, keepAlive: boolean, startedAt: number): void {
+    this.openRepeat(id, keepAlive, startedAt);
   }
 
   answered(id: number, status: number): void {
@@ -430,8 +464,46 @@ export class RelayFront implements RelayHandler {
     this.finish(conn, ex, ex.sentAt - ex.startedAt + tookMs);
   }
 
-  routedDone(id: number): void {
-    this.relay.close(id);
+  /** A repeat of the connection's kept request, answered plainly and complete. */
+  routedDone(id: number, _path: string, _contentType: string | null, status: number, _connectMs: number, bytesIn: number, bytesOut: number, startedAt: number, tookMs: number, headMs: number): void {
+    const ex = this.openRepeat(id, true, startedAt);
+    const conn = this.conns.get(id);
+    if (ex === null || conn === undefined) return;
+    conn.bytesIn += bytesIn;
+    conn.bytesOut += bytesOut;
+    answeredWith(ex, status, headMs);
+    this.finish(conn, ex, tookMs);
+  }
+
+  /**
+   * The exchange of a repeat: logged as its kept request was (the same
+   * host, path, route, upstream and signing), timed from when it arrived.
+   * Null (and the connection closed) when there is no kept request to
+   * repeat: the relay keeps routes only between this connection's exchanges.
+   */
+  private openRepeat(id: number, keepAlive: boolean, startedAt: number): FrontExchange | null {
+    const conn = this.conns.get(id);
+    const kept = conn?.kept;
+    if (conn === undefined || kept === null || kept === undefined || conn.exchange !== null || conn.ended) {
+      this.relay.close(id);
+      return null;
+    }
+    this.counts.repeated++;
+    const first = kept.ex.entry;
+    const entry = newAccessEntry(conn.client, conn.clientPort, first.method, false);
+    entry.start = new Date(startedAt);
+    entry.protocol = first.protocol;
+    entry.host = first.host;
+    entry.path = first.path;
+    entry.userAgent = first.userAgent;
+    entry.referer = first.referer;
+    entry.route = first.route;
+    entry.upstream = first.upstream;
+    entry.signed = first.signed;
+    const arrived = performance.now() - Math.max(0, Date.now() - startedAt);
+    const ex: FrontExchange = { entry, startedAt: arrived, minor: 1, keepAlive: keepAlive && !this.closingFlag, call: kept, ip: kept.ex.ip, sentAt: arrived, answered: false };
+    conn.exchange = ex;
+    return ex;
   }
 
   // ----
@@ -524,6 +596,8 @@ export class RelayFront implements RelayHandler {
 interface UpstreamCall {
   readonly conn: FrontConnection;
   readonly ex: FrontExchange;
+  /** The request head as the relay framed it. */
+  readonly text: string;
   readonly wire: WireRequestHead;
   readonly head: RequestHead;
   readonly route: Route;

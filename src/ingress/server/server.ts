@@ -45,6 +45,8 @@ export interface IngressServerStats {
   refused: number;
   /** Connections the native relay handed to node:http (see relay-front.ts). */
   handedOver: number;
+  /** Requests the relay sent upstream as the identical request before them (relay-front.ts keepExact). */
+  repeated: number;
 }
 
 export interface IngressServer {
@@ -155,11 +157,11 @@ class IngressServerImpl implements IngressServer, IngressContext {
   }
 
   stats(): IngressServerStats {
-    const own = { ...this.counts, active: this.connections.size + this.pending.size };
+    const own = { ...this.counts, active: this.connections.size + this.pending.size, repeated: 0 };
     if (this.front === null) return own;
     const relay = this.front.stats();
     // A handed-over connection was counted when the relay accepted it.
-    return { ...own, connections: own.connections + relay.connections, refused: own.refused + relay.refused, active: own.active + relay.active };
+    return { ...own, connections: own.connections + relay.connections, refused: own.refused + relay.refused, active: own.active + relay.active, repeated: relay.repeated };
   }
 
   setTlsCredentials(credentials: TlsCredentials): void {

@@ -35,6 +35,12 @@ async function recordingUpstream(t: TestContext): Promise<{ port: number; seen: 
       const body = Buffer.concat(chunks).toString('latin1');
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.rawHeaders, body, trailers: req.rawTrailers });
       res.sendDate = false;
+      if (req.url === '/hop') {
+        // An answer the relay does not rewrite itself (its Connection names a field): TypeScript does.
+        res.writeHead(200, { Connection: 'x-hop', 'X-Hop': '1', 'Content-Length': '3' });
+        res.end('hop');
+        return;
+      }
       if (req.url === '/bighead') {
         // A 20 KB field: past the forward proxy's 16 KiB limit, within the ingress's 64 KiB on both engines.
         res.writeHead(200, { 'X-Policy': 'p'.repeat(20_000), 'Content-Length': '2' });
@@ -318,5 +324,82 @@ test('a request whose head completes while the ingress drains is still handed ov
   assert.deepEqual(
     ingress.entries.map((e) => [e.method, e.path, e.status]),
     [['POST', '/e', 200]],
+  );
+});
+
+test('a repeated identical request is sent upstream as the one decided before it, signature included, and logged like it; a route reload ends that', async (t) => {
+  const up = await recordingUpstream(t);
+  let table = routes(up.port);
+  const entries: IngressAccessEntry[] = [];
+  const signer = createLatticeSigner({
+    region: 'us-east-1',
+    credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token' }),
+    clock: () => new Date('2026-11-22T12:00:00Z'),
+  });
+  const server = await startIngressServer({ listen: [{ host: '127.0.0.1', port: 0 }], tls: null, proxyProtocol: false, routes: () => table, signer, onAccess: (e) => entries.push(e), engine: 'relay' });
+  t.after(() => server.close({ drainMs: 0 }));
+  const port = server.addresses()[0].port;
+  const signed = request(['GET /s?b=2&a=1 HTTP/1.1', 'Host: signed.example.test', 'User-Agent: repeat-test', 'X-Amzn-Lattice-Identity: forged']);
+  const hop = request(['GET /hop HTTP/1.1', 'Host: plain.example.test']);
+  const last = request(['GET /s?b=2&a=1 HTTP/1.1', 'Host: signed.example.test', 'Connection: close']);
+  const pipeline = [signed, signed, signed, hop, hop, signed, last].join('');
+  const raw = await exchange(port, pipeline, () => false);
+  const got = answers(raw);
+  assert.deepEqual(
+    got.map((a) => [a.status, a.body]),
+    [
+      [200, 'GET /s?b=2&a=1 0'],
+      [200, 'GET /s?b=2&a=1 0'],
+      [200, 'GET /s?b=2&a=1 0'],
+      [200, 'hop'],
+      [200, 'hop'],
+      [200, 'GET /s?b=2&a=1 0'],
+      [200, 'GET /s?b=2&a=1 0'],
+    ],
+  );
+  assert.doesNotMatch(raw, /x-hop: 1/i, 'the field Connection named was dropped on the repeat too');
+  // Two repeats of the signed request, one of /hop (whose answer TypeScript rewrote); the rest decided here.
+  assert.equal(server.stats().repeated, 3);
+  // Every repeat reached the upstream exactly as the request it repeats.
+  assert.equal(up.seen.length, 7);
+  for (const [repeat, first] of [[1, 0], [2, 0], [5, 0], [4, 3]]) {
+    assert.deepEqual([up.seen[repeat].method, up.seen[repeat].url, up.seen[repeat].headers], [up.seen[first].method, up.seen[first].url, up.seen[first].headers]);
+  }
+  const header = (s: Seen, name: string): string | undefined => {
+    const at = s.headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === name);
+    return at < 0 ? undefined : s.headers[at + 1];
+  };
+  assert.match(header(up.seen[0], 'authorization') ?? '', /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20261122\/us-east-1\/vpc-lattice-svcs\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$/);
+  assert.equal(header(up.seen[6], 'authorization'), header(up.seen[0], 'authorization'), 'the request that differs (Connection: close) is signed alike: same method, host, path, second');
+  assert.equal(header(up.seen[0], 'x-amzn-lattice-identity'), undefined);
+  for (let i = 0; i < 100 && entries.length < 7; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    entries.map((e) => [e.method, e.host, e.path, e.status, e.route, e.signed, e.userAgent]),
+    [
+      ...Array.from({ length: 3 }, () => ['GET', 'signed.example.test', '/s?', 200, 'signed.example.test/', true, 'repeat-test']),
+      ['GET', 'plain.example.test', '/hop', 200, 'plain.example.test/', false, ''],
+      ['GET', 'plain.example.test', '/hop', 200, 'plain.example.test/', false, ''],
+      ['GET', 'signed.example.test', '/s?', 200, 'signed.example.test/', true, 'repeat-test'],
+      ['GET', 'signed.example.test', '/s?', 200, 'signed.example.test/', true, ''],
+    ],
+  );
+  assert.equal(entries.reduce((n, e) => n + e.bytesIn, 0), Buffer.byteLength(pipeline), 'each request\'s bytes count once');
+  for (const e of entries) assert.ok(e.upstreamMs !== null && e.upstreamMs >= 0 && e.durationMs >= 0, JSON.stringify(e));
+
+  // After a reload the same request is decided again, on the new table.
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let second = '';
+  socket.on('data', (d: Buffer) => (second += d.toString('latin1')));
+  const plainRepeat = request(['GET /r HTTP/1.1', 'Host: plain.example.test']);
+  socket.write(plainRepeat);
+  for (let i = 0; i < 200 && answers(second).length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  table = parseRoutes(`routes:\n  - host: plain.example.test\n    upstream: { url: http://127.0.0.1:${up.port}/moved }\n    sign: false\n`, 'routes.yaml');
+  server.routesChanged();
+  socket.write(plainRepeat);
+  for (let i = 0; i < 200 && answers(second).length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    answers(second).map((a) => a.body),
+    ['GET /r 0', 'GET /moved/r 0'],
   );
 });
