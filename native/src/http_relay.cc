@@ -934,7 +934,7 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   c->in.Consume(end);
   c->target_ip = r.ip;
   c->target_port = r.port;
-  BeginExchange(c, &head, 0, true, 0);
+  BeginExchange(c, &head, 0, true, r.exact ? r.idle_ms : 0);
   c->routed = true;
   c->routed_reported = false;
   c->routed_answered = false;
@@ -1923,9 +1923,10 @@ Napi::Value HttpRelay::KeepRoute(const Napi::CallbackInfo& info) {
 }
 
 // keepExact(id, method, request, upstreamHead, ip, port, path, keepAlive,
-// lifetimeMs): the connection's next requests whose head is `request` byte
-// for byte go to ip:port as `upstreamHead`, for lifetimeMs or until
-// forgetRoutes(). `method` is the request's (GET or HEAD), `path` its target.
+// lifetimeMs, idleMs): the connection's next requests whose head is
+// `request` byte for byte go to ip:port as `upstreamHead`, for lifetimeMs or
+// until forgetRoutes(), each exchange with forward()'s idleMs. `method` is
+// the request's (GET or HEAD), `path` its target.
 Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   auto it = clients_.find(id);
@@ -1939,6 +1940,7 @@ Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
   r.path = Latin1(info[6]);
   r.keep_alive = info[7].As<Napi::Boolean>().Value();
   r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
+  r.idle_ms = info[9].As<Napi::Number>().Int64Value();
   r.generation = route_generation_;
   r.prefix.clear();
   r.host.clear();

@@ -42,6 +42,7 @@ struct KeptRoute {
   std::string upstream_head;
   std::string path;         // the request's target, for the log
   bool keep_alive = false;  // what `request` says of the connection
+  int64_t idle_ms = 0;      // the exchange's inactivity limit (0: the relay's)
 };
 
 namespace route_detail {

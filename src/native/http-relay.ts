@@ -132,6 +132,8 @@ export interface ExactRoute {
   /** The request allows another on its connection. */
   keepAlive: boolean;
   lifetimeMs: number;
+  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
+  idleMs: number;
 }
 
 export interface RelayStats {
@@ -259,7 +261,8 @@ export class HttpRelay {
   keepExact(id: number, route: ExactRoute): boolean {
     checkInteger('port', route.port, 1, 65535);
     checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
-    return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.keepAlive, route.lifetimeMs);
+    checkInteger('idleMs', route.idleMs, 0, MAX_MS);
+    return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.keepAlive, route.lifetimeMs, route.idleMs);
   }
 
   forgetRoutes(): void {

@@ -342,6 +342,7 @@ export class RelayFront implements RelayHandler {
       path: call.head.path,
       keepAlive: true,
       lifetimeMs: 1000 - (Date.now() % 1000),
+      idleMs: call.route.timeoutMs,
     });
     conn.kept = kept ? call : null;
   }
@@ -544,9 +545,11 @@ export class RelayFront implements RelayHandler {
     this.reply(conn, ex, { error: 'bad-gateway', reason: `the upstream could not be reached: ${routedTo(ex)}: it sent a response that cannot be forwarded` }, 'upstream', false);
   }
 
-  /** No connection could be made to the dialled address: the upstream's name moves on to its next one. */
+  /** No connection could be made to the dialled address: the upstream's name moves on to its next one (and no kept request goes on dialling it). */
   private addressFailed(ex: FrontExchange): void {
-    if (ex.call !== null) this.addresses.failed(ex.call.upstream.host, ex.ip);
+    if (ex.call === null) return;
+    this.addresses.failed(ex.call.upstream.host, ex.ip);
+    this.relay.forgetRoutes();
   }
 
   private finish(conn: FrontConnection, ex: FrontExchange, durationMs = performance.now() - ex.startedAt): void {

@@ -28,6 +28,7 @@ interface Seen {
 /** A node:http upstream that records each request and answers from its path, without a Date field (answers compare byte for byte). */
 async function recordingUpstream(t: TestContext): Promise<{ port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
+  let onceAnswered = false;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
@@ -35,6 +36,11 @@ async function recordingUpstream(t: TestContext): Promise<{ port: number; seen: 
       const body = Buffer.concat(chunks).toString('latin1');
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.rawHeaders, body, trailers: req.rawTrailers });
       res.sendDate = false;
+      if (req.url === '/once') {
+        // Answered the first time; after that the upstream goes silent.
+        if (onceAnswered) return;
+        onceAnswered = true;
+      }
       if (req.url === '/hop') {
         // An answer the relay does not rewrite itself (its Connection names a field): TypeScript does.
         res.writeHead(200, { Connection: 'x-hop', 'X-Hop': '1', 'Content-Length': '3' });
@@ -401,5 +407,29 @@ test('a repeated identical request is sent upstream as the one decided before it
   assert.deepEqual(
     answers(second).map((a) => a.body),
     ['GET /r 0', 'GET /moved/r 0'],
+  );
+});
+
+test('a repeat keeps its route\'s timeout: an upstream silent past timeout_ms gets the 504 a decided request gets', async (t) => {
+  const up = await recordingUpstream(t);
+  const table = parseRoutes(`routes:\n  - host: slow.example.test\n    upstream: { url: http://127.0.0.1:${up.port} }\n    sign: false\n    timeout_ms: 300\n`, 'routes.yaml');
+  const ingress = await startIngress(t, 'relay', table);
+  const once = request(['GET /once HTTP/1.1', 'Host: slow.example.test']);
+  // exchange() gives up after 10 s: the relay's own idle timeout (65 s) would not answer in time.
+  const raw = await exchange(ingress.port, once + once, (got) => answers(got).length >= 2);
+  const got = answers(raw);
+  assert.deepEqual(
+    got.map((a) => a.status),
+    [200, 504],
+  );
+  assert.match(got[1].body, /"error":"gateway-timeout".*sent nothing for 300 ms/);
+  assert.equal(ingress.server.stats().repeated, 1);
+  for (let i = 0; i < 100 && ingress.entries.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    ingress.entries.map((e) => [e.path, e.status, e.error]),
+    [
+      ['/once', 200, null],
+      ['/once', 504, 'gateway-timeout'],
+    ],
   );
 });
