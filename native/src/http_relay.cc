@@ -205,6 +205,9 @@ struct Upstream : Sock {
   bool connecting = false;
   bool reused = false;
   bool got_bytes = false;
+  // Failed at the relay's connect deadline (ETIMEDOUT); a kernel ETIMEDOUT
+  // on a connected socket (retransmissions given up) is an upstream failure.
+  bool connect_timed_out = false;
   int64_t connect_started = 0;
   int64_t connect_ms = 0;
   int64_t idle_deadline = 0;
@@ -1088,7 +1091,7 @@ bool HttpRelay::AdvanceExchange(Client* c) {
             c->up->out.Append(c->req_head.data(), c->req_head.size());
             return true;
           }
-          if (u->failed && u->error == ETIMEDOUT) {
+          if (u->failed && u->connect_timed_out) {
             FailBeforeAnswer(c, kUpstreamTimeout, ETIMEDOUT);
           } else {
             FailBeforeAnswer(c, kUpstreamFailed, u->failed ? u->error : ECONNRESET);
@@ -1205,7 +1208,7 @@ bool HttpRelay::AdvanceTunnel(Client* c) {
   bool progress = false;
   if (!c->tunnel_open) {
     if (u->failed) {
-      FailBeforeAnswer(c, u->error == ETIMEDOUT ? kUpstreamTimeout : kUpstreamFailed, u->error);
+      FailBeforeAnswer(c, u->connect_timed_out ? kUpstreamTimeout : kUpstreamFailed, u->error);
       return true;
     }
     c->tunnel_open = true;
@@ -1555,6 +1558,7 @@ void HttpRelay::Sweep() {
       c->up->connecting = false;
       c->up->failed = true;
       c->up->error = ETIMEDOUT;
+      c->up->connect_timed_out = true;
       connecting.push_back(c);
     }
   }

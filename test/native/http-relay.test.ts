@@ -10,6 +10,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as net from 'node:net';
@@ -903,6 +904,32 @@ test('closeIdle: an answer still going out to a client that is not reading is de
   assert.equal(sha256(client.bytes()), sha);
   await rec.next('closed', id);
   assert.deepEqual(rec.kinds(id), ['open', 'request', 'closed']);
+});
+
+test('connect deadline: an upstream that never completes the handshake ends the exchange as upstream-timeout with ETIMEDOUT', { timeout: 30_000 }, async (t) => {
+  if (process.platform !== 'linux') {
+    t.skip('needs Linux: a full accept queue drops SYNs');
+    return;
+  }
+  // A listener that never accepts, its queue (backlog 0: one connection) filled by us: the kernel drops further SYNs.
+  const listener = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(60)'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => listener.kill());
+  const fullPort = Number((await once(listener.stdout, 'data'))[0].toString().trim());
+  const fillers: net.Socket[] = [];
+  t.after(() => fillers.forEach((f) => f.destroy()));
+  for (let i = 0; i < 2; i++) {
+    const f = net.connect(fullPort, '127.0.0.1');
+    f.on('error', () => undefined);
+    fillers.push(f);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const { rec, port } = startRelay(t, { connectTimeoutMs: 300, tickMs: 10 });
+  rec.onRequest = (id, head) => rec.relay.forward(id, '127.0.0.1', fullPort, head, 0, true);
+  const client = await connectClient(t, port);
+  client.socket.write('GET /slow HTTP/1.1\r\nHost: full.test\r\n\r\n', 'latin1');
+  const id = (await rec.next('open')).id;
+  const done = await rec.next('done', id, 1, 10_000);
+  assert.deepEqual({ outcome: done.outcome, error: done.error }, { outcome: 'upstream-timeout', error: 'ETIMEDOUT' });
 });
 
 test('closeIdle: a connection between requests closes at once; one whose head has begun is read to its end and answered', { timeout: 30_000 }, async (t) => {
