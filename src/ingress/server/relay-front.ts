@@ -85,6 +85,9 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
  */
 const ANSWER_REPORT_DELAY_MS = 50;
 
+/** How long the relay may repeat a decided request's upstream head for byte-identical repeats (keepExact). */
+const REPEAT_WINDOW_MS = 1000;
+
 /** The upstream as routed, for failure texts: "host:port". */
 function routedTo(ex: FrontExchange): string {
   const up = ex.call?.upstream;
@@ -320,14 +323,14 @@ export class RelayFront implements RelayHandler {
   }
 
   /**
-   * A plain GET or HEAD on a keep-alive HTTP/1.1 connection: until the end
-   * of this second, the relay sends a byte-identical repeat of its head
+   * A plain GET or HEAD on a keep-alive HTTP/1.1 connection: for
+   * REPEAT_WINDOW_MS, the relay sends a byte-identical repeat of its head
    * upstream as `upstreamHead` without asking here. Everything the decision
    * rests on is in those bytes (host, path, the headers forwarded), the
    * client and the route table (routesChanged forgets every kept route);
-   * the signature in it is the one signNow would give in the same second
-   * (SigV4 accepts it for minutes; a route's addresses are looked up again
-   * at most every 10 s).
+   * the signature in it is at most that much older than a fresh one
+   * (Lattice accepts an x-amz-date minutes old; a route's addresses are
+   * looked up again at most every 10 s).
    */
   private keepExact(call: UpstreamCall, ip: string, upstreamHead: string): void {
     const { conn, ex } = call;
@@ -341,7 +344,7 @@ export class RelayFront implements RelayHandler {
       port: call.upstream.port,
       path: call.head.path,
       keepAlive: true,
-      lifetimeMs: 1000 - (Date.now() % 1000),
+      lifetimeMs: REPEAT_WINDOW_MS,
       idleMs: call.route.timeoutMs,
     });
     conn.kept = kept ? call : null;
