@@ -602,7 +602,8 @@ void HttpRelay::OnIdle(uv_idle_t* handle) {
       uv_idle_start(handle, OnIdle);
     }
   }
-  self->Deliver();
+  // Reports alone may wait to go up with others, as after an epoll turn.
+  self->DeliverOrDefer();
 }
 
 void HttpRelay::DrainEpoll() {
