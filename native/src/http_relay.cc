@@ -365,7 +365,10 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   void ReleaseUpstream(Client* c, bool to_pool);
   void ClosePool();
 
+  // The live connection info[0] names (null when gone); Find also wants it in state a or b.
+  Client* Live(const Napi::CallbackInfo& info);
   Client* Find(const Napi::CallbackInfo& info, State a, State b);
+  void Keep(Client* c, KeptRoute r, int64_t lifetime_ms);
   void Emit(int kind, uint32_t id, double a = 0, double b = 0, double c = 0, double d = 0);
   void EmitBytes(int kind, uint32_t id, const char* p, size_t n, double a = 0, double b = 0);
   void ClientError(Client* c, int kind);
@@ -938,7 +941,7 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   c->in.Consume(end);
   c->target_ip = r.ip;
   c->target_port = r.port;
-  BeginExchange(c, &head, 0, true, r.exact ? r.idle_ms : 0);
+  BeginExchange(c, &head, 0, true, r.idle_ms);
   c->routed = true;
   c->routed_reported = false;
   c->routed_answered = false;
@@ -1723,12 +1726,14 @@ Napi::Value HttpRelay::PayloadValue(Napi::Env env, const Event& e) {
 // eventSlots(): the Float64Array the numbers of each batch are written to.
 Napi::Value HttpRelay::EventSlots(const Napi::CallbackInfo&) { return slots_ref_.Value(); }
 
+Client* HttpRelay::Live(const Napi::CallbackInfo& info) {
+  auto it = clients_.find(info[0].As<Napi::Number>().Uint32Value());
+  return it == clients_.end() || it->second->dead ? nullptr : it->second;
+}
+
 Client* HttpRelay::Find(const Napi::CallbackInfo& info, State a, State b) {
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  auto it = clients_.find(id);
-  if (it == clients_.end() || it->second->dead) return nullptr;
-  Client* c = it->second;
-  if (c->state != a && c->state != b) return nullptr;
+  Client* c = Live(info);
+  if (c == nullptr || (c->state != a && c->state != b)) return nullptr;
   now_ = MonotonicMs();
   return c;
 }
@@ -1738,10 +1743,8 @@ Client* HttpRelay::Find(const Napi::CallbackInfo& info, State a, State b) {
 // upstream connection of the exchange is closed first.
 Napi::Value HttpRelay::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  auto it = clients_.find(id);
-  if (it == clients_.end() || it->second->dead) return Napi::Number::New(env, -1);
-  Client* c = it->second;
+  Client* c = Live(info);
+  if (c == nullptr) return Napi::Number::New(env, -1);
   // Only before anything of an answer went out: not into a body being
   // relayed, not into an open tunnel, not after the connection's last reply.
   bool answering = (c->state == State::kExchange && c->phase == Phase::kBody) ||
@@ -1909,10 +1912,9 @@ Napi::Value HttpRelay::Close(const Napi::CallbackInfo& info) {
 // to ip:port with this head rewrite, for lifetimeMs or until forgetRoutes().
 // Empty via / forwarded: that field is left as the client sent it.
 Napi::Value HttpRelay::KeepRoute(const Napi::CallbackInfo& info) {
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  auto it = clients_.find(id);
-  if (it == clients_.end() || it->second->dead) return Napi::Boolean::New(info.Env(), false);
-  KeptRoute& r = it->second->route;
+  Client* c = Live(info);
+  if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
+  KeptRoute r;
   r.method = Latin1(info[1]);
   r.prefix = Latin1(info[2]);
   r.host = Latin1(info[3]);
@@ -1920,40 +1922,37 @@ Napi::Value HttpRelay::KeepRoute(const Napi::CallbackInfo& info) {
   r.port = info[5].As<Napi::Number>().Int32Value();
   r.via = Latin1(info[6]);
   r.forwarded = Latin1(info[7]);
-  r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
-  r.generation = route_generation_;
-  r.exact = false;
-  r.set = true;
+  Keep(c, std::move(r), info[8].As<Napi::Number>().Int64Value());
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// keepExact(id, method, request, upstreamHead, ip, port, path, keepAlive,
-// lifetimeMs, idleMs): the connection's next requests whose head is
-// `request` byte for byte go to ip:port as `upstreamHead`, for lifetimeMs or
-// until forgetRoutes(), each exchange with forward()'s idleMs. `method` is
-// the request's (GET or HEAD), `path` its target.
+// keepExact(id, method, request, upstreamHead, ip, port, path, lifetimeMs,
+// idleMs): the connection's next requests whose head is `request` (one that
+// lets the connection go on) byte for byte go to ip:port as `upstreamHead`,
+// for lifetimeMs or until forgetRoutes(), each exchange with forward()'s
+// idleMs. `method` is the request's (GET or HEAD), `path` its target.
 Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  auto it = clients_.find(id);
-  if (it == clients_.end() || it->second->dead) return Napi::Boolean::New(info.Env(), false);
-  KeptRoute& r = it->second->route;
+  Client* c = Live(info);
+  if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
+  KeptRoute r;
+  r.exact = true;
   r.method = Latin1(info[1]);
   r.request = Latin1(info[2]);
   r.upstream_head = Latin1(info[3]);
   r.ip = info[4].As<Napi::String>().Utf8Value();
   r.port = info[5].As<Napi::Number>().Int32Value();
   r.path = Latin1(info[6]);
-  r.keep_alive = info[7].As<Napi::Boolean>().Value();
-  r.expires = MonotonicMs() + info[8].As<Napi::Number>().Int64Value();
-  r.idle_ms = info[9].As<Napi::Number>().Int64Value();
-  r.generation = route_generation_;
-  r.prefix.clear();
-  r.host.clear();
-  r.via.clear();
-  r.forwarded.clear();
-  r.exact = true;
-  r.set = true;
+  r.idle_ms = info[8].As<Napi::Number>().Int64Value();
+  Keep(c, std::move(r), info[7].As<Napi::Number>().Int64Value());
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// Makes `r` the connection's kept route for lifetime_ms (or until forgetRoutes()).
+void HttpRelay::Keep(Client* c, KeptRoute r, int64_t lifetime_ms) {
+  r.expires = MonotonicMs() + lifetime_ms;
+  r.generation = route_generation_;
+  r.set = true;
+  c->route = std::move(r);
 }
 
 // forgetRoutes(): the policy changed; every request is decided again.

@@ -40,9 +40,8 @@ struct KeptRoute {
   bool exact = false;
   std::string request;
   std::string upstream_head;
-  std::string path;         // the request's target, for the log
-  bool keep_alive = false;  // what `request` says of the connection
-  int64_t idle_ms = 0;      // the exchange's inactivity limit (0: the relay's)
+  std::string path;     // the request's target, for the log
+  int64_t idle_ms = 0;  // the exchange's inactivity limit (0: the relay's)
 };
 
 namespace route_detail {
@@ -225,7 +224,7 @@ inline bool RepeatExactRequest(const char* head, size_t len, const KeptRoute& r,
   if (len != r.request.size() || memcmp(head, r.request.data(), len) != 0) return false;
   *out = r.upstream_head;
   *path = r.path;
-  *keep_alive = r.keep_alive;
+  *keep_alive = true;  // only a request that lets its connection go on is kept exactly
   return true;
 }
 

@@ -598,13 +598,14 @@ export interface NativeHttpRelay {
    */
   keepRoute(id: number, method: string, prefix: string, host: string, ip: string, port: number, via: string, forwarded: string, lifetimeMs: number): boolean;
   /**
-   * An exact kept route (the ingress's): the connection's next requests whose
+   * An exact kept route (the ingress's), for a request that lets its
+   * connection go on: the connection's next requests whose
    * head is `request` byte for byte go to ip:port as `upstreamHead`, with no
    * rewrite, for `lifetimeMs` or until forgetRoutes(), each exchange with
    * forward()'s `idleMs` (0: the relay's idleTimeoutMs); reported as keepRoute's
    * are (ROUTED with `path`, ANSWERED, ROUTED_DONE). A plain GET or HEAD only.
    */
-  keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, keepAlive: boolean, lifetimeMs: number, idleMs: number): boolean;
+  keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, lifetimeMs: number, idleMs: number): boolean;
   /** Every kept route is stale (the policy changed). */
   forgetRoutes(): void;
   /** Closes connections between requests (not one whose next head has begun: it is read and answered) and the pool; later ones close after their exchange. */

@@ -129,8 +129,6 @@ export interface ExactRoute {
   port: number;
   /** The request target, for the log. */
   path: string;
-  /** The request allows another on its connection. */
-  keepAlive: boolean;
   lifetimeMs: number;
   /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
   idleMs: number;
@@ -262,7 +260,7 @@ export class HttpRelay {
     checkInteger('port', route.port, 1, 65535);
     checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
     checkInteger('idleMs', route.idleMs, 0, MAX_MS);
-    return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.keepAlive, route.lifetimeMs, route.idleMs);
+    return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.lifetimeMs, route.idleMs);
   }
 
   forgetRoutes(): void {

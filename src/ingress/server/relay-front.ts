@@ -343,7 +343,6 @@ export class RelayFront implements RelayHandler {
       ip,
       port: call.upstream.port,
       path: call.head.path,
-      keepAlive: true,
       lifetimeMs: REPEAT_WINDOW_MS,
       idleMs: call.route.timeoutMs,
     });
@@ -487,8 +486,8 @@ export class RelayFront implements RelayHandler {
    */
   private openRepeat(id: number, keepAlive: boolean, startedAt: number): FrontExchange | null {
     const conn = this.conns.get(id);
-    const kept = conn?.kept;
-    if (conn === undefined || kept === null || kept === undefined || conn.exchange !== null || conn.ended) {
+    const kept = conn === undefined || conn.exchange !== null || conn.ended ? null : conn.kept;
+    if (conn === undefined || kept === null) {
       this.relay.close(id);
       return null;
     }

@@ -298,12 +298,15 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     return { method, protocol: 'https:', hostname: host, path, query, headers: NO_HEADERS };
   }
 
-  /** The request's headers in `ctx`: remembered, or checked (ERR_INVALID_ARG), signed and remembered. */
-  function signIn(req: LatticeSignRequest, ctx: SecondContext): SignedHeaders {
+  /**
+   * The request's headers in `ctx`: remembered, or checked (ERR_INVALID_ARG;
+   * `checked` when the caller did already), signed and remembered.
+   */
+  function signIn(req: LatticeSignRequest, ctx: SecondContext, checked?: HttpRequest): SignedHeaders {
     const key = signatureKey(req);
     const held = ctx.signatures.get(key);
     if (held !== undefined) return held;
-    const made = Object.freeze(signWith(check(req), ctx));
+    const made = Object.freeze(signWith(checked ?? check(req), ctx));
     if (ctx.signatures.size < SIGNATURES_PER_SECOND) ctx.signatures.set(key, made);
     return made;
   }
@@ -323,7 +326,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     region,
     async sign(req: LatticeSignRequest): Promise<SignedHeaders> {
       // A bad request is refused before credentials are asked for.
-      check(req);
+      const request = check(req);
       const credentials = await opts.credentials();
       if (typeof credentials?.accessKeyId !== 'string' || typeof credentials.secretAccessKey !== 'string') {
         throw new Error('Resolved credential object is not valid');
@@ -337,7 +340,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       }
       recent = credentials;
       recentUntil = Math.min(at + CREDENTIALS_REUSE_MS, credentials.expiration?.getTime() ?? Number.POSITIVE_INFINITY);
-      return signIn(req, ctx);
+      return signIn(req, ctx, request);
     },
     signNow(req: LatticeSignRequest): SignedHeaders | null {
       const at = now();
