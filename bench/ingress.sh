@@ -16,8 +16,9 @@
 #                         [--with-unsigned] [--with-node-engine] [--with-distinct]
 # --with-unsigned adds gatehouse with signing off (what signing costs);
 # --with-distinct adds gatehouse signing requests that all differ (a query
-# of their own each), so none reuses a signature made in its second for an
-# earlier identical request: the cost of signing every request;
+# of their own each), so none is repeated by the relay or reuses a
+# signature made for an earlier identical request: the cost of deciding and
+# signing every request;
 # --with-node-engine adds gatehouse signing on node:http (--engine node), the
 # engine plain-HTTP listeners had before the native relay.
 set -euo pipefail
