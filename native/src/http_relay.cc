@@ -319,6 +319,7 @@ class HttpRelay : public Napi::ObjectWrap<HttpRelay> {
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value KeepRoute(const Napi::CallbackInfo& info);
   Napi::Value KeepExact(const Napi::CallbackInfo& info);
+  Napi::Value KeepIngress(const Napi::CallbackInfo& info);
   void ForgetRoutes(const Napi::CallbackInfo& info);
   void CloseIdle(const Napi::CallbackInfo& info);
   void Destroy(const Napi::CallbackInfo& info);
@@ -438,6 +439,7 @@ Napi::Function HttpRelay::Define(Napi::Env env) {
                          InstanceMethod("detach", &HttpRelay::Detach),
                          InstanceMethod("keepRoute", &HttpRelay::KeepRoute),
                          InstanceMethod("keepExact", &HttpRelay::KeepExact),
+                         InstanceMethod("keepIngress", &HttpRelay::KeepIngress),
                          InstanceMethod("forgetRoutes", &HttpRelay::ForgetRoutes),
                          InstanceMethod("closeIdle", &HttpRelay::CloseIdle),
                          InstanceMethod("destroy", &HttpRelay::Destroy),
@@ -931,13 +933,16 @@ bool HttpRelay::AdvanceHead(Client* c) {
 // Sends the head [0, end) of c->in upstream on the connection's kept route,
 // when there is a fresh one and the head is its plain repeat.
 bool HttpRelay::RouteRequest(Client* c, size_t end) {
-  const KeptRoute& r = c->route;
+  KeptRoute& r = c->route;
   if (!r.set || r.generation != route_generation_ || now_ >= r.expires || closing_) return false;
   std::string head, path;
   bool keep_alive = false;
-  if (r.exact ? !RepeatExactRequest(c->in.data(), end, r, &head, &path, &keep_alive)
-              : !RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive))
-    return false;
+  bool repeated = r.ingress
+                      ? RepeatIngressRequest(c->in.data(), end, r, static_cast<int64_t>(RealtimeMs() / 1000),
+                                             &head, &path, &keep_alive)
+                  : r.exact ? RepeatExactRequest(c->in.data(), end, r, &head, &path, &keep_alive)
+                            : RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive);
+  if (!repeated) return false;
   c->in.Consume(end);
   c->target_ip = r.ip;
   c->target_port = r.port;
@@ -1944,6 +1949,47 @@ Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
   r.path = Latin1(info[6]);
   r.idle_ms = info[8].As<Napi::Number>().Int64Value();
   Keep(c, std::move(r), info[7].As<Napi::Number>().Int64Value());
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// keepIngress(id, route): the ingress's kept route (KeptRoute::ingress),
+// an object with method, target, requestFields, upstreamHead, matchPrefix,
+// upstreamPrefix, headFields, headTail, ip, port, lifetimeMs, idleMs and, for a signed
+// route, second, key (a Buffer), stringToSignPrefix, canonicalRest and
+// authorizationPrefix (src/native/http-relay.ts checks them). False when
+// the connection is gone or upstreamPrefix is not a plain path.
+Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
+  Client* c = Live(info);
+  if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
+  Napi::Object o = info[1].As<Napi::Object>();
+  KeptRoute r;
+  r.ingress = true;
+  r.method = Latin1(o.Get("method"));
+  r.request_fields = Latin1(o.Get("requestFields"));
+  r.match_prefix = Latin1(o.Get("matchPrefix"));
+  r.upstream_prefix = Latin1(o.Get("upstreamPrefix"));
+  r.head_fields = Latin1(o.Get("headFields"));
+  r.head_tail = Latin1(o.Get("headTail"));
+  r.ip = o.Get("ip").As<Napi::String>().Utf8Value();
+  r.port = o.Get("port").As<Napi::Number>().Int32Value();
+  r.idle_ms = o.Get("idleMs").As<Napi::Number>().Int64Value();
+  r.last_target = Latin1(o.Get("target"));
+  r.last_head = Latin1(o.Get("upstreamHead"));
+  Napi::Value key = o.Get("key");
+  r.sign = key.IsBuffer();
+  if (r.sign) {
+    Napi::Buffer<char> bytes = key.As<Napi::Buffer<char>>();
+    r.key.assign(bytes.Data(), bytes.Length());
+    r.second = o.Get("second").As<Napi::Number>().Int64Value();
+    r.string_to_sign_prefix = Latin1(o.Get("stringToSignPrefix"));
+    r.canonical_rest = Latin1(o.Get("canonicalRest"));
+    r.authorization_prefix = Latin1(o.Get("authorizationPrefix"));
+  }
+  std::string scratch;
+  if (!r.upstream_prefix.empty() &&
+      !CanonicalTarget(r.upstream_prefix.data(), r.upstream_prefix.size(), nullptr, 0, &scratch))
+    return Napi::Boolean::New(info.Env(), false);
+  Keep(c, std::move(r), o.Get("lifetimeMs").As<Napi::Number>().Int64Value());
   return Napi::Boolean::New(info.Env(), true);
 }
 

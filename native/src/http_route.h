@@ -19,7 +19,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <algorithm>
 #include <string>
+
+#include "sigv4_target.h"
 
 namespace gatehouse {
 
@@ -42,6 +45,29 @@ struct KeptRoute {
   std::string upstream_head;
   std::string path;     // the request's target, for the log
   int64_t idle_ms = 0;  // the exchange's inactivity limit (0: the relay's)
+  // An ingress route: a request with the route's method whose header
+  // block is `request_fields` byte for byte and whose target is a plain
+  // path (sigv4_target.h) under `match_prefix` goes upstream as the head
+  // TypeScript made for the route's request, with its own target (after
+  // `upstream_prefix`) and, on a signed route, its own signature, made here
+  // within `second` (the second of the head's X-Amz-Date) only.
+  bool ingress = false;
+  std::string request_fields;   // the client's head after its request line
+  std::string match_prefix;     // the route's path prefix (src/ingress/routes/path.ts)
+  std::string upstream_prefix;  // put before the target upstream
+  std::string head_fields;      // the upstream head after its request line, to the Authorization value
+  std::string head_tail;        // the rest after that value (empty when unsigned)
+  bool sign = false;
+  int64_t second = 0;                 // Unix time, seconds
+  std::string key;                    // the day's signing key
+  std::string string_to_sign_prefix;  // "AWS4-HMAC-SHA256\n<date>\n<scope>\n"
+  std::string canonical_rest;         // the canonical request after its query line
+  std::string authorization_prefix;   // "AWS4-HMAC-SHA256 Credential=..., Signature="
+  // The last target sent and its head (first the route's request's): a
+  // repeat of that target reuses it, its signature at most the route's
+  // lifetime old, as an exact route's.
+  std::string last_target;
+  std::string last_head;
 };
 
 namespace route_detail {
@@ -225,6 +251,73 @@ inline bool RepeatExactRequest(const char* head, size_t len, const KeptRoute& r,
   *out = r.upstream_head;
   *path = r.path;
   *keep_alive = true;  // only a request that lets its connection go on is kept exactly
+  return true;
+}
+
+// `/api/` matches what starts with it; `/api` matches `/api` and `/api/...`
+// (prefixMatches in src/ingress/routes/path.ts).
+inline bool PrefixMatches(const std::string& prefix, const char* path, size_t len) {
+  size_t n = prefix.size();
+  if (len < n || memcmp(path, prefix.data(), n) != 0) return false;
+  if (n > 0 && prefix[n - 1] == '/') return true;
+  return len == n || path[n] == '/';
+}
+
+// The upstream head for a request on an ingress route (see KeptRoute),
+// from the client's head [head, head+len); false when the request is not
+// the route's or not plain enough, or a signed route's second is over (and
+// the target is not the last one sent).
+inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int64_t second, std::string* out,
+                                 std::string* path, bool* keep_alive) {
+  const void* crlf = memmem(head, len - 2, "\r\n", 2);
+  size_t line_end = static_cast<const char*>(crlf) - head;
+  static const char kVersion[] = " HTTP/1.1";
+  constexpr size_t kVersionLen = sizeof(kVersion) - 1;
+  size_t m = r.method.size();
+  if (line_end < m + 2 + kVersionLen) return false;
+  if (memcmp(head, r.method.data(), m) != 0 || head[m] != ' ') return false;
+  size_t target = m + 1, target_end = line_end - kVersionLen;
+  if (memcmp(head + target_end, kVersion, kVersionLen) != 0) return false;
+  size_t fields = line_end + 2;
+  if (len - fields != r.request_fields.size() ||
+      memcmp(head + fields, r.request_fields.data(), len - fields) != 0)
+    return false;
+  // The same header block as the route's request: a keep-alive HTTP/1.1 one without a body.
+  *keep_alive = true;
+  path->assign(head + target, target_end - target);
+  if (*path == r.last_target) {
+    *out = r.last_head;
+    return true;
+  }
+  if (r.sign && second != r.second) return false;
+  size_t mark = path->find('?');
+  size_t path_len = mark == std::string::npos ? path->size() : mark;
+  if (!PrefixMatches(r.match_prefix, path->data(), path_len)) return false;
+  std::string upstream_target = r.upstream_prefix + *path;
+  size_t up_path_len = r.upstream_prefix.size() + path_len;
+  // Plain targets only, signed or not: TypeScript routes and signs the rest.
+  std::string canonical = r.method;
+  canonical.push_back('\n');
+  size_t query_at = std::min(up_path_len + 1, upstream_target.size());
+  if (!CanonicalTarget(upstream_target.data(), up_path_len, upstream_target.data() + query_at,
+                       upstream_target.size() - query_at, &canonical))
+    return false;
+  out->assign(r.method);
+  out->push_back(' ');
+  out->append(upstream_target);
+  out->append(" HTTP/1.1\r\n", 11);
+  out->append(r.head_fields);
+  if (r.sign) {
+    canonical.push_back('\n');
+    canonical.append(r.canonical_rest);
+    std::string to_sign = r.string_to_sign_prefix;
+    AppendSha256Hex(canonical, &to_sign);
+    out->append(r.authorization_prefix);
+    if (!AppendHmacSha256Hex(r.key, to_sign, out)) return false;
+  }
+  out->append(r.head_tail);
+  r.last_target = *path;
+  r.last_head = *out;
   return true;
 }
 

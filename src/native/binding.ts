@@ -548,6 +548,27 @@ export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) 
  * in the events; a command for an id that is gone (or in another state)
  * returns false (respond: -1) and does nothing.
  */
+/** IngressRoute (http-relay.ts) as the native side reads it. */
+export interface NativeIngressRoute {
+  method: string;
+  target: string;
+  upstreamHead: string;
+  requestFields: string;
+  matchPrefix: string;
+  upstreamPrefix: string;
+  headFields: string;
+  headTail: string;
+  ip: string;
+  port: number;
+  lifetimeMs: number;
+  idleMs: number;
+  key: Buffer | null;
+  second?: number;
+  stringToSignPrefix?: string;
+  canonicalRest?: string;
+  authorizationPrefix?: string;
+}
+
 export interface NativeHttpRelay {
   /** Binds and listens on an IP literal; returns the bound port. Throws with `errno` set. */
   listen(ip: string, port: number): number;
@@ -606,6 +627,17 @@ export interface NativeHttpRelay {
    * are (ROUTED with `path`, ANSWERED, ROUTED_DONE). A plain GET or HEAD only.
    */
   keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, lifetimeMs: number, idleMs: number): boolean;
+  /**
+   * An ingress kept route (IngressRoute in http-relay.ts, its signing
+   * fields spread in; key null when unsigned): the
+   * connection's next requests with the same method and header block and a
+   * plain target under `matchPrefix` go to ip:port with the head made from
+   * the route's (their target, and on a signed route their own SigV4
+   * signature, made within `second` only; the route's own target, or the
+   * last one sent, as the head sent for it); reported as keepRoute's are.
+   * False when the connection is gone or `upstreamPrefix` is not a plain path.
+   */
+  keepIngress(id: number, route: NativeIngressRoute): boolean;
   /** Every kept route is stale (the policy changed). */
   forgetRoutes(): void;
   /** Closes connections between requests (not one whose next head has begun: it is read and answered) and the pool; later ones close after their exchange. */

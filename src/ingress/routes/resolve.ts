@@ -73,5 +73,5 @@ export function resolveRoute(table: RouteTable, hostHeader: string, path: string
   }
   const found = upstreamFor(route, host);
   if (!found.ok) return { ok: false, status: 421, reason: `No upstream for host ${shown(host)}: ${found.reason}` };
-  return { ok: true, route, upstream: found.upstream, signHost: authority(found.upstream.host, found.upstream.port, found.upstream.tls) };
+  return { ok: true, route, upstream: found.upstream, signHost: authority(found.upstream.host, found.upstream.port, found.upstream.tls), wholePrefix: route === entry.routes[0] };
 }

@@ -80,5 +80,12 @@ export interface ResolvedUpstream {
 }
 
 export type RouteResolution =
-  | { readonly ok: true; readonly route: Route; readonly upstream: ResolvedUpstream; readonly signHost: string }
+  | {
+      readonly ok: true;
+      readonly route: Route;
+      readonly upstream: ResolvedUpstream;
+      readonly signHost: string;
+      /** Every path of the host under the route's prefix takes this route (no longer prefix of the host comes first). */
+      readonly wholePrefix: boolean;
+    }
   | { readonly ok: false; readonly status: 421 | 404; readonly reason: string };

@@ -19,7 +19,7 @@ import { parseProxyHeader } from '../../proxy/proxy-protocol';
 import { clientAnswer } from '../../proxy/server/http-exchange';
 import type { ResolvedUpstream, Route, RouteTable } from '../routes';
 import type { LatticeSigner, SignedHeaders } from '../sigv4/lattice-signer';
-import { newAccessEntry, type IngressAccessEntry } from './access';
+import { newAccessEntry, pathWithoutQuery, type IngressAccessEntry } from './access';
 import { noRouteReply, NO_REGION_REPLY, routeLabel, routeRequest, signingRefusal } from './handle-request';
 import type { CheckedIngressServerOptions } from './options';
 import { CLIENT_ERROR_REPLIES, rawReply, replyStatus, type IngressReply } from './replies';
@@ -85,8 +85,13 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
  */
 const ANSWER_REPORT_DELAY_MS = 50;
 
-/** How long the relay may repeat a decided request's upstream head for byte-identical repeats (keepExact). */
+/** How long the relay may route a decided request's repeats (keepIngress, keepExact). */
 const REPEAT_WINDOW_MS = 1000;
+
+const SLASH = 0x2f;
+
+/** Where the Authorization value begins in an upstream head: the signature adds the field (upstream-headers.ts). */
+const AUTHORIZATION_LINE = '\r\nAuthorization: ';
 
 /** The upstream as routed, for failure texts: "host:port". */
 function routedTo(ex: FrontExchange): string {
@@ -234,6 +239,8 @@ export class RelayFront implements RelayHandler {
       authority: resolved.signHost,
       path: upstream.pathPrefix === undefined ? head.path : `${upstream.pathPrefix}${head.path}`,
       framing,
+      wholePrefix: resolved.wholePrefix,
+      signature: null,
     };
     e.route = routeLabel(route);
     e.upstream = resolved.signHost;
@@ -279,6 +286,7 @@ export class RelayFront implements RelayHandler {
 
   private send(call: UpstreamCall, signature: SignedHeaders | null): void {
     const { conn, ex, wire, framing } = call;
+    call.signature = signature;
     const headers = upstreamRequestHeaders(wire.rawHeaders, call.head, {
       authority: call.authority,
       signature,
@@ -319,34 +327,78 @@ export class RelayFront implements RelayHandler {
     // A plain answer to an HTTP/1.1 client is rewritten by the relay (what clientAnswer would write), reported by `answered`.
     const answerHere = ex.minor === 1 ? { keepAlive: ex.keepAlive && !this.closingFlag, headRequest: ex.entry.method === 'HEAD' } : null;
     this.relay.forward(conn.id, ip, call.upstream.port, bytes, bodyLength, isIdempotent(ex.entry.method), call.route.timeoutMs, answerHere);
-    this.keepExact(call, ip, bytes);
+    this.keep(call, ip, bytes);
   }
 
   /**
    * A plain GET or HEAD on a keep-alive HTTP/1.1 connection: for
-   * REPEAT_WINDOW_MS, the relay sends a byte-identical repeat of its head
-   * upstream as `upstreamHead` without asking here. Everything the decision
-   * rests on is in those bytes (host, path, the headers forwarded), the
-   * client and the route table (routesChanged forgets every kept route);
-   * the signature in it is at most that much older than a fresh one
-   * (Lattice accepts an x-amz-date minutes old; a route's addresses are
-   * looked up again at most every 10 s).
+   * REPEAT_WINDOW_MS, the relay sends the connection's next requests that
+   * repeat it upstream without asking here, as an ingress route
+   * (keepIngress) or, when that cannot be kept, an exact one (keepExact).
+   * Everything the decision rests on is in the request's head (host, path,
+   * the headers forwarded), the client and the route table (routesChanged
+   * forgets every kept route); a repeat's signature is made in the second
+   * of its X-Amz-Date, an exact repeat's is at most that much older than a
+   * fresh one (Lattice accepts an x-amz-date minutes old; a route's
+   * addresses are looked up again at most every 10 s).
    */
-  private keepExact(call: UpstreamCall, ip: string, upstreamHead: string): void {
+  private keep(call: UpstreamCall, ip: string, upstreamHead: string): void {
     const { conn, ex } = call;
     const method = ex.entry.method;
     if ((method !== 'GET' && method !== 'HEAD') || call.framing.body !== 'none' || ex.minor !== 1 || !ex.keepAlive || this.closingFlag) return;
-    const kept = this.relay.keepExact(conn.id, {
+    const kept =
+      this.keepIngress(call, method, ip, upstreamHead) ||
+      this.relay.keepExact(conn.id, {
+        method,
+        request: call.text,
+        upstreamHead,
+        ip,
+        port: call.upstream.port,
+        path: call.head.path,
+        lifetimeMs: REPEAT_WINDOW_MS,
+        idleMs: call.route.timeoutMs,
+      });
+    conn.kept = kept ? call : null;
+  }
+
+  /**
+   * Requests with this one's header block to any plain path under its
+   * route's prefix (native/src/http_route.h) are routed as it was: the
+   * same host, route and headers. Not for an absolute-form target (its
+   * authority, not Host, chose the route), nor for a route a longer prefix
+   * of the host may take paths from, nor when the signer no longer holds
+   * the signature's second.
+   */
+  private keepIngress(call: UpstreamCall, method: 'GET' | 'HEAD', ip: string, upstreamHead: string): boolean {
+    if (!call.wholePrefix || call.wire.target.charCodeAt(0) !== SLASH) return false;
+    const signature = call.signature;
+    const signing = signature === null ? null : (this.host.signer?.signingParts(signature) ?? null);
+    if (signature !== null && signing === null) return false;
+    // The upstream head after its request line; on a signed route cut around the Authorization value.
+    const fields = upstreamHead.slice(upstreamHead.indexOf('\r\n') + 2);
+    let headFields = fields;
+    let headTail = '';
+    if (signature !== null) {
+      const at = fields.indexOf(`${AUTHORIZATION_LINE}${signature.authorization}\r\n`);
+      if (at < 0) return false;
+      headFields = fields.slice(0, at + AUTHORIZATION_LINE.length);
+      headTail = fields.slice(at + AUTHORIZATION_LINE.length + signature.authorization.length);
+    }
+    return this.relay.keepIngress(call.conn.id, {
       method,
-      request: call.text,
+      target: call.wire.target,
       upstreamHead,
+      requestFields: call.text.slice(call.text.indexOf('\r\n') + 2),
+      matchPrefix: call.route.prefix,
+      upstreamPrefix: call.upstream.pathPrefix ?? '',
+      headFields,
+      headTail,
       ip,
       port: call.upstream.port,
-      path: call.head.path,
       lifetimeMs: REPEAT_WINDOW_MS,
       idleMs: call.route.timeoutMs,
+      signing,
     });
-    conn.kept = kept ? call : null;
   }
 
   response(id: number, text: string): void {
@@ -447,8 +499,8 @@ export class RelayFront implements RelayHandler {
   }
 
   /** A repeat of the connection's kept request went upstream without a `request` call, and now needs TypeScript. */
-  routed(id: number, _path: string, keepAlive: boolean, startedAt: number): void {
-    this.openRepeat(id, keepAlive, startedAt);
+  routed(id: number, path: string, keepAlive: boolean, startedAt: number): void {
+    this.openRepeat(id, path, keepAlive, startedAt);
   }
 
   answered(id: number, status: number): void {
@@ -468,8 +520,8 @@ export class RelayFront implements RelayHandler {
   }
 
   /** A repeat of the connection's kept request, answered plainly and complete. */
-  routedDone(id: number, _path: string, _contentType: string | null, status: number, _connectMs: number, bytesIn: number, bytesOut: number, startedAt: number, tookMs: number, headMs: number): void {
-    const ex = this.openRepeat(id, true, startedAt);
+  routedDone(id: number, path: string, _contentType: string | null, status: number, _connectMs: number, bytesIn: number, bytesOut: number, startedAt: number, tookMs: number, headMs: number): void {
+    const ex = this.openRepeat(id, path, true, startedAt);
     const conn = this.conns.get(id);
     if (ex === null || conn === undefined) return;
     conn.bytesIn += bytesIn;
@@ -479,12 +531,12 @@ export class RelayFront implements RelayHandler {
   }
 
   /**
-   * The exchange of a repeat: logged as its kept request was (the same
-   * host, path, route, upstream and signing), timed from when it arrived.
+   * The exchange of a repeat of `path`: logged as its kept request was (the
+   * same host, route, upstream and signing), timed from when it arrived.
    * Null (and the connection closed) when there is no kept request to
    * repeat: the relay keeps routes only between this connection's exchanges.
    */
-  private openRepeat(id: number, keepAlive: boolean, startedAt: number): FrontExchange | null {
+  private openRepeat(id: number, path: string, keepAlive: boolean, startedAt: number): FrontExchange | null {
     const conn = this.conns.get(id);
     const kept = conn === undefined || conn.exchange !== null || conn.ended ? null : conn.kept;
     if (conn === undefined || kept === null) {
@@ -497,7 +549,7 @@ export class RelayFront implements RelayHandler {
     entry.start = new Date(startedAt);
     entry.protocol = first.protocol;
     entry.host = first.host;
-    entry.path = first.path;
+    entry.path = pathWithoutQuery(path);
     entry.userAgent = first.userAgent;
     entry.referer = first.referer;
     entry.route = first.route;
@@ -611,4 +663,8 @@ interface UpstreamCall {
   /** Path and query as sent upstream. */
   readonly path: string;
   readonly framing: RequestFraming;
+  /** The route takes every path under its prefix (RouteResolution). */
+  readonly wholePrefix: boolean;
+  /** The signature sent (null before signing, and on unsigned routes). */
+  signature: SignedHeaders | null;
 }

@@ -48,6 +48,30 @@ export interface LatticeSigner {
    * else null (then sign()). Throws as sign() rejects on a bad request.
    */
   signNow(req: LatticeSignRequest): SignedHeaders | null;
+  /**
+   * What signs further requests to the same host in the same second as
+   * `signature` was signed (for the relay, which signs plain targets
+   * itself: native/src/sigv4_target.h), or null when the signer no longer
+   * holds that second's context.
+   */
+  signingParts(signature: SignedHeaders): SigningParts | null;
+}
+
+/**
+ * A signature's parts that do not depend on the request's method, path and
+ * query: the canonical request is `METHOD\nURI\nQUERY\n` + canonicalRest,
+ * the string to sign stringToSignPrefix + its hex SHA-256, and the
+ * Authorization value authorizationPrefix + the hex HMAC-SHA256 of that
+ * under key.
+ */
+export interface SigningParts {
+  /** The Unix second of the X-Amz-Date: the parts sign in it only. */
+  readonly second: number;
+  /** The day's signing key. */
+  readonly key: Buffer;
+  readonly stringToSignPrefix: string;
+  readonly canonicalRest: string;
+  readonly authorizationPrefix: string;
 }
 
 export type SignedHeaders = Readonly<Record<string, string>>;
@@ -140,6 +164,7 @@ interface DayKey {
   // The secret's own string, not the credentials object: a provider may update its object in place.
   readonly secretAccessKey: string;
   readonly key: KeyObject;
+  readonly bytes: Buffer;
 }
 
 /** A host's signed headers in one second with one set of credentials, canonicalised by smithy once. */
@@ -147,6 +172,8 @@ interface HostHeaders {
   readonly canonical: HeaderBag;
   /** "AWS4-HMAC-SHA256 Credential=<id>/<scope>, SignedHeaders=<list>, Signature=" */
   readonly authorizationPrefix: string;
+  /** The canonical request after its query line (SigningParts). */
+  readonly canonicalRest: string;
 }
 
 /**
@@ -168,6 +195,7 @@ interface SecondContext {
   readonly secretAccessKey: string;
   readonly sessionToken: string | undefined;
   readonly key: KeyObject;
+  readonly keyBytes: Buffer;
   /** "AWS4-HMAC-SHA256\n<amzDate>\n<scope>\n": the string to sign up to the canonical request's hash. */
   readonly stringToSignPrefix: string;
   /** "AWS4-HMAC-SHA256 Credential=<id>/<scope>, SignedHeaders=" */
@@ -191,6 +219,9 @@ function signatureKey(req: LatticeSignRequest): string {
  * handful of Lattice services; past this, a host is canonicalised per request.
  */
 const HOSTS_PER_SECOND = 64;
+
+/** The canonical request's first lines for "GET /" (no query), before canonicalRest. */
+const CANONICAL_ROOT_LINES = 'GET\n/\n\n';
 
 /** A checked request's headers until signWith sets the ones we sign. */
 const NO_HEADERS: HeaderBag = Object.freeze({});
@@ -222,15 +253,15 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
   let recentUntil = 0;
 
   /** The held day key when it is this day's and this secret's, else null (then deriveKey). */
-  function heldKey(credentials: AwsCredentialIdentity, shortDate: string): KeyObject | null {
+  function heldKey(credentials: AwsCredentialIdentity, shortDate: string): DayKey | null {
     const held = dayKey;
-    return held !== null && held.shortDate === shortDate && held.secretAccessKey === credentials.secretAccessKey ? held.key : null;
+    return held !== null && held.shortDate === shortDate && held.secretAccessKey === credentials.secretAccessKey ? held : null;
   }
 
-  async function deriveKey(credentials: AwsCredentialIdentity, shortDate: string): Promise<KeyObject> {
-    const key = createSecretKey(await getSigningKey(NodeSha256, credentials, shortDate, region, LATTICE_SERVICE));
-    dayKey = { shortDate, secretAccessKey: credentials.secretAccessKey, key };
-    return key;
+  async function deriveKey(credentials: AwsCredentialIdentity, shortDate: string): Promise<DayKey> {
+    const bytes = Buffer.from(await getSigningKey(NodeSha256, credentials, shortDate, region, LATTICE_SERVICE));
+    dayKey = { shortDate, secretAccessKey: credentials.secretAccessKey, key: createSecretKey(bytes), bytes };
+    return dayKey;
   }
 
   /** The held context when it is this second's and these credentials', else null. */
@@ -254,7 +285,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     return key === null ? null : newContext(second, amzDate, credentials, key);
   }
 
-  function newContext(second: number, amzDate: string, credentials: AwsCredentialIdentity, key: KeyObject): SecondContext {
+  function newContext(second: number, amzDate: string, credentials: AwsCredentialIdentity, day: DayKey): SecondContext {
     const scope = createScope(amzDate.slice(0, 8), region, LATTICE_SERVICE);
     const made: SecondContext = {
       second,
@@ -262,7 +293,8 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       accessKeyId: credentials.accessKeyId,
       secretAccessKey: credentials.secretAccessKey,
       sessionToken: credentials.sessionToken,
-      key,
+      key: day.key,
+      keyBytes: day.bytes,
       stringToSignPrefix: `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n`,
       credentialPart: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=`,
       hosts: new Map(),
@@ -284,7 +316,9 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     const held = ctx.hosts.get(host);
     if (held !== undefined) return held;
     const canonical = getCanonicalHeaders({ method: '', protocol: 'https:', hostname: host, path: '/', query: {}, headers });
-    const made: HostHeaders = { canonical, authorizationPrefix: `${ctx.credentialPart}${canonicalizer.signedHeaderList(canonical)}, Signature=` };
+    // smithy's canonical request of "GET /" without its first three lines: the part every request to the host shares.
+    const rest = canonicalizer.canonical({ method: 'GET', protocol: 'https:', hostname: host, path: '/', query: {}, headers }, canonical).slice(CANONICAL_ROOT_LINES.length);
+    const made: HostHeaders = { canonical, authorizationPrefix: `${ctx.credentialPart}${canonicalizer.signedHeaderList(canonical)}, Signature=`, canonicalRest: rest };
     if (ctx.hosts.size < HOSTS_PER_SECOND) ctx.hosts.set(host, made);
     return made;
   }
@@ -350,6 +384,13 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       check(req);
       // Null on a new day: sign() derives its key.
       return null;
+    },
+    signingParts(signature: SignedHeaders): SigningParts | null {
+      const ctx = context;
+      const held = ctx === null || signature['x-amz-date'] !== ctx.amzDate ? undefined : ctx.hosts.get(signature.host);
+      // The same credentials too: the Authorization begins with their id and scope.
+      if (ctx === null || held === undefined || !signature.authorization.startsWith(held.authorizationPrefix)) return null;
+      return { second: ctx.second, key: ctx.keyBytes, stringToSignPrefix: ctx.stringToSignPrefix, canonicalRest: held.canonicalRest, authorizationPrefix: held.authorizationPrefix };
     },
   };
 }
