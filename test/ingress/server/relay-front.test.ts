@@ -15,6 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { startIngressServer, type IngressAccessEntry, type IngressEngine, type IngressServer } from '../../../src/ingress/server';
 import { parseRoutes, type RouteTable } from '../../../src/ingress/routes';
 import { createLatticeSigner } from '../../../src/ingress/sigv4/lattice-signer';
+import fc from 'fast-check';
+import { smithySigned } from '../sigv4/smithy-signed';
 
 interface Seen {
   method: string;
@@ -242,6 +244,94 @@ test('the relay and node:http send the same requests upstream and give the same 
   assert.deepEqual(relay.answers, node.answers);
   assert.deepEqual(relay.entries, node.entries);
   assert.equal(relay.stats.handedOver, 0, 'nothing here needs node:http');
+});
+
+// Plain targets (the relay routes and signs them itself): unreserved characters, empty segments, a final "/", queries with repeated names, names without "=", empty pairs.
+const plainSegment = fc.oneof(fc.constant(''), fc.stringMatching(/^[A-Za-z0-9._~-]{1,6}$/).filter((s) => s !== '.' && s !== '..'));
+const plainPath = fc.tuple(fc.array(plainSegment, { minLength: 1, maxLength: 4 }), fc.boolean()).map(([parts, slash]) => `/${parts.join('/')}${slash ? '/' : ''}`);
+const plainPair = fc.oneof(fc.constant(''), fc.tuple(fc.constantFrom('a', 'b', 'A', 'n', ''), fc.option(fc.stringMatching(/^[A-Za-z0-9._~-]{0,4}$/), { nil: undefined })).map(([n, v]) => (v === undefined ? n : `${n}=${v}`)));
+const plainTarget = fc.tuple(plainPath, fc.option(fc.array(plainPair, { maxLength: 4 }), { nil: undefined })).map(([p, q]) => (q === undefined ? p : `${p}?${q.join('&')}`));
+// Targets only TypeScript routes or signs: escapes, dot segments, "=" in a value, reserved characters, smithy's excluded parameter.
+const ODD_TARGETS = ['/p%41th', '/a/../b', '/q?a=b=c', '/q?k=v!', "/it's", '/sp%20ace', '/x?X-Amz-Signature=1', '/x?__proto__=1'];
+
+/** "20261122T120000Z" as a Date. */
+function amzDateTime(amzDate: string): Date {
+  const d = amzDate;
+  return new Date(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
+}
+
+test('requests with the header block of the request decided before them are routed and signed in the relay, each with its own target: smithy\'s sign() gives every signature, node:http the same requests', async (t) => {
+  const up = await recordingUpstream(t);
+  const table = parseRoutes(
+    `routes:
+  - host: signed.example.test
+    upstream: { url: http://127.0.0.1:${up.port}/base }
+    sign: true
+  - host: plain.example.test
+    paths:
+      - prefix: /api
+        upstream: { url: http://127.0.0.1:${up.port}/v1 }
+        sign: false
+      - prefix: /
+        upstream: { url: http://127.0.0.1:${up.port} }
+        sign: false
+`,
+    'routes.yaml',
+  );
+  const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token' };
+  const plain = [...new Set(fc.sample(plainTarget, { seed: 42, numRuns: 60 }))];
+  const targets = plain.flatMap((target, i) => (i % 8 === 7 ? [target, ODD_TARGETS[(i - 7) / 8 % ODD_TARGETS.length]] : [target]));
+  const signedPipeline = [...targets.map((target) => request([`GET ${target} HTTP/1.1`, 'Host: signed.example.test', 'User-Agent: route-test', 'Accept: */*'])), request(['GET /last HTTP/1.1', 'Host: signed.example.test', 'Connection: close'])].join('');
+  // The /api route takes every path under it; "/" does not (a longer prefix of its host comes first). An absolute-form target's authority routes it, not Host.
+  const pathsPipeline = [
+    request(['GET http://signed.example.test/abs HTTP/1.1', 'Host: plain.example.test']),
+    ...['/api/x?q=1', '/api', '/api/y/', '/apix', '/api/z', '/other', '/api/../x', '/api/w'].map((target) => request([`GET ${target} HTTP/1.1`, 'Host: plain.example.test'])),
+    request(['GET /last HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
+  ].join('');
+  const runs: { seen: Seen[]; answers: Answer[]; entries: Partial<IngressAccessEntry>[]; repeated: number }[] = [];
+  for (const engine of ['relay', 'node'] as const) {
+    const from = up.seen.length;
+    const entries: IngressAccessEntry[] = [];
+    const server = await startIngressServer({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      tls: null,
+      proxyProtocol: false,
+      routes: () => table,
+      // The real clock: the relay signs in the second it lives in.
+      signer: createLatticeSigner({ region: 'us-east-1', credentials: async () => credentials }),
+      onAccess: (e) => entries.push(e),
+      engine,
+    });
+    t.after(() => server.close({ drainMs: 0 }));
+    const port = server.addresses()[0].port;
+    const raw = (await exchange(port, signedPipeline, () => false)) + (await exchange(port, pathsPipeline, () => false));
+    for (let i = 0; i < 200 && entries.length < targets.length + 11; i++) await new Promise((r) => setTimeout(r, 10));
+    const seen = up.seen.slice(from);
+    for (const s of seen) {
+      const fields = new Map<string, string>();
+      for (let i = 0; i + 1 < s.headers.length; i += 2) fields.set(s.headers[i].toLowerCase(), s.headers[i + 1]);
+      if (fields.get('host') !== `127.0.0.1:${up.port}` || s.url === '/base/last' || !fields.has('authorization')) continue;
+      const expected = await smithySigned('us-east-1', credentials, amzDateTime(fields.get('x-amz-date') ?? ''), 'GET', `127.0.0.1:${up.port}`, s.url);
+      assert.equal(fields.get('authorization'), expected.authorization, `${engine}: ${s.url}`);
+    }
+    // Compared without the signature's time and what it signs (their second differs from run to run), and by URL (node:http may reorder pipelined requests).
+    const unsigned = seen
+      .map((s) => ({ ...s, headers: s.headers.filter((_h, i) => !/^(x-amz-date|authorization)$/i.test(s.headers[i - (i % 2)])) }))
+      .sort((a, b) => a.url.localeCompare(b.url));
+    runs.push({ seen: unsigned, answers: answers(raw), entries: entries.map(comparable), repeated: server.stats().repeated });
+  }
+  const [relay, node] = runs;
+  assert.equal(relay.answers.length, targets.length + 11);
+  assert.deepEqual(relay.seen, node.seen);
+  assert.deepEqual(relay.answers, node.answers);
+  assert.deepEqual(relay.entries, node.entries);
+  // Each path reached the route its prefix picks.
+  const pathsBodies = relay.answers.slice(targets.length + 1).map((a) => a.body);
+  assert.deepEqual(pathsBodies, ['GET /base/abs 0', 'GET /v1/api/x?q=1 0', 'GET /v1/api 0', 'GET /v1/api/y/ 0', 'GET /apix 0', 'GET /v1/api/z 0', 'GET /other 0', pathsBodies[7], 'GET /v1/api/w 0', 'GET /last 0']);
+  assert.equal(relay.answers[targets.length + 8].status, 404, '/api/../x: a dot segment is refused');
+  // Most plain targets went on the kept route (one decided here per connection and second, and after each odd one).
+  assert.ok(relay.repeated >= plain.length / 2, `repeated ${relay.repeated} of ${plain.length}`);
+  assert.equal(node.repeated, 0);
 });
 
 test('an HTTP/1.0 client gets a 1.0-framed answer from either engine, and the connection ends', async (t) => {

@@ -10,20 +10,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { AwsCredentialIdentity, HttpRequest } from '@smithy/types';
-import { createLatticeSigner, LATTICE_SERVICE, splitPathAndQuery, UNSIGNED_PAYLOAD } from '../../../src/ingress/sigv4/lattice-signer';
-import { NodeSha256 } from '../../../src/ingress/sigv4/node-sha256';
+import type { AwsCredentialIdentity } from '@smithy/types';
+import { createLatticeSigner } from '../../../src/ingress/sigv4/lattice-signer';
+import { smithySigned as smithySignedIn } from './smithy-signed';
 
 const REGION = 'eu-west-1';
 
 /** What smithy's own sign() returns for the request the signer is asked for (lower-case names). */
-async function smithySigned(credentials: AwsCredentialIdentity, at: Date, method: string, host: string, pathAndQuery: string): Promise<Record<string, string>> {
-  const signer = new SignatureV4({ service: LATTICE_SERVICE, region: REGION, credentials, sha256: NodeSha256, applyChecksum: false });
-  const { path, query } = splitPathAndQuery(pathAndQuery);
-  const request: HttpRequest = { method, protocol: 'https:', hostname: host, path, query, headers: { host, 'x-amz-content-sha256': UNSIGNED_PAYLOAD } };
-  const signed = await signer.sign(request, { signingDate: at });
-  return Object.fromEntries(Object.entries(signed.headers).map(([name, value]) => [name.toLowerCase(), value]));
+function smithySigned(credentials: AwsCredentialIdentity, at: Date, method: string, host: string, pathAndQuery: string): Promise<Record<string, string>> {
+  return smithySignedIn(REGION, credentials, at, method, host, pathAndQuery);
 }
 
 const segment = fc.oneof(
