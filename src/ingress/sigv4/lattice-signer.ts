@@ -194,6 +194,8 @@ interface SecondContext {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken: string | undefined;
+  /** When the credentials expire (ms; Infinity without an expiration). */
+  readonly expiresAt: number;
   readonly key: KeyObject;
   readonly keyBytes: Buffer;
   /** "AWS4-HMAC-SHA256\n<amzDate>\n<scope>\n": the string to sign up to the canonical request's hash. */
@@ -293,6 +295,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       accessKeyId: credentials.accessKeyId,
       secretAccessKey: credentials.secretAccessKey,
       sessionToken: credentials.sessionToken,
+      expiresAt: credentials.expiration?.getTime() ?? Number.POSITIVE_INFINITY,
       key: day.key,
       keyBytes: day.bytes,
       stringToSignPrefix: `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n`,
@@ -388,8 +391,8 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     signingParts(signature: SignedHeaders): SigningParts | null {
       const ctx = context;
       const held = ctx === null || signature['x-amz-date'] !== ctx.amzDate ? undefined : ctx.hosts.get(signature.host);
-      // The same credentials too: the Authorization begins with their id and scope.
-      if (ctx === null || held === undefined || !signature.authorization.startsWith(held.authorizationPrefix)) return null;
+      // The same credentials too (the Authorization begins with their id and scope), valid to the second's end.
+      if (ctx === null || held === undefined || !signature.authorization.startsWith(held.authorizationPrefix) || ctx.expiresAt < (ctx.second + 1) * 1000) return null;
       return { second: ctx.second, key: ctx.keyBytes, stringToSignPrefix: ctx.stringToSignPrefix, canonicalRest: held.canonicalRest, authorizationPrefix: held.authorizationPrefix };
     },
   };

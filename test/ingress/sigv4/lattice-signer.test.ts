@@ -5,6 +5,7 @@
  * to sign, HMAC key chain) with node:crypto only, and is itself checked first
  * against the AWS SigV4 test suite's published "get-vanilla" signature.
  */
+import { createHash, createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLatticeSigner, splitPathAndQuery } from '../../../src/ingress/sigv4/lattice-signer';
@@ -150,4 +151,48 @@ test('bad requests are refused with the one message shape', async () => {
 test('splitPathAndQuery keeps the path encoded and decodes the query', () => {
   assert.deepEqual(splitPathAndQuery('/a%20b?x=1&x=2&y&z=%2F'), { path: '/a%20b', query: { x: ['1', '2'], y: '', z: '/' } });
   assert.deepEqual(splitPathAndQuery('/'), { path: '/', query: {} });
+});
+
+test('signingParts: what signs another target to the same host in the same second (the relay\'s kept routes), only while the second and the credentials hold', async () => {
+  let at = new Date('2026-11-22T12:00:00.250Z');
+  let expiration: Date | undefined;
+  const signer = createLatticeSigner({
+    region: 'us-east-1',
+    credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'tok', expiration }),
+    clock: () => at,
+  });
+  const host = 'svc-1.example.test';
+  const first = await signer.sign({ method: 'GET', host, path: '/a' });
+  const parts = signer.signingParts(first);
+  assert.ok(parts !== null);
+  assert.equal(parts.second, Date.UTC(2026, 10, 22, 12, 0, 0) / 1000);
+  assert.ok(first.authorization.startsWith(parts.authorizationPrefix));
+  // Another method, path and query, signed from the parts as the relay does, equals the reference implementation's signature.
+  const canonical = `HEAD\n/b/c\nx=1&y=\n${parts.canonicalRest}`;
+  const toSign = `${parts.stringToSignPrefix}${createHash('sha256').update(canonical).digest('hex')}`;
+  const fromParts = `${parts.authorizationPrefix}${createHmac('sha256', parts.key).update(toSign).digest('hex')}`;
+  const reference = referenceSigV4({
+    method: 'HEAD',
+    path: '/b/c',
+    query: 'y&x=1',
+    headers: { host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-date': first['x-amz-date'], 'x-amz-security-token': 'tok' },
+    payloadHash: 'UNSIGNED-PAYLOAD',
+    region: 'us-east-1',
+    service: 'vpc-lattice-svcs',
+    secretKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    accessKey: 'AKIDEXAMPLE',
+    amzDate: first['x-amz-date'],
+  });
+  assert.equal(fromParts, reference.authorization);
+  // A later second: that signature's parts are gone.
+  at = new Date('2026-11-22T12:00:01.100Z');
+  await signer.sign({ method: 'GET', host, path: '/a' });
+  assert.equal(signer.signingParts(first), null);
+  // Credentials that expire before the second ends sign no further.
+  at = new Date('2026-11-22T12:00:02.100Z');
+  expiration = new Date('2026-11-22T12:00:02.900Z');
+  assert.equal(signer.signingParts(await signer.sign({ method: 'GET', host, path: '/a' })), null);
+  expiration = new Date('2026-11-22T12:30:00Z');
+  at = new Date('2026-11-22T12:00:03.100Z');
+  assert.ok(signer.signingParts(await signer.sign({ method: 'GET', host, path: '/a' })) !== null);
 });
