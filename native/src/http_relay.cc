@@ -19,7 +19,8 @@
 // the connection's previous request (http_route.h): a plain GET or HEAD
 // that repeats the last decided method and target prefix goes upstream
 // without a round trip to TypeScript, which hears of it afterwards (the
-// ROUTED and ANSWERED events) to log it.
+// ROUTED and ANSWERED events) to log it. The ingress's kept routes do the
+// same for its requests (target rewrite and SigV4 signature included).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

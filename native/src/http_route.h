@@ -13,6 +13,12 @@
 // functions below return false, and the head goes to TypeScript as usual:
 // these functions never refuse anything, they only decline. What they
 // produce is byte for byte what src/proxy/server/headers.ts produces.
+//
+// The ingress keeps routes too (src/ingress/server/relay-front.ts), in two
+// forms: exact (a head repeated byte for byte goes upstream as the head
+// made for it) and ingress routes (the same header fields with another
+// plain target: the head made for the decided request with the new target
+// and, on a signed route, a SigV4 signature made here, sigv4_target.h).
 #pragma once
 
 #include <stddef.h>
@@ -311,9 +317,8 @@ inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int
     canonical.push_back('\n');
     canonical.append(r.canonical_rest);
     std::string to_sign = r.string_to_sign_prefix;
-    AppendSha256Hex(canonical, &to_sign);
     out->append(r.authorization_prefix);
-    if (!AppendHmacSha256Hex(r.key, to_sign, out)) return false;
+    if (!AppendSha256Hex(canonical, &to_sign) || !AppendHmacSha256Hex(r.key, to_sign, out)) return false;
   }
   out->append(r.head_tail);
   r.last_target = *path;

@@ -82,7 +82,7 @@ export class IngressMetrics {
     });
     new Counter({
       name: 'gatehouse_ingress_requests_repeated_total',
-      help: 'requests the native relay sent upstream as the identical request before them on their connection, within a second',
+      help: 'requests the native relay routed (and signed) on the route of the request decided before them on their connection, without TypeScript',
       registers,
       collect() {
         this.reset();

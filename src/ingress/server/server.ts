@@ -45,7 +45,7 @@ export interface IngressServerStats {
   refused: number;
   /** Connections the native relay handed to node:http (see relay-front.ts). */
   handedOver: number;
-  /** Requests the relay sent upstream as the identical request before them (relay-front.ts keepExact). */
+  /** Requests the relay routed on a kept route without TypeScript (relay-front.ts keep). */
   repeated: number;
 }
 
