@@ -302,14 +302,14 @@ export class HttpRelay {
     checkInteger('port', route.port, 1, 65535);
     checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
     checkInteger('idleMs', route.idleMs, 0, MAX_MS);
-    const s = route.signing;
-    if (s !== null) {
-      checkInteger('second', s.second, 0, Number.MAX_SAFE_INTEGER);
-      if (!Buffer.isBuffer(s.key) || s.key.length !== 32) invalidArg('a 32-byte signing key', 'key', s.key);
+    const { signing, ...fields } = route;
+    if (signing !== null) {
+      checkInteger('second', signing.second, 0, Number.MAX_SAFE_INTEGER);
+      if (!Buffer.isBuffer(signing.key) || signing.key.length !== 32) invalidArg('a 32-byte signing key', 'key', signing.key);
     }
     if (this.destroyed) return false;
     // The native side reads the signing fields from the object itself (key null: unsigned).
-    return this.native.keepIngress(id, s === null ? { ...route, key: null } : { ...route, ...s });
+    return this.native.keepIngress(id, signing === null ? { ...fields, key: null } : { ...fields, ...signing });
   }
 
   forgetRoutes(): void {
