@@ -1955,9 +1955,10 @@ Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
 
 // keepIngress(id, route): the ingress's kept route (KeptRoute::ingress),
 // an object with method, target, requestFields, upstreamHead, matchPrefix,
-// upstreamPrefix, headFields, headTail, ip, port, lifetimeMs, idleMs and, for a signed
-// route, second, key (a Buffer), stringToSignPrefix, canonicalRest and
-// authorizationPrefix (src/native/http-relay.ts checks them). False when
+// upstreamPrefix, headFields, headTail, ip, port, lifetimeMs, idleMs and
+// signing: null, or for a signed route an object with second, key (a
+// Buffer), stringToSignPrefix, canonicalRest and authorizationPrefix
+// (src/native/http-relay.ts checks them). False when
 // the connection is gone or upstreamPrefix is not a plain path.
 Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   Client* c = Live(info);
@@ -1976,15 +1977,16 @@ Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   r.idle_ms = o.Get("idleMs").As<Napi::Number>().Int64Value();
   r.last_target = Latin1(o.Get("target"));
   r.last_head = Latin1(o.Get("upstreamHead"));
-  Napi::Value key = o.Get("key");
-  r.sign = key.IsBuffer();
+  Napi::Value signing = o.Get("signing");
+  r.sign = signing.IsObject();
   if (r.sign) {
-    Napi::Buffer<char> bytes = key.As<Napi::Buffer<char>>();
-    r.key.assign(bytes.Data(), bytes.Length());
-    r.second = o.Get("second").As<Napi::Number>().Int64Value();
-    r.string_to_sign_prefix = Latin1(o.Get("stringToSignPrefix"));
-    r.canonical_rest = Latin1(o.Get("canonicalRest"));
-    r.authorization_prefix = Latin1(o.Get("authorizationPrefix"));
+    Napi::Object s = signing.As<Napi::Object>();
+    Napi::Buffer<char> key = s.Get("key").As<Napi::Buffer<char>>();
+    r.key.assign(key.Data(), key.Length());
+    r.second = s.Get("second").As<Napi::Number>().Int64Value();
+    r.string_to_sign_prefix = Latin1(s.Get("stringToSignPrefix"));
+    r.canonical_rest = Latin1(s.Get("canonicalRest"));
+    r.authorization_prefix = Latin1(s.Get("authorizationPrefix"));
   }
   std::string scratch;
   if (!r.upstream_prefix.empty() &&

@@ -548,25 +548,39 @@ export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) 
  * in the events; a command for an id that is gone (or in another state)
  * returns false (respond: -1) and does nothing.
  */
-/** IngressRoute (http-relay.ts) as the native side reads it. */
-export interface NativeIngressRoute {
-  method: string;
+/**
+ * What an ingress kept route repeats (see NativeHttpRelay.keepIngress): the
+ * upstream head of a request is `METHOD upstreamPrefix+target HTTP/1.1`,
+ * then `headFields`, on a signed route the Authorization value
+ * (`authorizationPrefix` and the signature), then `headTail`.
+ */
+export interface IngressRoute {
+  method: 'GET' | 'HEAD';
+  /** The route's request target, and the head sent upstream for it (its repeats get that head, as an exact route's do). */
   target: string;
   upstreamHead: string;
+  /** The route's client head after its request line (through the final CRLF CRLF), which a repeat must equal. */
   requestFields: string;
+  /** The route's path prefix: a repeat's path must be under it. */
   matchPrefix: string;
+  /** Put before the target upstream ('' for none). */
   upstreamPrefix: string;
   headFields: string;
   headTail: string;
   ip: string;
   port: number;
   lifetimeMs: number;
+  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
   idleMs: number;
-  key: Buffer | null;
-  second?: number;
-  stringToSignPrefix?: string;
-  canonicalRest?: string;
-  authorizationPrefix?: string;
+  /** What a signed route signs with (null: unsigned); see LatticeSigner.signingParts. */
+  signing: {
+    /** The Unix second whose X-Amz-Date headFields carries: repeats are signed in that second only. */
+    second: number;
+    key: Buffer;
+    stringToSignPrefix: string;
+    canonicalRest: string;
+    authorizationPrefix: string;
+  } | null;
 }
 
 export interface NativeHttpRelay {
@@ -628,8 +642,7 @@ export interface NativeHttpRelay {
    */
   keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, lifetimeMs: number, idleMs: number): boolean;
   /**
-   * An ingress kept route (IngressRoute in http-relay.ts, its signing
-   * fields spread in; key null when unsigned): the
+   * An ingress kept route (IngressRoute in http-relay.ts): the
    * connection's next requests with the same method and header block and a
    * plain target under `matchPrefix` go to ip:port with the head made from
    * the route's (their target, and on a signed route their own SigV4
@@ -637,7 +650,7 @@ export interface NativeHttpRelay {
    * last one sent, as the head sent for it); reported as keepRoute's are.
    * False when the connection is gone or `upstreamPrefix` is not a plain path.
    */
-  keepIngress(id: number, route: NativeIngressRoute): boolean;
+  keepIngress(id: number, route: IngressRoute): boolean;
   /** Every kept route is stale (the policy changed). */
   forgetRoutes(): void;
   /** Closes connections between requests (not one whose next head has begun: it is read and answered) and the pool; later ones close after their exchange. */

@@ -6,7 +6,9 @@
  */
 import { constants as osConstants } from 'node:os';
 import { loadNative } from './addon';
-import type { HttpRelayOptions, NativeHttpRelay, NativeRelayPayload } from './binding';
+import type { HttpRelayOptions, IngressRoute, NativeHttpRelay, NativeRelayPayload } from './binding';
+
+export type { IngressRoute } from './binding';
 import { checkBoolean, checkInteger, invalidArg } from './validate';
 import { GatehouseError } from '../errors';
 
@@ -132,41 +134,6 @@ export interface ExactRoute {
   lifetimeMs: number;
   /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
   idleMs: number;
-}
-
-/**
- * What an ingress kept route repeats (see NativeHttpRelay.keepIngress): the
- * upstream head of a request is `METHOD upstreamPrefix+target HTTP/1.1`,
- * then `headFields`, on a signed route the Authorization value
- * (`authorizationPrefix` and the signature), then `headTail`.
- */
-export interface IngressRoute {
-  method: 'GET' | 'HEAD';
-  /** The route's request target, and the head sent upstream for it (its repeats get that head, as an exact route's do). */
-  target: string;
-  upstreamHead: string;
-  /** The route's client head after its request line (through the final CRLF CRLF), which a repeat must equal. */
-  requestFields: string;
-  /** The route's path prefix: a repeat's path must be under it. */
-  matchPrefix: string;
-  /** Put before the target upstream ('' for none). */
-  upstreamPrefix: string;
-  headFields: string;
-  headTail: string;
-  ip: string;
-  port: number;
-  lifetimeMs: number;
-  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
-  idleMs: number;
-  /** What a signed route signs with (null: unsigned); see LatticeSigner.signingParts. */
-  signing: {
-    /** The Unix second whose X-Amz-Date headFields carries: repeats are signed in that second only. */
-    second: number;
-    key: Buffer;
-    stringToSignPrefix: string;
-    canonicalRest: string;
-    authorizationPrefix: string;
-  } | null;
 }
 
 export interface RelayStats {
@@ -302,14 +269,12 @@ export class HttpRelay {
     checkInteger('port', route.port, 1, 65535);
     checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
     checkInteger('idleMs', route.idleMs, 0, MAX_MS);
-    const { signing, ...fields } = route;
+    const signing = route.signing;
     if (signing !== null) {
       checkInteger('second', signing.second, 0, Number.MAX_SAFE_INTEGER);
       if (!Buffer.isBuffer(signing.key) || signing.key.length !== 32) invalidArg('a 32-byte signing key', 'key', signing.key);
     }
-    if (this.destroyed) return false;
-    // The native side reads the signing fields from the object itself (key null: unsigned).
-    return this.native.keepIngress(id, signing === null ? { ...fields, key: null } : { ...fields, ...signing });
+    return !this.destroyed && this.native.keepIngress(id, route);
   }
 
   forgetRoutes(): void {

@@ -67,8 +67,12 @@ interface FrontConnection {
   readonly client: string;
   readonly clientPort: number;
   exchange: FrontExchange | null;
-  /** The last request given to the relay as an exact kept route: its repeats are logged as it was. */
+  /** The last request given to the relay as a kept route: its repeats are logged as it was. */
   kept: UpstreamCall | null;
+  /** Requests the relay routed on `kept`. */
+  repeatsOfKept: number;
+  /** Decided requests in a row that found the kept route before them unused (see keep). */
+  unusedKeeps: number;
   /** No further request is read on it (an answer said Connection: close, or it was handed over). */
   ended: boolean;
   bytesIn: number;
@@ -87,6 +91,10 @@ const ANSWER_REPORT_DELAY_MS = 50;
 
 /** How long the relay may route a decided request's repeats (keepIngress, keepExact). */
 const REPEAT_WINDOW_MS = 1000;
+
+/** Kept routes a connection may leave unused in a row before it gets one every KEEP_BACKOFF decided requests only. */
+const KEEPS_BEFORE_BACKOFF = 4;
+const KEEP_BACKOFF = 32;
 
 const SLASH = 0x2f;
 
@@ -186,7 +194,7 @@ export class RelayFront implements RelayHandler {
         clientPort = header.source.port;
       }
     }
-    this.conns.set(id, { id, client, clientPort, exchange: null, kept: null, ended: false, bytesIn: 0, bytesOut: 0 });
+    this.conns.set(id, { id, client, clientPort, exchange: null, kept: null, repeatsOfKept: 0, unusedKeeps: 0, ended: false, bytesIn: 0, bytesOut: 0 });
   }
 
   request(id: number, text: string): void {
@@ -346,6 +354,12 @@ export class RelayFront implements RelayHandler {
     const { conn, ex } = call;
     const method = ex.entry.method;
     if ((method !== 'GET' && method !== 'HEAD') || call.framing.body !== 'none' || ex.minor !== 1 || !ex.keepAlive || this.closingFlag) return;
+    // Keeping copies the request's heads into the relay. A client whose
+    // requests each differ in a header field (a request id) never repeats
+    // a route: after KEEPS_BEFORE_BACKOFF kept routes go unused in a row,
+    // its connection is given one every KEEP_BACKOFF decided requests only.
+    conn.unusedKeeps = conn.kept !== null && conn.repeatsOfKept === 0 ? conn.unusedKeeps + 1 : 0;
+    if (conn.unusedKeeps >= KEEPS_BEFORE_BACKOFF && conn.unusedKeeps % KEEP_BACKOFF !== 0) return;
     const kept =
       this.keepIngress(call, method, ip, upstreamHead) ||
       this.relay.keepExact(conn.id, {
@@ -359,6 +373,7 @@ export class RelayFront implements RelayHandler {
         idleMs: call.route.timeoutMs,
       });
     conn.kept = kept ? call : null;
+    conn.repeatsOfKept = 0;
   }
 
   /**
@@ -544,6 +559,7 @@ export class RelayFront implements RelayHandler {
       return null;
     }
     this.counts.repeated++;
+    conn.repeatsOfKept++;
     const first = kept.ex.entry;
     const entry = newAccessEntry(conn.client, conn.clientPort, first.method, false);
     entry.start = new Date(startedAt);
