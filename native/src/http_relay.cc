@@ -1954,11 +1954,12 @@ Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
 }
 
 // keepIngress(id, route): the ingress's kept route (KeptRoute::ingress),
-// an object with method, target, requestFields, upstreamHead, matchPrefix,
-// upstreamPrefix, headFields, headTail, ip, port, lifetimeMs, idleMs and
-// signing: null, or for a signed route an object with second, key (a
+// an object with method, target, requestFields, upstreamHead, host,
+// userAgent, referer, matchPrefix, upstreamPrefix, authority, client,
+// proto, stripAuthorization, ip, port, lifetimeMs, idleMs and signing:
+// null, or for a signed route an object with second, amzFields, key (a
 // Buffer), stringToSignPrefix, canonicalRest and authorizationPrefix
-// (src/native/http-relay.ts checks them). False when
+// (IngressRoute in src/native/binding.ts; http-relay.ts checks them). False when
 // the connection is gone or upstreamPrefix is not a plain path.
 Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   Client* c = Live(info);
@@ -1967,15 +1968,20 @@ Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   KeptRoute r;
   r.ingress = true;
   r.method = Latin1(o.Get("method"));
-  r.request_fields = Latin1(o.Get("requestFields"));
+  r.client_host = Latin1(o.Get("host"));
+  r.user_agent = Latin1(o.Get("userAgent"));
+  r.referer = Latin1(o.Get("referer"));
   r.match_prefix = Latin1(o.Get("matchPrefix"));
   r.upstream_prefix = Latin1(o.Get("upstreamPrefix"));
-  r.head_fields = Latin1(o.Get("headFields"));
-  r.head_tail = Latin1(o.Get("headTail"));
+  r.host = Latin1(o.Get("authority"));
+  r.client = Latin1(o.Get("client"));
+  r.proto = Latin1(o.Get("proto"));
+  r.strip_authorization = o.Get("stripAuthorization").As<Napi::Boolean>().Value();
   r.ip = o.Get("ip").As<Napi::String>().Utf8Value();
   r.port = o.Get("port").As<Napi::Number>().Int32Value();
   r.idle_ms = o.Get("idleMs").As<Napi::Number>().Int64Value();
   r.last_target = Latin1(o.Get("target"));
+  r.last_fields = Latin1(o.Get("requestFields"));
   r.last_head = Latin1(o.Get("upstreamHead"));
   Napi::Value signing = o.Get("signing");
   r.sign = signing.IsObject();
@@ -1984,6 +1990,7 @@ Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
     Napi::Buffer<char> key = s.Get("key").As<Napi::Buffer<char>>();
     r.key.assign(key.Data(), key.Length());
     r.second = s.Get("second").As<Napi::Number>().Int64Value();
+    r.amz_fields = Latin1(s.Get("amzFields"));
     r.string_to_sign_prefix = Latin1(s.Get("stringToSignPrefix"));
     r.canonical_rest = Latin1(s.Get("canonicalRest"));
     r.authorization_prefix = Latin1(s.Get("authorizationPrefix"));

@@ -51,28 +51,35 @@ struct KeptRoute {
   std::string upstream_head;
   std::string path;     // the request's target, for the log
   int64_t idle_ms = 0;  // the exchange's inactivity limit (0: the relay's)
-  // An ingress route: a request with the route's method whose header
-  // block is `request_fields` byte for byte and whose target is a plain
-  // path (sigv4_target.h) under `match_prefix` goes upstream as the head
-  // TypeScript made for the route's request, with its own target (after
-  // `upstream_prefix`) and, on a signed route, its own signature, made here
-  // within `second` (the second of the head's X-Amz-Date) only.
+  // An ingress route: a request with the route's method, the route's Host,
+  // User-Agent and Referer (the log's facts) and a plain target (see
+  // sigv4_target.h) under `match_prefix` goes upstream with the head
+  // src/ingress/server/upstream-headers.ts would make for it (its own
+  // target after `upstream_prefix`, its own fields rewritten) and, on a
+  // signed route, its own signature, made here within `second` (the second
+  // of `amz_fields`' X-Amz-Date) only.
   bool ingress = false;
-  std::string request_fields;   // the client's head after its request line
-  std::string match_prefix;     // the route's path prefix (src/ingress/routes/path.ts)
-  std::string upstream_prefix;  // put before the target upstream
-  std::string head_fields;      // the upstream head after its request line, to the Authorization value
-  std::string head_tail;        // the rest after that value (empty when unsigned)
+  std::string client_host;           // the Host value the route's request sent (also its X-Forwarded-Host)
+  std::string user_agent;            // its User-Agent ('' without one)
+  std::string referer;               // its Referer ('' without one)
+  std::string match_prefix;          // the route's path prefix (src/ingress/routes/path.ts)
+  std::string upstream_prefix;       // put before the target upstream
+  std::string client;                // appended to X-Forwarded-For
+  std::string proto;                 // X-Forwarded-Proto
+  bool strip_authorization = false;  // an unsigned route drops the client's Authorization
   bool sign = false;
-  int64_t second = 0;                 // Unix time, seconds
-  std::string key;                    // the day's signing key
+  int64_t second = 0;  // Unix time, seconds
+  std::string
+      amz_fields;   // "X-Amz-Date: ...\r\nX-Amz-Content-Sha256: ...\r\n[X-Amz-Security-Token: ...\r\n]"
+  std::string key;  // the day's signing key
   std::string string_to_sign_prefix;  // "AWS4-HMAC-SHA256\n<date>\n<scope>\n"
   std::string canonical_rest;         // the canonical request after its query line
   std::string authorization_prefix;   // "AWS4-HMAC-SHA256 Credential=..., Signature="
-  // The last target sent and its head (first the route's request's): a
-  // repeat of that target reuses it, its signature at most the route's
-  // lifetime old, as an exact route's.
+  // The last request sent (first the route's own: its target and fields
+  // after the request line) and its upstream head: the same again reuses
+  // it, its signature at most the route's lifetime old, as an exact route's.
   std::string last_target;
+  std::string last_fields;
   std::string last_head;
 };
 
@@ -269,10 +276,58 @@ inline bool PrefixMatches(const std::string& prefix, const char* path, size_t le
   return len == n || path[n] == '/';
 }
 
+// The client's fields [at, end) of a request on an ingress route
+// rewritten as upstream-headers.ts rewrites them, appended to `out`
+// between Host and the signature; `forwarded` gets the X-Forwarded-For
+// chain. False when the head is not the route's (another Host, User-Agent
+// or Referer) or not plain: a body, Expect or Upgrade, a Connection naming
+// fields or close, a malformed line.
+inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const KeptRoute& r,
+                                 std::string* out, std::string* forwarded) {
+  using namespace route_detail;
+  std::string host, user_agent, referer;
+  int hosts = 0;
+  while (at < end) {
+    Field f;
+    if (!NextField(head, end, &at, &f)) return false;
+    const char* n = f.name;
+    size_t nl = f.name_len;
+    if (Is(n, nl, "content-length") || Is(n, nl, "transfer-encoding") || Is(n, nl, "expect") ||
+        Is(n, nl, "upgrade"))
+      return false;  // a body, 100-continue, an upgrade: TypeScript's
+    if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
+      bool close = false;
+      if (!PlainConnection(f, &close) || close) return false;
+      continue;
+    }
+    if (Is(n, nl, "host")) {
+      host.assign(f.value, f.value_len);
+      hosts++;
+      continue;
+    }
+    if (Is(n, nl, "x-forwarded-for")) {
+      // As readRequestHead joins them: an empty first value is replaced by the next.
+      if (!forwarded->empty()) forwarded->append(", ", 2);
+      forwarded->append(f.value, f.value_len);
+      continue;
+    }
+    if (Is(n, nl, "x-forwarded-proto") || Is(n, nl, "x-forwarded-host") || AlwaysHopByHop(f)) continue;
+    if (nl >= 15 && Is(n, 15, "x-amzn-lattice-")) continue;
+    if (r.sign ? Is(n, nl, "authorization") || Is(n, nl, "x-amz-date") || Is(n, nl, "x-amz-content-sha256") ||
+                     Is(n, nl, "x-amz-security-token")
+               : r.strip_authorization && Is(n, nl, "authorization"))
+      continue;
+    if (Is(n, nl, "user-agent")) user_agent.assign(f.value, f.value_len);
+    if (Is(n, nl, "referer")) referer.assign(f.value, f.value_len);
+    AppendField(out, n, nl, f.value, f.value_len);
+  }
+  return hosts == 1 && host == r.client_host && user_agent == r.user_agent && referer == r.referer;
+}
+
 // The upstream head for a request on an ingress route (see KeptRoute),
 // from the client's head [head, head+len); false when the request is not
 // the route's or not plain enough, or a signed route's second is over (and
-// the target is not the last one sent).
+// the request is not the last one sent again).
 inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int64_t second, std::string* out,
                                  std::string* path, bool* keep_alive) {
   const void* crlf = memmem(head, len - 2, "\r\n", 2);
@@ -285,13 +340,10 @@ inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int
   size_t target = m + 1, target_end = line_end - kVersionLen;
   if (memcmp(head + target_end, kVersion, kVersionLen) != 0) return false;
   size_t fields = line_end + 2;
-  if (len - fields != r.request_fields.size() ||
-      memcmp(head + fields, r.request_fields.data(), len - fields) != 0)
-    return false;
-  // The same header block as the route's request: a keep-alive HTTP/1.1 one without a body.
-  *keep_alive = true;
+  *keep_alive = true;  // HTTP/1.1 without close (RewriteIngressFields declines close)
   path->assign(head + target, target_end - target);
-  if (*path == r.last_target) {
+  if (*path == r.last_target && len - fields == r.last_fields.size() &&
+      memcmp(head + fields, r.last_fields.data(), len - fields) == 0) {
     *out = r.last_head;
     return true;
   }
@@ -311,17 +363,29 @@ inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int
   out->assign(r.method);
   out->push_back(' ');
   out->append(upstream_target);
-  out->append(" HTTP/1.1\r\n", 11);
-  out->append(r.head_fields);
+  out->append(" HTTP/1.1\r\nHost: ", 17);
+  out->append(r.host);
+  out->append("\r\n", 2);
+  std::string forwarded;
+  if (!RewriteIngressFields(head, fields, len - 4, r, out, &forwarded)) return false;
   if (r.sign) {
     canonical.push_back('\n');
     canonical.append(r.canonical_rest);
     std::string to_sign = r.string_to_sign_prefix;
+    out->append(r.amz_fields);
+    out->append("Authorization: ", 15);
     out->append(r.authorization_prefix);
     if (!AppendSha256Hex(canonical, &to_sign) || !AppendHmacSha256Hex(r.key, to_sign, out)) return false;
+    out->append("\r\n", 2);
   }
-  out->append(r.head_tail);
+  route_detail::AppendList(out, "X-Forwarded-For", forwarded, r.client);
+  out->append("X-Forwarded-Proto: ", 19);
+  out->append(r.proto);
+  out->append("\r\nX-Forwarded-Host: ", 20);
+  out->append(r.client_host);
+  out->append("\r\n\r\n", 4);
   r.last_target = *path;
+  r.last_fields.assign(head + fields, len - fields);
   r.last_head = *out;
   return true;
 }

@@ -549,24 +549,31 @@ export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) 
  * returns false (respond: -1) and does nothing.
  */
 /**
- * What an ingress kept route repeats (see NativeHttpRelay.keepIngress): the
- * upstream head of a request is `METHOD upstreamPrefix+target HTTP/1.1`,
- * then `headFields`, on a signed route the Authorization value
- * (`authorizationPrefix` and the signature), then `headTail`.
+ * What an ingress kept route repeats (see NativeHttpRelay.keepIngress):
+ * the route's request and the facts its upstream head was made from, so
+ * the relay makes the head another request on it would get
+ * (src/ingress/server/upstream-headers.ts).
  */
 export interface IngressRoute {
   method: 'GET' | 'HEAD';
-  /** The route's request target, and the head sent upstream for it (its repeats get that head, as an exact route's do). */
+  /** The route's request target, its head after the request line (through the final CRLF CRLF), and the head sent upstream for it. */
   target: string;
-  upstreamHead: string;
-  /** The route's client head after its request line (through the final CRLF CRLF), which a repeat must equal. */
   requestFields: string;
+  upstreamHead: string;
+  /** Its Host, User-Agent and Referer values ('' without one): a request with others goes to TypeScript. */
+  host: string;
+  userAgent: string;
+  referer: string;
   /** The route's path prefix: a repeat's path must be under it. */
   matchPrefix: string;
   /** Put before the target upstream ('' for none). */
   upstreamPrefix: string;
-  headFields: string;
-  headTail: string;
+  /** The Host sent upstream, the client appended to X-Forwarded-For, the X-Forwarded-Proto value. */
+  authority: string;
+  client: string;
+  proto: string;
+  /** An unsigned route drops the client's Authorization. */
+  stripAuthorization: boolean;
   ip: string;
   port: number;
   lifetimeMs: number;
@@ -574,8 +581,10 @@ export interface IngressRoute {
   idleMs: number;
   /** What a signed route signs with (null: unsigned); see LatticeSigner.signingParts. */
   signing: {
-    /** The Unix second whose X-Amz-Date headFields carries: repeats are signed in that second only. */
+    /** The Unix second of the X-Amz-Date in amzFields: repeats are signed in that second only. */
     second: number;
+    /** The signature's fields before Authorization, as upstream-headers.ts writes them ("X-Amz-Date: ...\r\n..."). */
+    amzFields: string;
     key: Buffer;
     stringToSignPrefix: string;
     canonicalRest: string;

@@ -13,7 +13,7 @@
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { isIdempotent, parseRequestHead, readResponseHead, requestFraming, responseFraming, serializeRequestHead, type RequestFraming, type RequestHead as WireRequestHead } from '../../http1';
-import { HttpRelay, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
+import { HttpRelay, type IngressRoute, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
 import { canonicalAddress, deadlineCheckInterval, drainedOrDeadline, listenOnIps, type ListenAddress } from '../../listen';
 import { parseProxyHeader } from '../../proxy/proxy-protocol';
 import { clientAnswer } from '../../proxy/server/http-exchange';
@@ -98,7 +98,8 @@ const KEEP_BACKOFF = 32;
 
 const SLASH = 0x2f;
 
-/** Where the Authorization value begins in an upstream head: the signature adds the field (upstream-headers.ts). */
+/** Where the signature's fields begin in an upstream head, and its Authorization (upstream-headers.ts adds them in this order). */
+const AMZ_DATE_LINE = '\r\nX-Amz-Date: ';
 const AUTHORIZATION_LINE = '\r\nAuthorization: ';
 
 /** The upstream as routed, for failure texts: "host:port". */
@@ -377,37 +378,40 @@ export class RelayFront implements RelayHandler {
   }
 
   /**
-   * Requests with this one's header block to any plain path under its
-   * route's prefix (native/src/http_route.h) are routed as it was: the
-   * same host, route and headers. Not for an absolute-form target (its
-   * authority, not Host, chose the route), nor for a route a longer prefix
-   * of the host may take paths from, nor when the signer no longer holds
-   * the signature's second.
+   * Requests with this one's Host, User-Agent and Referer to any plain path
+   * under its route's prefix (native/src/http_route.h) are routed as it was,
+   * their fields rewritten as upstream-headers.ts would. Not for an
+   * absolute-form target (its authority, not Host, chose the route), nor
+   * for a route a longer prefix of the host may take paths from, nor when
+   * the signer no longer holds the signature's second.
    */
   private keepIngress(call: UpstreamCall, method: 'GET' | 'HEAD', ip: string, upstreamHead: string): boolean {
     if (!call.wholePrefix || call.wire.target.charCodeAt(0) !== SLASH) return false;
     const signature = call.signature;
-    const signing = signature === null ? null : (this.host.signer?.signingParts(signature) ?? null);
-    if (signature !== null && signing === null) return false;
-    // The upstream head after its request line; on a signed route cut around the Authorization value.
-    const fields = upstreamHead.slice(upstreamHead.indexOf('\r\n') + 2);
-    let headFields = fields;
-    let headTail = '';
+    let signing: IngressRoute['signing'] = null;
     if (signature !== null) {
-      const at = fields.indexOf(`${AUTHORIZATION_LINE}${signature.authorization}\r\n`);
-      if (at < 0) return false;
-      headFields = fields.slice(0, at + AUTHORIZATION_LINE.length);
-      headTail = fields.slice(at + AUTHORIZATION_LINE.length + signature.authorization.length);
+      const parts = this.host.signer?.signingParts(signature) ?? null;
+      // The signature's fields as the decided head carries them: from X-Amz-Date to Authorization.
+      const from = upstreamHead.indexOf(AMZ_DATE_LINE);
+      const to = upstreamHead.indexOf(`${AUTHORIZATION_LINE}${signature.authorization}\r\n`);
+      if (parts === null || from < 0 || to < from) return false;
+      signing = { ...parts, amzFields: upstreamHead.slice(from + 2, to + 2) };
     }
-    return this.relay.keepIngress(call.conn.id, {
+    const { conn, head } = call;
+    return this.relay.keepIngress(conn.id, {
       method,
       target: call.wire.target,
-      upstreamHead,
       requestFields: call.text.slice(call.text.indexOf('\r\n') + 2),
+      upstreamHead,
+      host: head.host,
+      userAgent: head.userAgent,
+      referer: head.referer,
       matchPrefix: call.route.prefix,
       upstreamPrefix: call.upstream.pathPrefix ?? '',
-      headFields,
-      headTail,
+      authority: call.authority,
+      client: conn.client,
+      proto: 'http',
+      stripAuthorization: call.route.stripAuthorization,
       ip,
       port: call.upstream.port,
       lifetimeMs: REPEAT_WINDOW_MS,

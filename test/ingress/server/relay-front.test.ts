@@ -254,6 +254,31 @@ const plainTarget = fc.tuple(plainPath, fc.option(fc.array(plainPair, { maxLengt
 // Targets only TypeScript routes or signs: escapes, dot segments, "=" in a value, reserved characters, smithy's excluded parameter.
 const ODD_TARGETS = ['/p%41th', '/a/../b', '/q?a=b=c', '/q?k=v!', "/it's", '/sp%20ace', '/x?X-Amz-Signature=1', '/x?__proto__=1'];
 
+// Header fields a client may vary from request to request, each rewritten or kept by upstream-headers.ts.
+const variedField = fc.oneof(
+  fc.nat(99999).map((n) => `X-Request-Id: ${n}`),
+  fc.constantFrom(
+    'X-Forwarded-For: 192.0.2.7',
+    'x-forwarded-for:198.51.100.1 ,203.0.113.9',
+    'X-Forwarded-For: ',
+    'X-Forwarded-Proto: https',
+    'X-Forwarded-Host: evil.example.test',
+    'Authorization: Bearer client',
+    'X-Amz-Date: 20000101T000000Z',
+    'x-amz-security-token: forged',
+    'X-Amzn-Lattice-Identity: forged',
+    'X-AMZN-LATTICE-NETWORK: x',
+    'Keep-Alive: timeout=5',
+    'TE: trailers',
+    'Proxy-Authorization: Basic eA==',
+    'Connection: keep-alive',
+    'Cookie: a=1; b=2',
+    'accept-language:  en-GB\t',
+    'X-Empty:',
+  ),
+);
+const variedFields = fc.array(variedField, { maxLength: 5 });
+
 /** "20261122T120000Z" as a Date. */
 function amzDateTime(amzDate: string): Date {
   const d = amzDate;
@@ -272,6 +297,7 @@ test('requests with the header block of the request decided before them are rout
       - prefix: /api
         upstream: { url: http://127.0.0.1:${up.port}/v1 }
         sign: false
+        strip_authorization: true
       - prefix: /
         upstream: { url: http://127.0.0.1:${up.port} }
         sign: false
@@ -286,6 +312,16 @@ test('requests with the header block of the request decided before them are rout
   const pathsPipeline = [
     request(['GET http://signed.example.test/abs HTTP/1.1', 'Host: plain.example.test']),
     ...['/api/x?q=1', '/api', '/api/y/', '/apix', '/api/z', '/other', '/api/../x', '/api/w'].map((target) => request([`GET ${target} HTTP/1.1`, 'Host: plain.example.test'])),
+    request(['GET /last HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
+  ].join('');
+  // Fields that change from request to request (the log's User-Agent, Referer and Host stay): rewritten by the relay as in TypeScript.
+  const fieldSets = fc.sample(variedFields, { seed: 7, numRuns: 40 });
+  const variedPipeline = [
+    // The first half to the signed host, the second to the plain one.
+    ...fieldSets.map((fields, i) => (i < fieldSets.length / 2 ? request([`GET /v/${i}?n=${i} HTTP/1.1`, 'Host: signed.example.test', 'User-Agent: varied', ...fields]) : request([`GET /api/v${i} HTTP/1.1`, 'Host: plain.example.test', 'User-Agent: varied', ...fields]))),
+    // Another User-Agent or Referer: logged as sent, so decided in TypeScript.
+    request(['GET /api/ua HTTP/1.1', 'Host: plain.example.test', 'User-Agent: other']),
+    request(['GET /api/ref HTTP/1.1', 'Host: plain.example.test', 'User-Agent: other', 'Referer: http://example.test/']),
     request(['GET /last HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
   ].join('');
   const runs: { seen: Seen[]; answers: Answer[]; entries: Partial<IngressAccessEntry>[]; repeated: number }[] = [];
@@ -305,7 +341,8 @@ test('requests with the header block of the request decided before them are rout
     t.after(() => server.close({ drainMs: 0 }));
     const port = server.addresses()[0].port;
     const raw = (await exchange(port, signedPipeline, () => false)) + (await exchange(port, pathsPipeline, () => false));
-    for (let i = 0; i < 200 && entries.length < targets.length + 11; i++) await new Promise((r) => setTimeout(r, 10));
+    const varied = await exchange(port, variedPipeline, () => false);
+    for (let i = 0; i < 200 && entries.length < targets.length + 11 + fieldSets.length + 3; i++) await new Promise((r) => setTimeout(r, 10));
     const seen = up.seen.slice(from);
     for (const s of seen) {
       const fields = new Map<string, string>();
@@ -318,15 +355,15 @@ test('requests with the header block of the request decided before them are rout
     const unsigned = seen
       .map((s) => ({ ...s, headers: s.headers.filter((_h, i) => !/^(x-amz-date|authorization)$/i.test(s.headers[i - (i % 2)])) }))
       .sort((a, b) => a.url.localeCompare(b.url));
-    runs.push({ seen: unsigned, answers: answers(raw), entries: entries.map(comparable), repeated: server.stats().repeated });
+    runs.push({ seen: unsigned, answers: [...answers(raw), ...answers(varied)], entries: entries.map(comparable), repeated: server.stats().repeated });
   }
   const [relay, node] = runs;
-  assert.equal(relay.answers.length, targets.length + 11);
+  assert.equal(relay.answers.length, targets.length + 11 + fieldSets.length + 3);
   assert.deepEqual(relay.seen, node.seen);
   assert.deepEqual(relay.answers, node.answers);
   assert.deepEqual(relay.entries, node.entries);
   // Each path reached the route its prefix picks.
-  const pathsBodies = relay.answers.slice(targets.length + 1).map((a) => a.body);
+  const pathsBodies = relay.answers.slice(targets.length + 1, targets.length + 11).map((a) => a.body);
   assert.deepEqual(pathsBodies, ['GET /base/abs 0', 'GET /v1/api/x?q=1 0', 'GET /v1/api 0', 'GET /v1/api/y/ 0', 'GET /apix 0', 'GET /v1/api/z 0', 'GET /other 0', pathsBodies[7], 'GET /v1/api/w 0', 'GET /last 0']);
   assert.equal(relay.answers[targets.length + 8].status, 404, '/api/../x: a dot segment is refused');
   // Most plain targets went on the kept route (one decided here per connection and second, and after each odd one).
