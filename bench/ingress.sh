@@ -13,21 +13,23 @@
 #
 #   bash bench/ingress.sh [--only nginx|gatehouse] [--connections N] [--duration S]
 #                         [--rate RPS] [--rate-duration S] [--rounds N]
-#                         [--with-unsigned] [--with-node-engine] [--with-distinct] [--with-decided]
+#                         [--with-unsigned] [--with-node-engine] [--with-distinct]
+#                         [--with-request-ids] [--with-decided]
 # --with-unsigned adds gatehouse with signing off (what signing costs);
 # --with-distinct adds gatehouse signing requests that all differ (a query
 # of their own each), so none is repeated by the relay or reuses a
 # signature made for an earlier identical request: the cost of deciding and
 # signing every request (the relay routes and signs them itself);
-# --with-decided adds gatehouse signing requests that also carry a field of
-# their own (X-Request-Id), so each is parsed, routed and signed in
-# TypeScript;
+# --with-request-ids: the same with a field of its own on each request too
+# (X-Request-Id: the relay rewrites each request's fields itself);
+# --with-decided: the same with a User-Agent of its own on each request (the
+# log's, so each request is parsed, routed and signed in TypeScript);
 # --with-node-engine adds gatehouse signing on node:http (--engine node), the
 # engine plain-HTTP listeners had before the native relay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY="" WITH_UNSIGNED="" WITH_NODE="" WITH_DISTINCT="" WITH_DECIDED=""
+CONNECTIONS=32 BIG_CONNECTIONS=4 DURATION=3 RATE=2000 RATE_DURATION=8 ROUNDS=2 ONLY="" WITH_UNSIGNED="" WITH_NODE="" WITH_DISTINCT="" WITH_IDS="" WITH_DECIDED=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --with-unsigned) WITH_UNSIGNED=1; shift ;;
     --with-node-engine) WITH_NODE=1; shift ;;
     --with-distinct) WITH_DISTINCT=1; shift ;;
+    --with-request-ids) WITH_IDS=1; shift ;;
     --with-decided) WITH_DECIDED=1; shift ;;
     *) echo "bench/ingress.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -54,7 +57,7 @@ BENCH=bench/ingress.sh
 # shellcheck source=bench/lib/processes.sh
 source "$ROOT/bench/lib/processes.sh"
 
-read -r UP_PORT NGINX_PORT GH_PORT GH_UNSIGNED_PORT GH_NODE_PORT GH_DISTINCT_PORT GH_DECIDED_PORT < <(free_ports 7)
+read -r UP_PORT NGINX_PORT GH_PORT GH_UNSIGNED_PORT GH_NODE_PORT GH_DISTINCT_PORT GH_IDS_PORT GH_DECIDED_PORT < <(free_ports 8)
 
 # shellcheck source=bench/lib/nginx.sh
 source "$ROOT/bench/lib/nginx.sh"
@@ -86,6 +89,10 @@ if [ "$ONLY" != nginx ]; then
     add_proxy gatehouse-distinct "$GH_DISTINCT_PORT" "gh+SigV4 distinct" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
       --listen "127.0.0.1:$GH_DISTINCT_PORT" --health-port 0 --access-log "$WORK/gatehouse-distinct-access.log" --region us-east-1
   fi
+  if [ -n "$WITH_IDS" ]; then
+    add_proxy gatehouse-ids "$GH_IDS_PORT" "gh+SigV4 ids" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
+      --listen "127.0.0.1:$GH_IDS_PORT" --health-port 0 --access-log "$WORK/gatehouse-ids-access.log" --region us-east-1
+  fi
   if [ -n "$WITH_DECIDED" ]; then
     add_proxy gatehouse-decided "$GH_DECIDED_PORT" "gh+SigV4 decided" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
       --listen "127.0.0.1:$GH_DECIDED_PORT" --health-port 0 --access-log "$WORK/gatehouse-decided-access.log" --region us-east-1
@@ -108,7 +115,8 @@ for round in $(seq "$ROUNDS"); do
     start_proxy "$name"
     LOAD_ARGS=()
     if [ "$name" = gatehouse-distinct ]; then LOAD_ARGS=(--distinct); fi
-    if [ "$name" = gatehouse-decided ]; then LOAD_ARGS=(--distinct --request-ids); fi
+    if [ "$name" = gatehouse-ids ]; then LOAD_ARGS=(--distinct --request-ids); fi
+    if [ "$name" = gatehouse-decided ]; then LOAD_ARGS=(--distinct --request-ids --user-agents); fi
     $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 "${LOAD_ARGS[@]}" >/dev/null # warm-up
     t0=$(cpu_ticks "$PROXY_PID")
     fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE" "${LOAD_ARGS[@]}")

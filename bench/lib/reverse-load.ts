@@ -6,7 +6,7 @@
  * 10 MB answers cost the client no copying.
  *
  *   node dist/bench/lib/reverse-load.js --target 127.0.0.1:8080 --host bench.example.test --path /1k \
- *        --connections 32 --seconds 3 [--rate R] [--distinct] [--request-ids]
+ *        --connections 32 --seconds 3 [--rate R] [--distinct] [--request-ids] [--user-agents]
  *
  * N connections, one request at a time each; with --rate, R requests/s in
  * total on a fixed schedule, else as fast as answers come. --distinct gives
@@ -14,7 +14,8 @@
  * remembers of an earlier request (a signature) serves a later one;
  * --request-ids adds a field of its own to each ("X-Request-Id: <count>",
  * as tracing clients do), so no request has the header fields of the one
- * before it either. Prints one JSON
+ * before it either; --user-agents gives each a User-Agent of its own
+ * ("gatehouse-bench-<count>"). Prints one JSON
  * line: requests, errors, req/s, body MB/s, p50 and p99 latency in ms.
  * Bounded: at most 120 s and 1024 connections, and a hard exit after twice
  * the duration.
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     distinct: { type: 'boolean', default: false },
     'request-ids': { type: 'boolean', default: false },
+    'user-agents': { type: 'boolean', default: false },
   },
 });
 
@@ -131,14 +133,14 @@ async function run(): Promise<object> {
   const connections = numberIn('connections', values.connections, 1, LIMITS.connections);
   const seconds = numberIn('seconds', values.seconds, 0.1, LIMITS.seconds);
   const rate = values.rate === undefined ? null : numberIn('rate', values.rate, 1, 1_000_000);
-  const requestFor = (path: string, id: string): Buffer =>
-    Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${values.host ?? address}\r\nUser-Agent: gatehouse-bench\r\nAccept: */*\r\n${id}\r\n`, 'latin1');
-  const same = requestFor(values.path, '');
+  const requestFor = (path: string, agent: string, id: string): Buffer =>
+    Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${values.host ?? address}\r\nUser-Agent: gatehouse-bench${agent}\r\nAccept: */*\r\n${id}\r\n`, 'latin1');
+  const same = requestFor(values.path, '', '');
   let sent = 0;
   const nextRequest = (): Buffer => {
-    if (!values.distinct && !values['request-ids']) return same;
+    if (!values.distinct && !values['request-ids'] && !values['user-agents']) return same;
     const n = sent++;
-    return requestFor(values.distinct ? `${values.path}?n=${n}` : values.path, values['request-ids'] ? `X-Request-Id: ${n}\r\n` : '');
+    return requestFor(values.distinct ? `${values.path}?n=${n}` : values.path, values['user-agents'] ? `-${n}` : '', values['request-ids'] ? `X-Request-Id: ${n}\r\n` : '');
   };
   const latencies: number[] = [];
   let requests = 0;
