@@ -78,29 +78,20 @@ sed 's/sign: true/sign: false/' "$WORK/routes.yaml" >"$WORK/routes-unsigned.yaml
 if [ "$ONLY" != gatehouse ]; then
   add_proxy nginx "$NGINX_PORT" "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" nginx -c "$WORK/proxy.conf" -p "$WORK"
 fi
+# add_gatehouse NAME PORT LABEL ROUTES [more ingress flags]: a gatehouse ingress column.
+add_gatehouse() {
+  local name=$1 port=$2 label=$3 routes=$4
+  shift 4
+  add_proxy "$name" "$port" "$label" node "$ROOT/dist/src/cli/main.js" ingress --routes "$routes" \
+    --listen "127.0.0.1:$port" --health-port 0 --access-log "$WORK/$name-access.log" --region us-east-1 "$@"
+}
 if [ "$ONLY" != nginx ]; then
-  add_proxy gatehouse "$GH_PORT" "gatehouse+SigV4" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
-    --listen "127.0.0.1:$GH_PORT" --health-port 0 --access-log "$WORK/gatehouse-access.log" --region us-east-1
-  if [ -n "$WITH_UNSIGNED" ]; then
-    add_proxy gatehouse-unsigned "$GH_UNSIGNED_PORT" "gatehouse unsigned" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes-unsigned.yaml" \
-      --listen "127.0.0.1:$GH_UNSIGNED_PORT" --health-port 0 --access-log "$WORK/gatehouse-unsigned-access.log" --region us-east-1
-  fi
-  if [ -n "$WITH_DISTINCT" ]; then
-    add_proxy gatehouse-distinct "$GH_DISTINCT_PORT" "gh+SigV4 distinct" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
-      --listen "127.0.0.1:$GH_DISTINCT_PORT" --health-port 0 --access-log "$WORK/gatehouse-distinct-access.log" --region us-east-1
-  fi
-  if [ -n "$WITH_IDS" ]; then
-    add_proxy gatehouse-ids "$GH_IDS_PORT" "gh+SigV4 ids" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
-      --listen "127.0.0.1:$GH_IDS_PORT" --health-port 0 --access-log "$WORK/gatehouse-ids-access.log" --region us-east-1
-  fi
-  if [ -n "$WITH_DECIDED" ]; then
-    add_proxy gatehouse-decided "$GH_DECIDED_PORT" "gh+SigV4 decided" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
-      --listen "127.0.0.1:$GH_DECIDED_PORT" --health-port 0 --access-log "$WORK/gatehouse-decided-access.log" --region us-east-1
-  fi
-  if [ -n "$WITH_NODE" ]; then
-    add_proxy gatehouse-node "$GH_NODE_PORT" "gh+SigV4 node:http" node "$ROOT/dist/src/cli/main.js" ingress --routes "$WORK/routes.yaml" \
-      --listen "127.0.0.1:$GH_NODE_PORT" --health-port 0 --access-log "$WORK/gatehouse-node-access.log" --region us-east-1 --engine node
-  fi
+  add_gatehouse gatehouse "$GH_PORT" "gatehouse+SigV4" "$WORK/routes.yaml"
+  [ -z "$WITH_UNSIGNED" ] || add_gatehouse gatehouse-unsigned "$GH_UNSIGNED_PORT" "gatehouse unsigned" "$WORK/routes-unsigned.yaml"
+  [ -z "$WITH_DISTINCT" ] || add_gatehouse gatehouse-distinct "$GH_DISTINCT_PORT" "gh+SigV4 distinct" "$WORK/routes.yaml"
+  [ -z "$WITH_IDS" ] || add_gatehouse gatehouse-ids "$GH_IDS_PORT" "gh+SigV4 ids" "$WORK/routes.yaml"
+  [ -z "$WITH_DECIDED" ] || add_gatehouse gatehouse-decided "$GH_DECIDED_PORT" "gh+SigV4 decided" "$WORK/routes.yaml"
+  [ -z "$WITH_NODE" ] || add_gatehouse gatehouse-node "$GH_NODE_PORT" "gh+SigV4 node:http" "$WORK/routes.yaml" --engine node
 fi
 # Fixed credentials for the signer (AWS's documentation example key): no AWS endpoint is asked.
 export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true
