@@ -543,12 +543,6 @@ export type NativeRelayPayload = string | Buffer | [string, Buffer | null] | [st
 export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) => void;
 
 /**
- * The relay: accepts on its listeners, frames heads and bodies, moves
- * bytes; every decision is a command from TypeScript. Connection ids come
- * in the events; a command for an id that is gone (or in another state)
- * returns false (respond: -1) and does nothing.
- */
-/**
  * What an ingress kept route repeats (see NativeHttpRelay.keepIngress):
  * the route's request and the facts its upstream head was made from, so
  * the relay makes the head another request on it would get
@@ -592,6 +586,12 @@ export interface IngressRoute {
   } | null;
 }
 
+/**
+ * The relay: accepts on its listeners, frames heads and bodies, moves
+ * bytes; every decision is a command from TypeScript. Connection ids come
+ * in the events; a command for an id that is gone (or in another state)
+ * returns false (respond: -1) and does nothing.
+ */
 export interface NativeHttpRelay {
   /** Binds and listens on an IP literal; returns the bound port. Throws with `errno` set. */
   listen(ip: string, port: number): number;
@@ -651,12 +651,13 @@ export interface NativeHttpRelay {
    */
   keepExact(id: number, method: string, request: string, upstreamHead: string, ip: string, port: number, path: string, lifetimeMs: number, idleMs: number): boolean;
   /**
-   * An ingress kept route (IngressRoute in http-relay.ts): the
-   * connection's next requests with the same method and header block and a
-   * plain target under `matchPrefix` go to ip:port with the head made from
-   * the route's (their target, and on a signed route their own SigV4
-   * signature, made within `second` only; the route's own target, or the
-   * last one sent, as the head sent for it); reported as keepRoute's are.
+   * An ingress kept route (IngressRoute above): the connection's next
+   * requests with the same method, Host, User-Agent and Referer and a
+   * plain target under `matchPrefix` go to ip:port with the head
+   * upstream-headers.ts would make (their target and fields, and on a
+   * signed route their own SigV4 signature, made within `second` only; the
+   * last request sent again gets the head sent for it); reported as
+   * keepRoute's are, for `lifetimeMs` or until forgetRoutes().
    * False when the connection is gone or `upstreamPrefix` is not a plain path.
    */
   keepIngress(id: number, route: IngressRoute): boolean;
