@@ -128,6 +128,8 @@ export class RelayFront implements RelayHandler {
   private readonly counts = { connections: 0, refused: 0, repeated: 0 };
   private bound: ListenAddress[] = [];
   private closingFlag = false;
+  /** Bumped by routesChanged: a request decided before it is not kept. */
+  private routesEpoch = 0;
   private closePromise: Promise<void> | null = null;
   private onAllClosed: (() => void) | null = null;
 
@@ -168,6 +170,7 @@ export class RelayFront implements RelayHandler {
 
   /** Routes were reloaded: upstream names are looked up again, and no request is repeated on an old decision. */
   routesChanged(): void {
+    this.routesEpoch++;
     this.addresses.clear();
     this.relay.forgetRoutes();
   }
@@ -249,6 +252,7 @@ export class RelayFront implements RelayHandler {
       path: upstream.pathPrefix === undefined ? head.path : `${upstream.pathPrefix}${head.path}`,
       framing,
       wholePrefix: resolved.wholePrefix,
+      routesEpoch: this.routesEpoch,
       signature: null,
     };
     e.route = routeLabel(route);
@@ -355,6 +359,8 @@ export class RelayFront implements RelayHandler {
     const { conn, ex } = call;
     const method = ex.entry.method;
     if ((method !== 'GET' && method !== 'HEAD') || call.framing.body !== 'none' || ex.minor !== 1 || !ex.keepAlive || this.closingFlag) return;
+    // Routes reloaded while it waited for its signature or address: its decision is not the table's any more.
+    if (call.routesEpoch !== this.routesEpoch) return;
     // Keeping copies the request's heads into the relay. A client whose
     // requests each differ in a header field (a request id) never repeats
     // a route: after KEEPS_BEFORE_BACKOFF kept routes go unused in a row,
@@ -685,6 +691,8 @@ interface UpstreamCall {
   readonly framing: RequestFraming;
   /** The route takes every path under its prefix (RouteResolution). */
   readonly wholePrefix: boolean;
+  /** RelayFront.routesEpoch when it was routed. */
+  readonly routesEpoch: number;
   /** The signature sent (null before signing, and on unsigned routes). */
   signature: SignedHeaders | null;
 }

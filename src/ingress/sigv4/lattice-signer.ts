@@ -50,9 +50,10 @@ export interface LatticeSigner {
   signNow(req: LatticeSignRequest): SignedHeaders | null;
   /**
    * What signs further requests to the same host in the same second as
-   * `signature` was signed (for the relay, which signs plain targets
-   * itself: native/src/sigv4_target.h), or null when the signer no longer
-   * holds that second's context.
+   * `signature` was signed, with the same credentials (for the relay,
+   * which signs plain targets itself: native/src/sigv4_target.h); null for
+   * headers this signer did not make, a host it did not remember, or
+   * credentials that expire less than a second after that second.
    */
   signingParts(signature: SignedHeaders): SigningParts | null;
 }
@@ -110,12 +111,15 @@ export function splitPathAndQuery(pathAndQuery: string): { path: string; query: 
   }
   const mark = pathAndQuery.indexOf('?');
   const path = mark === -1 ? pathAndQuery : pathAndQuery.slice(0, mark);
-  const query: Record<string, string | string[]> = {};
+  // No prototype: a parameter named "constructor" or "toString" is a parameter, not Object's.
+  const query: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   if (mark !== -1) {
     for (const pair of pathAndQuery.slice(mark + 1).split('&')) {
       if (pair === '') continue;
       const eq = pair.indexOf('=');
       const name = decodeQueryPart(eq === -1 ? pair : pair.slice(0, eq), pathAndQuery);
+      // smithy writes the canonical query into a plain object, where this name cannot be a key.
+      if (name === '__proto__') invalidArg('a query without a parameter named __proto__', 'path', pathAndQuery);
       const value = eq === -1 ? '' : decodeQueryPart(pair.slice(eq + 1), pathAndQuery);
       const seen = query[name];
       query[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
@@ -249,6 +253,8 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     applyChecksum: false,
   });
   let dayKey: DayKey | null = null;
+  // The context each signature was made in, for signingParts.
+  const madeIn = new WeakMap<SignedHeaders, SecondContext>();
   let context: SecondContext | null = null;
   // The credentials the last sign() resolved, and until when signNow may use them.
   let recent: AwsCredentialIdentity | null = null;
@@ -344,6 +350,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     const held = ctx.signatures.get(key);
     if (held !== undefined) return held;
     const made = Object.freeze(signWith(checked ?? check(req), ctx));
+    madeIn.set(made, ctx);
     if (ctx.signatures.size < SIGNATURES_PER_SECOND) ctx.signatures.set(key, made);
     return made;
   }
@@ -389,10 +396,10 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       return null;
     },
     signingParts(signature: SignedHeaders): SigningParts | null {
-      const ctx = context;
-      const held = ctx === null || signature['x-amz-date'] !== ctx.amzDate ? undefined : ctx.hosts.get(signature.host);
-      // The same credentials too (the Authorization begins with their id and scope), valid to the second's end.
-      if (ctx === null || held === undefined || !signature.authorization.startsWith(held.authorizationPrefix) || ctx.expiresAt < (ctx.second + 1) * 1000) return null;
+      const ctx = madeIn.get(signature);
+      const held = ctx?.hosts.get(signature.host);
+      // The credentials must outlast what the relay does with the parts: sign in the second, repeat a head for up to one more.
+      if (ctx === undefined || held === undefined || ctx.expiresAt < (ctx.second + 2) * 1000) return null;
       return { second: ctx.second, key: ctx.keyBytes, stringToSignPrefix: ctx.stringToSignPrefix, canonicalRest: held.canonicalRest, authorizationPrefix: held.authorizationPrefix };
     },
   };

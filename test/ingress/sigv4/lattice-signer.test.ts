@@ -149,11 +149,14 @@ test('bad requests are refused with the one message shape', async () => {
 });
 
 test('splitPathAndQuery keeps the path encoded and decodes the query', () => {
-  assert.deepEqual(splitPathAndQuery('/a%20b?x=1&x=2&y&z=%2F'), { path: '/a%20b', query: { x: ['1', '2'], y: '', z: '/' } });
-  assert.deepEqual(splitPathAndQuery('/'), { path: '/', query: {} });
+  // The query has no prototype: Object's own names are parameters too.
+  const bare = (fields: object): object => Object.assign(Object.create(null) as object, fields);
+  assert.deepEqual(splitPathAndQuery('/a%20b?x=1&x=2&y&z=%2F'), { path: '/a%20b', query: bare({ x: ['1', '2'], y: '', z: '/' }) });
+  assert.deepEqual(splitPathAndQuery('/'), { path: '/', query: bare({}) });
+  assert.deepEqual(splitPathAndQuery('/?constructor=1&toString'), { path: '/', query: bare({ constructor: '1', toString: '' }) });
 });
 
-test('signingParts: what signs another target to the same host in the same second (the relay\'s kept routes), only while the second and the credentials hold', async () => {
+test('signingParts: what signs another target to the same host in the same second (the relay\'s kept routes), only with credentials that outlast it', async () => {
   let at = new Date('2026-11-22T12:00:00.250Z');
   let expiration: Date | undefined;
   const signer = createLatticeSigner({
@@ -184,11 +187,30 @@ test('signingParts: what signs another target to the same host in the same secon
     amzDate: first['x-amz-date'],
   });
   assert.equal(fromParts, reference.authorization);
-  // A later second: that signature's parts are gone.
+  // Query names that are Object.prototype's are parameters like any other; __proto__ is refused (smithy cannot sign it).
+  const named = await signer.sign({ method: 'GET', host, path: '/q?toString=1&constructor=2' });
+  const namedReference = referenceSigV4({
+    method: 'GET',
+    path: '/q',
+    query: 'toString=1&constructor=2',
+    headers: { host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-date': named['x-amz-date'], 'x-amz-security-token': 'tok' },
+    payloadHash: 'UNSIGNED-PAYLOAD',
+    region: 'us-east-1',
+    service: 'vpc-lattice-svcs',
+    secretKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    accessKey: 'AKIDEXAMPLE',
+    amzDate: named['x-amz-date'],
+  });
+  assert.equal(named.authorization, namedReference.authorization);
+  await assert.rejects(signer.sign({ method: 'GET', host, path: '/q?__proto__=1' }), (err: unknown) => err instanceof GatehouseError && err.code === 'ERR_INVALID_ARG');
+  // A later second: a signature's parts stay its own second's (the relay signs with them in that second only).
   at = new Date('2026-11-22T12:00:01.100Z');
-  await signer.sign({ method: 'GET', host, path: '/a' });
-  assert.equal(signer.signingParts(first), null);
-  // Credentials that expire before the second ends sign no further.
+  const later = await signer.sign({ method: 'GET', host, path: '/a' });
+  assert.equal(signer.signingParts(first)?.second, parts.second);
+  assert.equal(signer.signingParts(later)?.second, parts.second + 1);
+  // Headers the signer did not make have none.
+  assert.equal(signer.signingParts({ ...first }), null);
+  // Credentials that expire within a second after the signature's second sign no further.
   at = new Date('2026-11-22T12:00:02.100Z');
   expiration = new Date('2026-11-22T12:00:02.900Z');
   assert.equal(signer.signingParts(await signer.sign({ method: 'GET', host, path: '/a' })), null);
