@@ -17,9 +17,8 @@
 #                         [--with-request-ids] [--with-decided]
 # --with-unsigned adds gatehouse with signing off (what signing costs);
 # --with-distinct adds gatehouse signing requests that all differ (a query
-# of their own each), so none is repeated by the relay or reuses a
-# signature made for an earlier identical request: the cost of deciding and
-# signing every request (the relay routes and signs them itself);
+# of their own each), so none reuses a head or a signature made for an
+# earlier identical request: the relay routes and signs each itself;
 # --with-request-ids: the same with a field of its own on each request too
 # (X-Request-Id: the relay rewrites each request's fields itself);
 # --with-decided: the same with a User-Agent of its own on each request (the
@@ -104,10 +103,12 @@ for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     target=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    LOAD_ARGS=()
-    if [ "$name" = gatehouse-distinct ]; then LOAD_ARGS=(--distinct); fi
-    if [ "$name" = gatehouse-ids ]; then LOAD_ARGS=(--distinct --request-ids); fi
-    if [ "$name" = gatehouse-decided ]; then LOAD_ARGS=(--distinct --request-ids --user-agents); fi
+    case "$name" in
+      gatehouse-distinct) LOAD_ARGS=(--distinct) ;;
+      gatehouse-ids) LOAD_ARGS=(--distinct --request-ids) ;;
+      gatehouse-decided) LOAD_ARGS=(--distinct --request-ids --user-agents) ;;
+      *) LOAD_ARGS=() ;;
+    esac
     $LOAD --target "$target" --host bench.example.test --path /1k --connections 4 --seconds 1 "${LOAD_ARGS[@]}" >/dev/null # warm-up
     t0=$(cpu_ticks "$PROXY_PID")
     fixed=$($LOAD --target "$target" --host bench.example.test --path /1k --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE" "${LOAD_ARGS[@]}")

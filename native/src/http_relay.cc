@@ -938,8 +938,9 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   if (!r.set || r.generation != route_generation_ || now_ >= r.expires || closing_) return false;
   std::string head, path;
   bool keep_alive = false;
+  double realtime = RealtimeMs();
   bool repeated = r.ingress
-                      ? RepeatIngressRequest(c->in.data(), end, r, static_cast<int64_t>(RealtimeMs() / 1000),
+                      ? RepeatIngressRequest(c->in.data(), end, r, static_cast<int64_t>(realtime / 1000),
                                              &head, &path, &keep_alive)
                   : r.exact ? RepeatExactRequest(c->in.data(), end, r, &head, &path, &keep_alive)
                             : RewriteRoutedRequest(c->in.data(), end, r, &head, &path, &keep_alive);
@@ -951,7 +952,7 @@ bool HttpRelay::RouteRequest(Client* c, size_t end) {
   c->routed = true;
   c->routed_reported = false;
   c->routed_answered = false;
-  c->routed_at = RealtimeMs();
+  c->routed_at = realtime;
   c->routed_mono = MonotonicMs();
   c->forwarded_at = MonotonicMsFine();
   c->routed_path.swap(path);
@@ -1953,14 +1954,15 @@ Napi::Value HttpRelay::KeepExact(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// keepIngress(id, route): the ingress's kept route (KeptRoute::ingress),
-// an object with method, target, requestFields, upstreamHead, host,
-// userAgent, referer, matchPrefix, upstreamPrefix, authority, client,
-// proto, stripAuthorization, ip, port, lifetimeMs, idleMs and signing:
-// null, or for a signed route an object with second, amzFields, key (a
-// Buffer), stringToSignPrefix, canonicalRest and authorizationPrefix
-// (IngressRoute in src/native/binding.ts; http-relay.ts checks them). False when
-// the connection is gone or upstreamPrefix is not a plain path.
+// keepIngress(id, route): the ingress's kept route (KeptRoute::ingress), an
+// object with keepExact's fields (method, request, upstreamHead, ip, port,
+// path, lifetimeMs, idleMs) and host, userAgent, referer, matchPrefix,
+// upstreamPrefix, authority, client, proto, stripAuthorization and
+// signing: null, or for a signed route an object with second, amzFields,
+// key (a Buffer), stringToSignPrefix, canonicalRest and
+// authorizationPrefix (IngressRoute in src/native/binding.ts; http-relay.ts
+// checks them). False when the connection is gone or upstreamPrefix is not
+// a plain path.
 Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   Client* c = Live(info);
   if (c == nullptr) return Napi::Boolean::New(info.Env(), false);
@@ -1980,9 +1982,9 @@ Napi::Value HttpRelay::KeepIngress(const Napi::CallbackInfo& info) {
   r.ip = o.Get("ip").As<Napi::String>().Utf8Value();
   r.port = o.Get("port").As<Napi::Number>().Int32Value();
   r.idle_ms = o.Get("idleMs").As<Napi::Number>().Int64Value();
-  r.last_target = Latin1(o.Get("target"));
-  r.last_fields = Latin1(o.Get("requestFields"));
-  r.last_head = Latin1(o.Get("upstreamHead"));
+  r.request = Latin1(o.Get("request"));
+  r.upstream_head = Latin1(o.Get("upstreamHead"));
+  r.path = Latin1(o.Get("path"));
   Napi::Value signing = o.Get("signing");
   r.sign = signing.IsObject();
   if (r.sign) {

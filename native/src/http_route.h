@@ -16,9 +16,10 @@
 //
 // The ingress keeps routes too (src/ingress/server/relay-front.ts), in two
 // forms: exact (a head repeated byte for byte goes upstream as the head
-// made for it) and ingress routes (the same header fields with another
-// plain target: the head made for the decided request with the new target
-// and, on a signed route, a SigV4 signature made here, sigv4_target.h).
+// made for it) and ingress routes (the same Host, User-Agent and Referer
+// with another plain target and other fields: the head
+// src/ingress/server/upstream-headers.ts would make and, on a signed
+// route, a SigV4 signature made here, sigv4_target.h).
 #pragma once
 
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <string>
 
+#include "ascii.h"
 #include "sigv4_target.h"
 
 namespace gatehouse {
@@ -46,6 +48,8 @@ struct KeptRoute {
   // An exact route (the ingress): no rewrite here. A request whose head is
   // byte for byte `request` goes upstream as `upstream_head`, the head
   // TypeScript made for it (its signature included, valid until expires).
+  // An ingress route holds its last request there too (first the one
+  // TypeScript decided), repeated the same way.
   bool exact = false;
   std::string request;
   std::string upstream_head;
@@ -75,12 +79,6 @@ struct KeptRoute {
   std::string string_to_sign_prefix;  // "AWS4-HMAC-SHA256\n<date>\n<scope>\n"
   std::string canonical_rest;         // the canonical request after its query line
   std::string authorization_prefix;   // "AWS4-HMAC-SHA256 Credential=..., Signature="
-  // The last request sent (first the route's own: its target and fields
-  // after the request line) and its upstream head: the same again reuses
-  // it, its signature at most the route's lifetime old, as an exact route's.
-  std::string last_target;
-  std::string last_fields;
-  std::string last_head;
 };
 
 namespace route_detail {
@@ -90,17 +88,6 @@ inline bool IsToken(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-inline bool Is(const char* p, size_t n, const char* lower) {
-  size_t len = strlen(lower);
-  if (n != len) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = p[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-    if (c != lower[i]) return false;
-  }
-  return true;
 }
 
 // One field line: name and value (value trimmed of SP and HTAB).
@@ -148,9 +135,9 @@ inline bool PlainConnection(const Field& f, bool* close) {
     size_t a = i, b = j;
     while (a < b && (f.value[a] == ' ' || f.value[a] == '\t')) a++;
     while (b > a && (f.value[b - 1] == ' ' || f.value[b - 1] == '\t')) b--;
-    if (Is(f.value + a, b - a, "close")) {
+    if (EqualsLower(f.value + a, b - a, "close")) {
       if (close != nullptr) *close = true;
-    } else if (b > a && !Is(f.value + a, b - a, "keep-alive")) {
+    } else if (b > a && !EqualsLower(f.value + a, b - a, "keep-alive")) {
       return false;
     }
     i = j + 1;
@@ -160,9 +147,10 @@ inline bool PlainConnection(const Field& f, bool* close) {
 
 // Fields removed in both directions (RFC 9110 section 7.6.1), as in headers.ts.
 inline bool AlwaysHopByHop(const Field& f) {
-  return Is(f.name, f.name_len, "keep-alive") || Is(f.name, f.name_len, "proxy-authorization") ||
-         Is(f.name, f.name_len, "proxy-authenticate") || Is(f.name, f.name_len, "te") ||
-         Is(f.name, f.name_len, "trailer") || Is(f.name, f.name_len, "upgrade");
+  return EqualsLower(f.name, f.name_len, "keep-alive") ||
+         EqualsLower(f.name, f.name_len, "proxy-authorization") ||
+         EqualsLower(f.name, f.name_len, "proxy-authenticate") || EqualsLower(f.name, f.name_len, "te") ||
+         EqualsLower(f.name, f.name_len, "trailer") || EqualsLower(f.name, f.name_len, "upgrade");
 }
 
 inline void AppendField(std::string* out, const char* name, size_t name_len, const char* value,
@@ -235,15 +223,15 @@ inline bool RewriteRoutedRequest(const char* head, size_t len, const KeptRoute& 
     if (!NextField(head, end, &at, &f)) return false;
     const char* n = f.name;
     size_t nl = f.name_len;
-    if (Is(n, nl, "content-length") || Is(n, nl, "transfer-encoding"))
+    if (EqualsLower(n, nl, "content-length") || EqualsLower(n, nl, "transfer-encoding"))
       return false;  // a body: TypeScript frames it
-    if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
-      if (!PlainConnection(f, Is(n, nl, "connection") ? &close : nullptr)) return false;
-    } else if (Is(n, nl, "host") || AlwaysHopByHop(f)) {
+    if (EqualsLower(n, nl, "connection") || EqualsLower(n, nl, "proxy-connection")) {
+      if (!PlainConnection(f, EqualsLower(n, nl, "connection") ? &close : nullptr)) return false;
+    } else if (EqualsLower(n, nl, "host") || AlwaysHopByHop(f)) {
       // replaced, or this connection's own
-    } else if (!r.via.empty() && Is(n, nl, "via")) {
+    } else if (!r.via.empty() && EqualsLower(n, nl, "via")) {
       AddToList(&vias, f);
-    } else if (!r.forwarded.empty() && Is(n, nl, "x-forwarded-for")) {
+    } else if (!r.forwarded.empty() && EqualsLower(n, nl, "x-forwarded-for")) {
       AddToList(&forwarded, f);
     } else {
       AppendField(out, n, nl, f.value, f.value_len);
@@ -292,33 +280,35 @@ inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const 
     if (!NextField(head, end, &at, &f)) return false;
     const char* n = f.name;
     size_t nl = f.name_len;
-    if (Is(n, nl, "content-length") || Is(n, nl, "transfer-encoding") || Is(n, nl, "expect") ||
-        Is(n, nl, "upgrade"))
+    if (EqualsLower(n, nl, "content-length") || EqualsLower(n, nl, "transfer-encoding") ||
+        EqualsLower(n, nl, "expect") || EqualsLower(n, nl, "upgrade"))
       return false;  // a body, 100-continue, an upgrade: TypeScript's
-    if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
+    if (EqualsLower(n, nl, "connection") || EqualsLower(n, nl, "proxy-connection")) {
       bool close = false;
       if (!PlainConnection(f, &close) || close) return false;
       continue;
     }
-    if (Is(n, nl, "host")) {
+    if (EqualsLower(n, nl, "host")) {
       host.assign(f.value, f.value_len);
       hosts++;
       continue;
     }
-    if (Is(n, nl, "x-forwarded-for")) {
+    if (EqualsLower(n, nl, "x-forwarded-for")) {
       // As readRequestHead joins them: an empty first value is replaced by the next.
       if (!forwarded->empty()) forwarded->append(", ", 2);
       forwarded->append(f.value, f.value_len);
       continue;
     }
-    if (Is(n, nl, "x-forwarded-proto") || Is(n, nl, "x-forwarded-host") || AlwaysHopByHop(f)) continue;
-    if (nl >= 15 && Is(n, 15, "x-amzn-lattice-")) continue;
-    if (r.sign ? Is(n, nl, "authorization") || Is(n, nl, "x-amz-date") || Is(n, nl, "x-amz-content-sha256") ||
-                     Is(n, nl, "x-amz-security-token")
-               : r.strip_authorization && Is(n, nl, "authorization"))
+    if (EqualsLower(n, nl, "x-forwarded-proto") || EqualsLower(n, nl, "x-forwarded-host") ||
+        AlwaysHopByHop(f))
       continue;
-    if (Is(n, nl, "user-agent")) user_agent.assign(f.value, f.value_len);
-    if (Is(n, nl, "referer")) referer.assign(f.value, f.value_len);
+    if (nl >= 15 && EqualsLower(n, 15, "x-amzn-lattice-")) continue;
+    if (r.sign ? EqualsLower(n, nl, "authorization") || EqualsLower(n, nl, "x-amz-date") ||
+                     EqualsLower(n, nl, "x-amz-content-sha256") || EqualsLower(n, nl, "x-amz-security-token")
+               : r.strip_authorization && EqualsLower(n, nl, "authorization"))
+      continue;
+    if (EqualsLower(n, nl, "user-agent")) user_agent.assign(f.value, f.value_len);
+    if (EqualsLower(n, nl, "referer")) referer.assign(f.value, f.value_len);
     AppendField(out, n, nl, f.value, f.value_len);
   }
   return hosts == 1 && host == r.client_host && user_agent == r.user_agent && referer == r.referer;
@@ -330,6 +320,9 @@ inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const 
 // the request is not the last one sent again).
 inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int64_t second, std::string* out,
                                  std::string* path, bool* keep_alive) {
+  // The last request again: its head as sent, its signature at most the route's lifetime old.
+  if (RepeatExactRequest(head, len, r, out, path, keep_alive)) return true;
+  if (r.sign && second != r.second) return false;
   const void* crlf = memmem(head, len - 2, "\r\n", 2);
   size_t line_end = static_cast<const char*>(crlf) - head;
   static const char kVersion[] = " HTTP/1.1";
@@ -342,12 +335,6 @@ inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int
   size_t fields = line_end + 2;
   *keep_alive = true;  // HTTP/1.1 without close (RewriteIngressFields declines close)
   path->assign(head + target, target_end - target);
-  if (*path == r.last_target && len - fields == r.last_fields.size() &&
-      memcmp(head + fields, r.last_fields.data(), len - fields) == 0) {
-    *out = r.last_head;
-    return true;
-  }
-  if (r.sign && second != r.second) return false;
   size_t mark = path->find('?');
   size_t path_len = mark == std::string::npos ? path->size() : mark;
   if (!PrefixMatches(r.match_prefix, path->data(), path_len)) return false;
@@ -384,9 +371,9 @@ inline bool RepeatIngressRequest(const char* head, size_t len, KeptRoute& r, int
   out->append("\r\nX-Forwarded-Host: ", 20);
   out->append(r.client_host);
   out->append("\r\n\r\n", 4);
-  r.last_target = *path;
-  r.last_fields.assign(head + fields, len - fields);
-  r.last_head = *out;
+  r.request.assign(head, len);
+  r.upstream_head = *out;
+  r.path = *path;
   return true;
 }
 
@@ -443,10 +430,10 @@ inline bool RewriteRoutedResponse(const char* head, size_t len, bool head_reques
     if (!NextField(head, end, &at, &f)) return false;
     const char* n = f.name;
     size_t nl = f.name_len;
-    if (Is(n, nl, "transfer-encoding")) {
-      if (chunked || !Is(f.value, f.value_len, "chunked")) return false;
+    if (EqualsLower(n, nl, "transfer-encoding")) {
+      if (chunked || !EqualsLower(f.value, f.value_len, "chunked")) return false;
       chunked = true;
-    } else if (Is(n, nl, "content-length")) {
+    } else if (EqualsLower(n, nl, "content-length")) {
       if (has_length || f.value_len == 0 || f.value_len > 15) return false;
       for (size_t i = 0; i < f.value_len; i++) {
         if (f.value[i] < '0' || f.value[i] > '9') return false;
@@ -456,14 +443,15 @@ inline bool RewriteRoutedResponse(const char* head, size_t len, bool head_reques
       length_field_at = out.size();
       AppendField(&out, n, nl, f.value, f.value_len);
       length_field_len = out.size() - length_field_at;
-    } else if (Is(n, nl, "connection") || Is(n, nl, "proxy-connection")) {
-      if (!PlainConnection(f, Is(n, nl, "connection") ? &close : nullptr)) return false;
+    } else if (EqualsLower(n, nl, "connection") || EqualsLower(n, nl, "proxy-connection")) {
+      if (!PlainConnection(f, EqualsLower(n, nl, "connection") ? &close : nullptr)) return false;
     } else if (AlwaysHopByHop(f)) {
       // this connection's own
-    } else if (!via.empty() && Is(n, nl, "via")) {
+    } else if (!via.empty() && EqualsLower(n, nl, "via")) {
       AddToList(&vias, f);
     } else {
-      if (!a->has_content_type && Is(n, nl, "content-type")) {  // the first one, as TypeScript logs it
+      if (!a->has_content_type &&
+          EqualsLower(n, nl, "content-type")) {  // the first one, as TypeScript logs it
         a->has_content_type = true;
         a->content_type.assign(f.value, f.value_len);
       }

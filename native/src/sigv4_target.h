@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "ascii.h"
+
 namespace gatehouse {
 
 namespace sigv4_detail {
@@ -31,18 +33,6 @@ namespace sigv4_detail {
 inline bool IsUnreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
          c == '_' || c == '~';
-}
-
-// X-Amz-Signature in any case.
-inline bool IsSignatureParameter(const std::string& name) {
-  static const char kName[] = "x-amz-signature";
-  if (name.size() != sizeof(kName) - 1) return false;
-  for (size_t i = 0; i < name.size(); i++) {
-    char c = name[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-    if (c != kName[i]) return false;
-  }
-  return true;
 }
 
 inline void AppendHex(std::string* out, const unsigned char* bytes, size_t n) {
@@ -104,7 +94,7 @@ inline bool CanonicalTarget(const char* path, size_t path_len, const char* query
       std::string name(query + i, name_end - i);
       // smithy leaves out a parameter named X-Amz-Signature (any case), and
       // a plain object cannot hold one named __proto__: TypeScript's.
-      if (name == "__proto__" || sigv4_detail::IsSignatureParameter(name)) return false;
+      if (name == "__proto__" || EqualsLower(name.data(), name.size(), "x-amz-signature")) return false;
       pairs.emplace_back(std::move(name),
                          eq == std::string::npos ? std::string() : std::string(query + eq + 1, j - eq - 1));
     }

@@ -542,19 +542,31 @@ export interface HttpRelayOptions {
 export type NativeRelayPayload = string | Buffer | [string, Buffer | null] | [string, string | null] | undefined;
 export type NativeRelayEvents = (count: number, payloads: NativeRelayPayload[]) => void;
 
+/** What an exact kept route repeats (see NativeHttpRelay.keepExact). */
+export interface ExactRoute {
+  method: 'GET' | 'HEAD';
+  /** The client's request head, exactly as the relay framed it. */
+  request: string;
+  /** The head sent upstream for it. */
+  upstreamHead: string;
+  ip: string;
+  port: number;
+  /** The request target, for the log. */
+  path: string;
+  lifetimeMs: number;
+  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
+  idleMs: number;
+}
+
 /**
  * What an ingress kept route repeats (see NativeHttpRelay.keepIngress):
- * the route's request and the facts its upstream head was made from, so
- * the relay makes the head another request on it would get
+ * the request TypeScript decided (an exact route's fields: its head, the
+ * head sent upstream for it, its target) and the facts that head was made
+ * from, so the relay makes the head another request on it would get
  * (src/ingress/server/upstream-headers.ts).
  */
-export interface IngressRoute {
-  method: 'GET' | 'HEAD';
-  /** The route's request target, its head after the request line (through the final CRLF CRLF), and the head sent upstream for it. */
-  target: string;
-  requestFields: string;
-  upstreamHead: string;
-  /** Its Host, User-Agent and Referer values ('' without one): a request with others goes to TypeScript. */
+export interface IngressRoute extends ExactRoute {
+  /** The request's Host, User-Agent and Referer values ('' without one): a request with others goes to TypeScript. */
   host: string;
   userAgent: string;
   referer: string;
@@ -568,11 +580,6 @@ export interface IngressRoute {
   proto: string;
   /** An unsigned route drops the client's Authorization. */
   stripAuthorization: boolean;
-  ip: string;
-  port: number;
-  lifetimeMs: number;
-  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
-  idleMs: number;
   /** What a signed route signs with (null: unsigned); see LatticeSigner.signingParts. */
   signing: {
     /** The Unix second of the X-Amz-Date in amzFields: repeats are signed in that second only. */

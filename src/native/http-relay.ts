@@ -6,11 +6,11 @@
  */
 import { constants as osConstants } from 'node:os';
 import { loadNative } from './addon';
-import type { HttpRelayOptions, IngressRoute, NativeHttpRelay, NativeRelayPayload } from './binding';
-
-export type { IngressRoute } from './binding';
+import type { ExactRoute, HttpRelayOptions, IngressRoute, NativeHttpRelay, NativeRelayPayload } from './binding';
 import { checkBoolean, checkInteger, invalidArg } from './validate';
 import { GatehouseError } from '../errors';
+
+export type { ExactRoute, IngressRoute } from './binding';
 
 /** How a response body is framed toward the client; values as BodyKind in http_relay.cc. */
 export const RELAY_BODY = {
@@ -120,22 +120,6 @@ export interface KeptRoute {
   lifetimeMs: number;
 }
 
-/** What an exact kept route repeats (see NativeHttpRelay.keepExact). */
-export interface ExactRoute {
-  method: 'GET' | 'HEAD';
-  /** The client's request head, exactly as the relay framed it. */
-  request: string;
-  /** The head sent upstream for it. */
-  upstreamHead: string;
-  ip: string;
-  port: number;
-  /** The request target, for the log. */
-  path: string;
-  lifetimeMs: number;
-  /** Each repeat's inactivity limit, as forward()'s idleMs (0: the relay's idleTimeoutMs). */
-  idleMs: number;
-}
-
 export interface RelayStats {
   active: number;
   pooled: number;
@@ -148,6 +132,12 @@ const MAX_MS = 24 * 3600 * 1000;
 const MAX_HEAD = 1024 * 1024;
 /** Numbers per event in eventSlots(): kind, id, then up to seven (kSlotsPerEvent in http_relay.cc). */
 const SLOTS_PER_EVENT = 9;
+
+function checkExactRoute(route: ExactRoute): void {
+  checkInteger('port', route.port, 1, 65535);
+  checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
+  checkInteger('idleMs', route.idleMs, 0, MAX_MS);
+}
 
 function errnoName(n: number): string | null {
   if (n === 0) return null;
@@ -259,16 +249,12 @@ export class HttpRelay {
   }
 
   keepExact(id: number, route: ExactRoute): boolean {
-    checkInteger('port', route.port, 1, 65535);
-    checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
-    checkInteger('idleMs', route.idleMs, 0, MAX_MS);
+    checkExactRoute(route);
     return !this.destroyed && this.native.keepExact(id, route.method, route.request, route.upstreamHead, route.ip, route.port, route.path, route.lifetimeMs, route.idleMs);
   }
 
   keepIngress(id: number, route: IngressRoute): boolean {
-    checkInteger('port', route.port, 1, 65535);
-    checkInteger('lifetimeMs', route.lifetimeMs, 0, MAX_MS);
-    checkInteger('idleMs', route.idleMs, 0, MAX_MS);
+    checkExactRoute(route);
     const signing = route.signing;
     if (signing !== null) {
       checkInteger('second', signing.second, 0, Number.MAX_SAFE_INTEGER);

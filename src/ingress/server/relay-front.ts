@@ -13,7 +13,7 @@
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { isIdempotent, parseRequestHead, readResponseHead, requestFraming, responseFraming, serializeRequestHead, type RequestFraming, type RequestHead as WireRequestHead } from '../../http1';
-import { HttpRelay, type IngressRoute, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
+import { HttpRelay, type ExactRoute, type IngressRoute, type RelayClientError, type RelayHandler, type RelayOutcome } from '../../native/http-relay';
 import { canonicalAddress, deadlineCheckInterval, drainedOrDeadline, listenOnIps, type ListenAddress } from '../../listen';
 import { parseProxyHeader } from '../../proxy/proxy-protocol';
 import { clientAnswer } from '../../proxy/server/http-exchange';
@@ -367,19 +367,8 @@ export class RelayFront implements RelayHandler {
     // its connection is given one every KEEP_BACKOFF decided requests only.
     conn.unusedKeeps = conn.kept !== null && conn.repeatsOfKept === 0 ? conn.unusedKeeps + 1 : 0;
     if (conn.unusedKeeps >= KEEPS_BEFORE_BACKOFF && conn.unusedKeeps % KEEP_BACKOFF !== 0) return;
-    const kept =
-      this.keepIngress(call, method, ip, upstreamHead) ||
-      this.relay.keepExact(conn.id, {
-        method,
-        request: call.text,
-        upstreamHead,
-        ip,
-        port: call.upstream.port,
-        path: call.head.path,
-        lifetimeMs: REPEAT_WINDOW_MS,
-        idleMs: call.route.timeoutMs,
-      });
-    conn.kept = kept ? call : null;
+    const exact: ExactRoute = { method, request: call.text, upstreamHead, ip, port: call.upstream.port, path: call.head.path, lifetimeMs: REPEAT_WINDOW_MS, idleMs: call.route.timeoutMs };
+    conn.kept = this.keepIngress(call, exact) || this.relay.keepExact(conn.id, exact) ? call : null;
     conn.repeatsOfKept = 0;
   }
 
@@ -389,26 +378,23 @@ export class RelayFront implements RelayHandler {
    * their fields rewritten as upstream-headers.ts would. Not for an
    * absolute-form target (its authority, not Host, chose the route), nor
    * for a route a longer prefix of the host may take paths from, nor when
-   * the signer no longer holds the signature's second.
+   * the signer gives no parts for the signature (signingParts).
    */
-  private keepIngress(call: UpstreamCall, method: 'GET' | 'HEAD', ip: string, upstreamHead: string): boolean {
+  private keepIngress(call: UpstreamCall, exact: ExactRoute): boolean {
     if (!call.wholePrefix || call.wire.target.charCodeAt(0) !== SLASH) return false;
     const signature = call.signature;
     let signing: IngressRoute['signing'] = null;
     if (signature !== null) {
       const parts = this.host.signer?.signingParts(signature) ?? null;
       // The signature's fields as the decided head carries them: from X-Amz-Date to Authorization.
-      const from = upstreamHead.indexOf(AMZ_DATE_LINE);
-      const to = upstreamHead.indexOf(`${AUTHORIZATION_LINE}${signature.authorization}\r\n`);
+      const from = exact.upstreamHead.indexOf(AMZ_DATE_LINE);
+      const to = exact.upstreamHead.indexOf(`${AUTHORIZATION_LINE}${signature.authorization}\r\n`);
       if (parts === null || from < 0 || to < from) return false;
-      signing = { ...parts, amzFields: upstreamHead.slice(from + 2, to + 2) };
+      signing = { ...parts, amzFields: exact.upstreamHead.slice(from + 2, to + 2) };
     }
     const { conn, head } = call;
     return this.relay.keepIngress(conn.id, {
-      method,
-      target: call.wire.target,
-      requestFields: call.text.slice(call.text.indexOf('\r\n') + 2),
-      upstreamHead,
+      ...exact,
       host: head.host,
       userAgent: head.userAgent,
       referer: head.referer,
@@ -418,10 +404,6 @@ export class RelayFront implements RelayHandler {
       client: conn.client,
       proto: 'http',
       stripAuthorization: call.route.stripAuthorization,
-      ip,
-      port: call.upstream.port,
-      lifetimeMs: REPEAT_WINDOW_MS,
-      idleMs: call.route.timeoutMs,
       signing,
     });
   }

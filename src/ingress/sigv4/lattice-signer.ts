@@ -200,8 +200,8 @@ interface SecondContext {
   readonly sessionToken: string | undefined;
   /** When the credentials expire (ms; Infinity without an expiration). */
   readonly expiresAt: number;
-  readonly key: KeyObject;
-  readonly keyBytes: Buffer;
+  /** The day's signing key it signs with. */
+  readonly day: DayKey;
   /** "AWS4-HMAC-SHA256\n<amzDate>\n<scope>\n": the string to sign up to the canonical request's hash. */
   readonly stringToSignPrefix: string;
   /** "AWS4-HMAC-SHA256 Credential=<id>/<scope>, SignedHeaders=" */
@@ -302,8 +302,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       secretAccessKey: credentials.secretAccessKey,
       sessionToken: credentials.sessionToken,
       expiresAt: credentials.expiration?.getTime() ?? Number.POSITIVE_INFINITY,
-      key: day.key,
-      keyBytes: day.bytes,
+      day,
       stringToSignPrefix: `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n`,
       credentialPart: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=`,
       hosts: new Map(),
@@ -361,7 +360,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
     request.headers = headers;
     // One-shot: no Hash object to allocate and collect per request.
     const hashed = hash('sha256', canonicalizer.canonical(request, canonical), 'hex');
-    const signature = createHmac('sha256', ctx.key).update(`${ctx.stringToSignPrefix}${hashed}`).digest('hex');
+    const signature = createHmac('sha256', ctx.day.key).update(`${ctx.stringToSignPrefix}${hashed}`).digest('hex');
     headers.authorization = `${authorizationPrefix}${signature}`;
     return headers;
   }
@@ -400,7 +399,7 @@ export function createLatticeSigner(opts: LatticeSignerOptions): LatticeSigner {
       const held = ctx?.hosts.get(signature.host);
       // The credentials must outlast what the relay does with the parts: sign in the second, repeat a head for up to one more.
       if (ctx === undefined || held === undefined || ctx.expiresAt < (ctx.second + 2) * 1000) return null;
-      return { second: ctx.second, key: ctx.keyBytes, stringToSignPrefix: ctx.stringToSignPrefix, canonicalRest: held.canonicalRest, authorizationPrefix: held.authorizationPrefix };
+      return { second: ctx.second, key: ctx.day.bytes, stringToSignPrefix: ctx.stringToSignPrefix, canonicalRest: held.canonicalRest, authorizationPrefix: held.authorizationPrefix };
     },
   };
 }

@@ -285,7 +285,7 @@ function amzDateTime(amzDate: string): Date {
   return new Date(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
 }
 
-test('requests with the header block of the request decided before them are routed and signed in the relay, each with its own target: smithy\'s sign() gives every signature, node:http the same requests', async (t) => {
+test('requests with the Host, User-Agent and Referer of the request decided before them are routed, rewritten and signed in the relay, each with its own target and fields: smithy\'s sign() gives every signature, node:http the same requests', async (t) => {
   const up = await recordingUpstream(t);
   const table = parseRoutes(
     `routes:
@@ -324,7 +324,7 @@ test('requests with the header block of the request decided before them are rout
     request(['GET /api/ref HTTP/1.1', 'Host: plain.example.test', 'User-Agent: other', 'Referer: http://example.test/']),
     request(['GET /last HTTP/1.1', 'Host: plain.example.test', 'Connection: close']),
   ].join('');
-  const runs: { seen: Seen[]; answers: Answer[]; entries: Partial<IngressAccessEntry>[]; repeated: number }[] = [];
+  const runs: { seen: Seen[]; answers: Answer[]; entries: Partial<IngressAccessEntry>[]; repeated: number; variedRepeated: number }[] = [];
   for (const engine of ['relay', 'node'] as const) {
     const from = up.seen.length;
     const entries: IngressAccessEntry[] = [];
@@ -341,21 +341,27 @@ test('requests with the header block of the request decided before them are rout
     t.after(() => server.close({ drainMs: 0 }));
     const port = server.addresses()[0].port;
     const raw = (await exchange(port, signedPipeline, () => false)) + (await exchange(port, pathsPipeline, () => false));
+    const repeatedBefore = server.stats().repeated;
     const varied = await exchange(port, variedPipeline, () => false);
+    const variedRepeated = server.stats().repeated - repeatedBefore;
     for (let i = 0; i < 200 && entries.length < targets.length + 11 + fieldSets.length + 3; i++) await new Promise((r) => setTimeout(r, 10));
     const seen = up.seen.slice(from);
+    let signatures = 0;
     for (const s of seen) {
       const fields = new Map<string, string>();
       for (let i = 0; i + 1 < s.headers.length; i += 2) fields.set(s.headers[i].toLowerCase(), s.headers[i + 1]);
-      if (fields.get('host') !== `127.0.0.1:${up.port}` || s.url === '/base/last' || !fields.has('authorization')) continue;
+      if (!s.url.startsWith('/base/')) continue;
       const expected = await smithySigned('us-east-1', credentials, amzDateTime(fields.get('x-amz-date') ?? ''), 'GET', `127.0.0.1:${up.port}`, s.url);
       assert.equal(fields.get('authorization'), expected.authorization, `${engine}: ${s.url}`);
+      signatures++;
     }
+    // Every request to the signed host that reached the upstream was checked: the plain targets, the signable odd ones, /abs, half the varied ones, /last.
+    assert.ok(signatures >= plain.length + 1 + fieldSets.length / 2 + 1, `${engine}: ${signatures} signatures checked`);
     // Compared without the signature's time and what it signs (their second differs from run to run), and by URL (node:http may reorder pipelined requests).
     const unsigned = seen
       .map((s) => ({ ...s, headers: s.headers.filter((_h, i) => !/^(x-amz-date|authorization)$/i.test(s.headers[i - (i % 2)])) }))
       .sort((a, b) => a.url.localeCompare(b.url));
-    runs.push({ seen: unsigned, answers: [...answers(raw), ...answers(varied)], entries: entries.map(comparable), repeated: server.stats().repeated });
+    runs.push({ seen: unsigned, answers: [...answers(raw), ...answers(varied)], entries: entries.map(comparable), repeated: server.stats().repeated, variedRepeated });
   }
   const [relay, node] = runs;
   assert.equal(relay.answers.length, targets.length + 11 + fieldSets.length + 3);
@@ -368,6 +374,8 @@ test('requests with the header block of the request decided before them are rout
   assert.equal(relay.answers[targets.length + 8].status, 404, '/api/../x: a dot segment is refused');
   // Most plain targets went on the kept route (one decided here per connection and second, and after each odd one).
   assert.ok(relay.repeated >= plain.length / 2, `repeated ${relay.repeated} of ${plain.length}`);
+  // So did most of those whose fields change from request to request (the relay rewrote them).
+  assert.ok(relay.variedRepeated >= fieldSets.length / 2, `varied: repeated ${relay.variedRepeated} of ${fieldSets.length}`);
   assert.equal(node.repeated, 0);
 });
 
