@@ -3,8 +3,8 @@
 # in one run, alternating, all on loopback:
 #   - HTTP keep-alive requests/s (1 KiB answers from nginx serving a static
 #     file, or from Node without nginx) with p50/p99 latency;
-#   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close), p99,
-#     and the proxy's CPU time per tunnel over that run;
+#   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close) and
+#     p99; then the proxy's CPU time per tunnel at a FIXED rate of tunnels;
 #   - MB/s through one tunnel (a TCP source behind it);
 #   - CPU time per request at a FIXED rate (utime + stime of the proxy process
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
@@ -19,23 +19,28 @@
 # With --floors, two more columns for plain HTTP only (neither does CONNECT):
 # nginx's proxy_pass (a C proxy, one worker, access log on) and
 # bench/lib/bare-forwarder.ts (Node's socket layer with no HTTP library and
-# no checks): what forwarding costs below any policy, in C and in Node.
+# no checks): what forwarding costs below any policy, in C and in Node; and
+# one for tunnels only: bench/lib/connect-floor.c (built here with cc), a
+# C epoll CONNECT forwarder with no lookup, policy or log, what two TCP
+# connections per tunnel cost before any proxy's own work.
 # Both proxies get the same allowlist: one upstream name (localhost) and its
 # ports; gatehouse also gets `allow_addresses: [127.0.0.1/32]`, since its SSRF
 # defences deny loopback otherwise. Both write an access log to a temp file.
 #
 #   bash bench/proxy.sh [--only squid|gatehouse] [--connections N] [--duration S]
-#                       [--rate RPS] [--rate-duration S] [--rounds N] [--floors]
+#                       [--rate RPS] [--tunnel-rate TPS] [--rate-duration S]
+#                       [--rounds N] [--floors]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CONNECTIONS=32 TUNNEL_CONNECTIONS=8 DURATION=3 RATE=2000 RATE_DURATION=10 ROUNDS=2 ONLY="" FLOORS=0
+CONNECTIONS=32 TUNNEL_CONNECTIONS=8 DURATION=3 RATE=2000 TUNNEL_RATE=1000 RATE_DURATION=10 ROUNDS=2 ONLY="" FLOORS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
+    --tunnel-rate) TUNNEL_RATE=$2; shift 2 ;;
     --rate-duration) RATE_DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --floors) FLOORS=1; shift ;;
@@ -55,7 +60,7 @@ BENCH=bench/proxy.sh
 # shellcheck source=bench/lib/processes.sh
 source "$ROOT/bench/lib/processes.sh"
 
-read -r HTTP_PORT NODE_HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT < <(free_ports 9)
+read -r HTTP_PORT NODE_HTTP_PORT ECHO_PORT SOURCE_PORT SQUID_PORT GH_PORT GH_HEALTH NGINX_PORT BARE_PORT CONNECT_FLOOR_PORT < <(free_ports 10)
 
 # ---- the upstreams
 # The HTTP answers (1 KiB) come from nginx serving a static file when it is
@@ -120,6 +125,11 @@ if [ "$FLOORS" = 1 ]; then
     echo "bench/proxy.sh: nginx not installed; no nginx floor" >&2
   fi
   add_proxy floor-node "$BARE_PORT" "bare node (floor)" node "$ROOT/dist/bench/lib/bare-forwarder.js" "$BARE_PORT"
+  if command -v cc >/dev/null && cc -O2 -o "$WORK/connect-floor" "$ROOT/bench/lib/connect-floor.c"; then
+    add_proxy floor-connect "$CONNECT_FLOOR_PORT" "C CONNECT (floor)" "$WORK/connect-floor" "$CONNECT_FLOOR_PORT"
+  else
+    echo "bench/proxy.sh: no C compiler (cc); no CONNECT floor" >&2
+  fi
 fi
 [ ${#ORDER[@]} -gt 0 ] || { echo "bench/proxy.sh: nothing to measure" >&2; exit 1; }
 
@@ -152,30 +162,35 @@ wrk_http() {
 RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); ${#ORDER[@]} proxies, $ROUNDS rounds alternating;" \
-  "$CONNECTIONS connections for ${DURATION} s; fixed rate $RATE req/s for $RATE_DURATION s"
+  "$CONNECTIONS connections for ${DURATION} s; fixed rates $RATE req/s and $TUNNEL_RATE tunnels/s for $RATE_DURATION s each"
 for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     proxy=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections 4 --seconds 1 >/dev/null # warm-up
-    http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$DURATION")
-    wrk=$(wrk_http "$proxy")
-    tc0=0 tc1=0 ts0=0 ts1=0
-    if [[ $name == floor-* ]]; then
-      tunnels='{}' stream='{}' # the floors forward plain HTTP only
-    else
-      tc0=$(cpu_ticks "$PROXY_PID") ts0=$(sys_ticks "$PROXY_PID")
-      tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
-      tc1=$(cpu_ticks "$PROXY_PID") ts1=$(sys_ticks "$PROXY_PID")
-      stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
+    # The HTTP floors forward plain HTTP only, the CONNECT floor tunnels only.
+    http='{}' wrk='{}' tunnels='{}' stream='{}' fixed='{}' fixed_tunnels='{}'
+    t0=0 t1=0 s0=0 s1=0 tc0=0 tc1=0 ts0=0 ts1=0
+    if [ "$name" != floor-connect ]; then
+      $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections 4 --seconds 1 >/dev/null # warm-up
+      http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$DURATION")
+      wrk=$(wrk_http "$proxy")
     fi
-    t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
-    fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
-    t1=$(cpu_ticks "$PROXY_PID") s1=$(sys_ticks "$PROXY_PID")
+    if [ "$name" = floor-connect ] || [[ $name != floor-* ]]; then
+      tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
+      stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
+      tc0=$(cpu_ticks "$PROXY_PID") ts0=$(sys_ticks "$PROXY_PID")
+      fixed_tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE")
+      tc1=$(cpu_ticks "$PROXY_PID") ts1=$(sys_ticks "$PROXY_PID")
+    fi
+    if [ "$name" != floor-connect ]; then
+      t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
+      fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
+      t1=$(cpu_ticks "$PROXY_PID") s1=$(sys_ticks "$PROXY_PID")
+    fi
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"fixed_connect":%s,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" "$fixed_tunnels" $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -198,9 +213,12 @@ const figures = [
   ['CONNECT tunnels/s', (r) => r.connect.tunnels_per_s, 0],
   ['  p99 ms', (r) => r.connect.p99_ms, 2],
   ['  errors', (r) => r.connect.errors, 0],
-  ['  CPU us/tunnel', (r) => (r.connect.tunnels ? (r.tunnel_cpu_ticks / r.hz) * 1e6 / r.connect.tunnels : null), 1],
-  ['    of it kernel', (r) => (r.connect.tunnels ? (r.tunnel_sys_ticks / r.hz) * 1e6 / r.connect.tunnels : null), 1],
   ['one tunnel MB/s', (r) => r.stream.mb_per_s, 1],
+  ['fixed rate: tunnels/s done', (r) => r.fixed_connect.tunnels_per_s, 0],
+  ['  CPU us/tunnel', (r) => (r.fixed_connect.tunnels ? (r.tunnel_cpu_ticks / r.hz) * 1e6 / r.fixed_connect.tunnels : null), 1],
+  ['    of it kernel', (r) => (r.fixed_connect.tunnels ? (r.tunnel_sys_ticks / r.hz) * 1e6 / r.fixed_connect.tunnels : null), 1],
+  ['  p99 ms', (r) => r.fixed_connect.p99_ms, 2],
+  ['  errors', (r) => r.fixed_connect.errors, 0],
   [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
   ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
   ['    of it kernel', (r) => (r.sys_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],

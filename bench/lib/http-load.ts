@@ -11,8 +11,9 @@
  *   http    --proxy HOST:PORT --url http://NAME:PORT/ --connections N --seconds S [--rate R]
  *       N keep-alive connections, one request at a time each; with --rate, R requests/s
  *       in total (spread over the connections), else as fast as they answer.
- *   connect --proxy HOST:PORT --target NAME:PORT --connections N --seconds S
- *       N loops of: connect, CONNECT, one 64-byte round trip through the echo, close.
+ *   connect --proxy HOST:PORT --target NAME:PORT --connections N --seconds S [--rate R]
+ *       N loops of: connect, CONNECT, one 64-byte round trip through the echo, close;
+ *       with --rate, R tunnels/s in total (spread over the loops), else as fast as they go.
  *   stream  --proxy HOST:PORT --target NAME:PORT --seconds S
  *       one CONNECT tunnel to the source; bytes received per second.
  *
@@ -231,12 +232,22 @@ async function connectLoad(): Promise<object> {
   const target = values.target ?? '';
   const connections = bounded('connections', values.connections, 1, MAX_CONNECTIONS);
   const seconds = bounded('seconds', values.seconds, 0.1, MAX_SECONDS);
+  const rate = values.rate === undefined ? null : bounded('rate', values.rate, 1, 1_000_000);
   const lat = new Latencies();
   let errors = 0;
   const start = now();
   const stopAt = start + seconds * 1000;
-  const worker = async (): Promise<void> => {
+  // As in httpLoad: each loop's share of the rate, on a schedule.
+  const interval = rate === null ? 0 : (connections * 1000) / rate;
+  const worker = async (index: number): Promise<void> => {
+    let due = start + (interval * index) / connections;
     while (now() < stopAt) {
+      if (interval > 0) {
+        const wait = due - now();
+        if (wait > 0) await sleep(wait);
+        due += interval;
+        if (now() >= stopAt) break;
+      }
       const t0 = now();
       try {
         const { socket, rest } = await openTunnel(proxy, target);
@@ -266,11 +277,12 @@ async function connectLoad(): Promise<object> {
       }
     }
   };
-  await Promise.all(Array.from({ length: connections }, () => worker()));
+  await Promise.all(Array.from({ length: connections }, (_, i) => worker(i)));
   const elapsed = (now() - start) / 1000;
   return {
     mode: 'connect',
     connections,
+    target_rate: rate,
     seconds: Number(elapsed.toFixed(3)),
     tunnels: lat.count,
     errors,
