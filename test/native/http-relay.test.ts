@@ -846,6 +846,7 @@ test('a pooled upstream connection that said more after its 204 is not reused: t
 
   await eventually(() => clientB.length >= ok.length, "B's answer at client B");
   assert.equal(clientB.text(), ok);
+  await eventually(() => clientA.length >= noContent.length, "A's answer at client A");
   assert.equal(clientA.text(), noContent);
   assert.equal((await rec.next('done', idA)).outcome, 'complete');
   const doneB = await rec.next('done', idB);
@@ -994,6 +995,8 @@ test('pipelined requests: each done bills only its own request bytes, not the ne
     rec.of('done', id).map((d) => [d.outcome, d.bytesFromClient, d.bytesToClient]),
     requests.map((r) => ['complete', r.length, ok.length]),
   );
+  // done means the relay wrote the answer; this process's client socket reads it on a turn of its own.
+  await eventually(() => client.length >= ok.length * requests.length, 'the three answers at the client');
   assert.equal(client.text(), ok.repeat(requests.length));
 
   client.socket.end();
