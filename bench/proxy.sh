@@ -4,7 +4,9 @@
 #   - HTTP keep-alive requests/s (1 KiB answers from nginx serving a static
 #     file, or from Node without nginx) with p50/p99 latency;
 #   - CONNECT tunnels/s (connect, CONNECT, one 64-byte round trip, close) and
-#     p99; then the proxy's CPU time per tunnel at a FIXED rate of tunnels;
+#     p99; then the proxy's CPU time per tunnel at a FIXED rate of tunnels,
+#     once with those 64 bytes and once with a TLS ClientHello instead (what
+#     gatehouse's fronting check reads; Squid and the floor pass it on);
 #   - MB/s through one tunnel (a TCP source behind it);
 #   - CPU time per request at a FIXED rate (utime + stime of the proxy process
 #     from /proc/<pid>/stat over the requests done), the figure to compare on
@@ -110,7 +112,8 @@ EOF
     GH_ARGS="proxy --policy $WORK/proxy.yaml --listen 127.0.0.1:$GH_PORT --health-port $GH_HEALTH"
     # Log like Squid does, when the command offers an access log.
     if grep -q -- "--access-log" <<<"$help"; then GH_ARGS="$GH_ARGS --access-log $WORK/gatehouse-access.log"; fi
-    # The tunnels carry plain TCP (echo, source), not TLS: Squid does not look inside; let gatehouse not look either.
+    # Most tunnels here carry plain TCP (echo, source), not TLS: Squid does not look inside; let gatehouse
+    # pass them too. The ClientHello run's SNI (localhost) is checked against the CONNECT host as always.
     if grep -q -- "--non-tls-connect" <<<"$help"; then GH_ARGS="$GH_ARGS --non-tls-connect allow"; fi
     add_proxy gatehouse "$GH_PORT" gatehouse "$GH $GH_ARGS"
   else
@@ -168,8 +171,8 @@ for round in $(seq "$ROUNDS"); do
     proxy=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
     # The HTTP floors forward plain HTTP only, the CONNECT floor tunnels only.
-    http='{}' wrk='{}' tunnels='{}' stream='{}' fixed='{}' fixed_tunnels='{}'
-    t0=0 t1=0 s0=0 s1=0 tc0=0 tc1=0 ts0=0 ts1=0
+    http='{}' wrk='{}' tunnels='{}' stream='{}' fixed='{}' fixed_tunnels='{}' fixed_hellos='{}'
+    t0=0 t1=0 s0=0 s1=0 tc0=0 tc1=0 ts0=0 ts1=0 th0=0 th1=0 hs0=0 hs1=0
     if [ "$name" != floor-connect ]; then
       $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections 4 --seconds 1 >/dev/null # warm-up
       http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$DURATION")
@@ -181,6 +184,9 @@ for round in $(seq "$ROUNDS"); do
       tc0=$(cpu_ticks "$PROXY_PID") ts0=$(sys_ticks "$PROXY_PID")
       fixed_tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE")
       tc1=$(cpu_ticks "$PROXY_PID") ts1=$(sys_ticks "$PROXY_PID")
+      th0=$(cpu_ticks "$PROXY_PID") hs0=$(sys_ticks "$PROXY_PID")
+      fixed_hellos=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE" --client-hello)
+      th1=$(cpu_ticks "$PROXY_PID") hs1=$(sys_ticks "$PROXY_PID")
     fi
     if [ "$name" != floor-connect ]; then
       t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
@@ -189,8 +195,8 @@ for round in $(seq "$ROUNDS"); do
     fi
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"fixed_connect":%s,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" "$fixed_tunnels" $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"fixed_connect":%s,"fixed_hello":%s,"hello_cpu_ticks":%d,"hello_sys_ticks":%d,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" "$fixed_tunnels" "$fixed_hellos" $((th1 - th0)) $((hs1 - hs0)) $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -219,6 +225,10 @@ const figures = [
   ['    of it kernel', (r) => (r.fixed_connect.tunnels ? (r.tunnel_sys_ticks / r.hz) * 1e6 / r.fixed_connect.tunnels : null), 1],
   ['  p99 ms', (r) => r.fixed_connect.p99_ms, 2],
   ['  errors', (r) => r.fixed_connect.errors, 0],
+  ['  with a ClientHello: CPU us', (r) => (r.fixed_hello.tunnels ? (r.hello_cpu_ticks / r.hz) * 1e6 / r.fixed_hello.tunnels : null), 1],
+  ['    of it kernel', (r) => (r.fixed_hello.tunnels ? (r.hello_sys_ticks / r.hz) * 1e6 / r.fixed_hello.tunnels : null), 1],
+  ['    p99 ms', (r) => r.fixed_hello.p99_ms, 2],
+  ['    errors', (r) => r.fixed_hello.errors, 0],
   [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
   ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
   ['    of it kernel', (r) => (r.sys_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],

@@ -11,16 +11,20 @@
  *   http    --proxy HOST:PORT --url http://NAME:PORT/ --connections N --seconds S [--rate R]
  *       N keep-alive connections, one request at a time each; with --rate, R requests/s
  *       in total (spread over the connections), else as fast as they answer.
- *   connect --proxy HOST:PORT --target NAME:PORT --connections N --seconds S [--rate R]
+ *   connect --proxy HOST:PORT --target NAME:PORT --connections N --seconds S [--rate R] [--client-hello]
  *       N loops of: connect, CONNECT, one 64-byte round trip through the echo, close;
- *       with --rate, R tunnels/s in total (spread over the loops), else as fast as they go.
+ *       with --rate, R tunnels/s in total (spread over the loops), else as fast as they go;
+ *       with --client-hello the round trip is a real TLS ClientHello naming NAME (made by
+ *       node:tls once), so a proxy's fronting check has a hello to read.
  *   stream  --proxy HOST:PORT --target NAME:PORT --seconds S
  *       one CONNECT tunnel to the source; bytes received per second.
  *
  *   node dist/bench/lib/http-load.js http --proxy 127.0.0.1:3128 --url http://localhost:8080/ --connections 32 --seconds 3
  */
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
 
 const MAX_SECONDS = 120;
@@ -42,6 +46,7 @@ const { positionals, values } = parseArgs({
     'http-port': { type: 'string' },
     'echo-port': { type: 'string' },
     'source-port': { type: 'string' },
+    'client-hello': { type: 'boolean', default: false },
   },
 });
 
@@ -227,9 +232,38 @@ async function openTunnel(proxy: { host: string; port: number }, target: string)
   });
 }
 
+/** The first record node:tls sends to `servername`, its ClientHello, caught whole by a local server. */
+async function clientHelloFor(servername: string): Promise<Buffer> {
+  const catcher = createServer();
+  catcher.listen(0, '127.0.0.1');
+  await once(catcher, 'listening');
+  const caught = new Promise<Buffer>((resolve, reject) => {
+    catcher.once('connection', (socket: Socket) => {
+      let got = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 5 && got[0] !== 0x16) reject(new Error('Expected a TLS handshake record from node:tls but received something else'));
+        if (got.length >= 5 && got.length >= 5 + got.readUInt16BE(3)) {
+          socket.destroy();
+          resolve(got.subarray(0, 5 + got.readUInt16BE(3)));
+        }
+      });
+    });
+  });
+  const client = tlsConnect({ host: '127.0.0.1', port: (catcher.address() as AddressInfo).port, servername });
+  client.on('error', () => undefined); // the catcher hangs up after the hello
+  try {
+    return await caught;
+  } finally {
+    client.destroy();
+    catcher.close();
+  }
+}
+
 async function connectLoad(): Promise<object> {
   const proxy = hostPort(values.proxy, 'proxy');
   const target = values.target ?? '';
+  const firstFlight = values['client-hello'] ? await clientHelloFor(hostPort(target, 'target').host) : ROUND_TRIP;
   const connections = bounded('connections', values.connections, 1, MAX_CONNECTIONS);
   const seconds = bounded('seconds', values.seconds, 0.1, MAX_SECONDS);
   const rate = values.rate === undefined ? null : bounded('rate', values.rate, 1, 1_000_000);
@@ -255,7 +289,7 @@ async function connectLoad(): Promise<object> {
           let got = rest.length;
           const timer = setTimeout(() => reject(new Error('echo timeout')), DRAIN_MS);
           const check = (): void => {
-            if (got < ROUND_TRIP.length) return;
+            if (got < firstFlight.length) return;
             clearTimeout(timer);
             resolve();
           };
@@ -267,7 +301,7 @@ async function connectLoad(): Promise<object> {
             clearTimeout(timer);
             reject(new Error('closed'));
           });
-          socket.write(ROUND_TRIP);
+          socket.write(firstFlight);
           check();
         }).finally(() => socket.destroy());
         lat.add(now() - t0);
@@ -283,6 +317,7 @@ async function connectLoad(): Promise<object> {
     mode: 'connect',
     connections,
     target_rate: rate,
+    first_flight_bytes: firstFlight.length,
     seconds: Number(elapsed.toFixed(3)),
     tunnels: lat.count,
     errors,
