@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { EmuReport } from '../../src/emu/report';
 import { GENEVE_REASONS } from '../../src/geneve/reasons';
 import { LAB_ADDRESSES, labDown, labExecCapture, labUp } from '../../src/lab';
@@ -25,6 +24,31 @@ async function emuInLab(lab: string, args: string[]): Promise<EmuReport> {
   assert.equal(r.code, 0, `emu failed: ${r.stderr}`);
   const last = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last) as EmuReport;
+}
+
+/**
+ * Resolves once `emu --echo` says it is reflecting (its socket is bound: it
+ * prints that line right after), so no packet is sent before anything
+ * listens; rejects if it exits first or is not up within 30 s.
+ */
+function reflecting(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`emu --echo did not start within 30 s: ${out}${err}`)), 30_000);
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('reflecting GENEVE')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`emu --echo exited (${code ?? signal}) before reflecting: ${out}${err}`));
+    });
+  });
 }
 
 test('emu against emu --echo in the lab: 20k pps, 10 ENIs x 10k flows, 20 % IPv6, malformed kinds', { timeout: 180_000 }, async (t) => {
@@ -62,8 +86,8 @@ test('emu against emu --echo in the lab: 20k pps, 10 ENIs x 10k flows, 20 % IPv6
   });
 
   await t.test('a validating target returns no malformed packet and every good one', async () => {
-    validating = spawn('ip', ['netns', 'exec', info.namespaces.appliance, process.execPath, CLI_MAIN, 'emu', '--echo', '--bind', APPLIANCE, '--port', '6082', '--validate', '--duration', '60', '--quiet'], { stdio: 'ignore' });
-    await sleep(700);
+    validating = spawn('ip', ['netns', 'exec', info.namespaces.appliance, process.execPath, CLI_MAIN, 'emu', '--echo', '--bind', APPLIANCE, '--port', '6082', '--validate', '--duration', '60', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await reflecting(validating);
     const r = await emuInLab(lab, ['--port', '6082', '--rate', '10000', '--duration', '2', '--enis', '10', '--flows', '1000', '--v6', '20', '--malformed', '20']);
     for (const kind of GENEVE_REASONS) {
       assert.ok(r.malformed[kind]?.sent > 0, `${kind} sent`);

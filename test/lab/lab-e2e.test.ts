@@ -138,7 +138,7 @@ test('lab e2e: app reaches internet through the GWLB and the appliance; tshark a
   const enough = (c: Record<string, number> | undefined): boolean =>
     c !== undefined && ['encap_tx_packets', 'udp_rx_packets', 'tun_tx_packets'].every((k) => (c[k] ?? 0) >= 20);
   let status = await labStatus(name);
-  for (let i = 0; i < 40 && !enough(status.gateway?.counters); i++) {
+  for (const deadline = Date.now() + 20_000; !enough(status.gateway?.counters) && Date.now() < deadline; ) {
     await sleep(100);
     status = await labStatus(name);
   }

@@ -115,11 +115,16 @@ export class TunnelProcess extends JsonLinesProcess<TunnelHelperMessage> {
   }
 }
 
-/** Runs `gatehouse emu` in namespace ns toward the appliance (bounded by its own --duration and a timeout). */
+/**
+ * Runs `gatehouse emu` in namespace ns toward the appliance (bounded by its own --duration and a timeout).
+ * emu counts a reply lost if it comes after its drain; on a loaded machine the
+ * appliance can trail the last packet sent by more than the default 500 ms
+ * (its tx_packets then exceed what emu received): 3 s unless args set --drain.
+ */
 export async function runEmu(ns: string, args: string[]): Promise<EmuReport> {
   const { stdout } = await execFileAsync(
     'ip',
-    ['netns', 'exec', ns, process.execPath, CLI, 'emu', '--target', APPLIANCE, '--json', '--quiet', ...args],
+    ['netns', 'exec', ns, process.execPath, CLI, 'emu', '--target', APPLIANCE, '--json', '--quiet', '--drain', '3000', ...args],
     { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
   );
   const lines = stdout.trim().split('\n');

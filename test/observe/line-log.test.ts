@@ -138,7 +138,7 @@ test('file: lines are gathered until flushMs passes or flush() is called, then w
   assert.deepEqual(await readFile(path, 'utf8'), '', 'nothing written before the flush');
   assert.deepEqual(log.stats(), { written: 0, dropped: 0, errors: 0 });
   log.flush();
-  for (let i = 0; i < 100 && log.stats().written < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const deadline = Date.now() + 10_000; log.stats().written < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(await readLines(path), numbered(1, 3));
   log.write('after');
   await log.close(); // close flushes what is gathered

@@ -15,7 +15,7 @@ import { connect as netConnect } from 'node:net';
 import { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { RecordingUpstream, send, startIngress, tempDir } from './harness';
+import { RecordingUpstream, eventually, send, startIngress, tempDir } from './harness';
 
 function selfSigned(dir: string, name: string): { cert: string; key: string; fingerprint: string } {
   const cert = join(dir, `${name}.crt`);
@@ -160,8 +160,9 @@ test('SIGTERM drains: a request in flight finishes, new connections are refused,
     (r) => r.status,
     () => 'cut',
   );
-  // Both requests have reached the upstream before the signal.
-  for (let i = 0; i < 100 && up.requests.filter((r) => r.url === '/hang').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  // Both requests have reached the upstream before the signal (waited for: the ingress is another process; 20 s is a ceiling).
+  const arrived = (url: string): boolean => up.requests.some((r) => r.url === url);
+  assert.ok(await eventually(async () => arrived('/slow?ms=1000') && arrived('/hang'), 200), 'both requests reached the upstream before SIGTERM');
   ingress.signal('SIGTERM');
   await ingress.waitEvent('draining');
   const refused = await send({ port: ingress.port, host: 'drain.example.test' }).then(

@@ -27,6 +27,15 @@ interface Seen {
   trailers: string[];
 }
 
+/**
+ * Polls while `pending` holds, for at most 10 s (a ceiling for a loaded
+ * machine, not a timing assertion); the assertions that follow say what was
+ * missing if it still holds.
+ */
+async function waitWhile(pending: () => boolean, ceilingMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ceilingMs; pending() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+}
+
 /** A node:http upstream that records each request and answers from its path, without a Date field (answers compare byte for byte). */
 async function recordingUpstream(t: TestContext): Promise<{ port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
@@ -206,7 +215,7 @@ test('the relay and node:http send the same requests upstream and give the same 
     const ingress = await startIngress(t, engine, routes(up.port));
     const raw = await exchange(ingress.port, PIPELINE, (got) => got.endsWith('GET /last 0'));
     // Entries are handed over at each exchange's end; the last may trail its answer by a turn.
-    for (let i = 0; i < 100 && ingress.entries.length < REQUESTS.length; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitWhile(() => ingress.entries.length < REQUESTS.length);
     // node:http dispatches pipelined requests before the earlier ones are answered (a signed one may arrive last): compared by URL.
     const seen = up.seen.slice(from).sort((a, b) => a.url.localeCompare(b.url));
     assert.equal(
@@ -344,7 +353,7 @@ test('requests with the Host, User-Agent and Referer of the request decided befo
     const repeatedBefore = server.stats().repeated;
     const varied = await exchange(port, variedPipeline, () => false);
     const variedRepeated = server.stats().repeated - repeatedBefore;
-    for (let i = 0; i < 200 && entries.length < targets.length + 11 + fieldSets.length + 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitWhile(() => entries.length < targets.length + 11 + fieldSets.length + 3);
     const seen = up.seen.slice(from);
     let signatures = 0;
     for (const s of seen) {
@@ -418,7 +427,7 @@ test('a connection that asks for Expect: 100-continue goes on in node:http, pipe
     ],
   );
   assert.equal(ingress.server.stats().handedOver, 1);
-  for (let i = 0; i < 100 && ingress.entries.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => ingress.entries.length < 3);
   assert.deepEqual(
     ingress.entries.map((e) => [e.method, e.path, e.status]),
     [
@@ -513,7 +522,7 @@ test('a repeated identical request is sent upstream as the one decided before it
   assert.match(header(up.seen[0], 'authorization') ?? '', /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20261122\/us-east-1\/vpc-lattice-svcs\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$/);
   assert.equal(header(up.seen[6], 'authorization'), header(up.seen[0], 'authorization'), 'the request that differs (Connection: close) is signed alike: same method, host, path, second');
   assert.equal(header(up.seen[0], 'x-amzn-lattice-identity'), undefined);
-  for (let i = 0; i < 100 && entries.length < 7; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => entries.length < 7);
   assert.deepEqual(
     entries.map((e) => [e.method, e.host, e.path, e.status, e.route, e.signed, e.userAgent]),
     [
@@ -534,11 +543,11 @@ test('a repeated identical request is sent upstream as the one decided before it
   socket.on('data', (d: Buffer) => (second += d.toString('latin1')));
   const plainRepeat = request(['GET /r HTTP/1.1', 'Host: plain.example.test']);
   socket.write(plainRepeat);
-  for (let i = 0; i < 200 && answers(second).length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => answers(second).length < 1);
   table = parseRoutes(`routes:\n  - host: plain.example.test\n    upstream: { url: http://127.0.0.1:${up.port}/moved }\n    sign: false\n`, 'routes.yaml');
   server.routesChanged();
   socket.write(plainRepeat);
-  for (let i = 0; i < 200 && answers(second).length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => answers(second).length < 2);
   assert.deepEqual(
     answers(second).map((a) => a.body),
     ['GET /r 0', 'GET /moved/r 0'],
@@ -559,7 +568,7 @@ test('a repeat keeps its route\'s timeout: an upstream silent past timeout_ms ge
   );
   assert.match(got[1].body, /"error":"gateway-timeout".*sent nothing for 300 ms/);
   assert.equal(ingress.server.stats().repeated, 1);
-  for (let i = 0; i < 100 && ingress.entries.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => ingress.entries.length < 2);
   assert.deepEqual(
     ingress.entries.map((e) => [e.path, e.status, e.error]),
     [
@@ -597,9 +606,9 @@ test('a request decided before a routes reload, still waiting for its signature,
   table = tableFor('/new');
   server.routesChanged();
   release();
-  for (let i = 0; i < 200 && answers(got).length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => answers(got).length < 1);
   socket.write(request(['GET /b HTTP/1.1', 'Host: signed.example.test', 'User-Agent: reload-test']));
-  for (let i = 0; i < 200 && answers(got).length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => answers(got).length < 2);
   assert.deepEqual(
     answers(got).map((a) => a.body),
     ['GET /old/a 0', 'GET /new/b 0'],

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { Resolver } from 'node:dns/promises';
 
 export interface Dnsmasq {
@@ -13,12 +14,26 @@ export interface Dnsmasq {
   stop(): Promise<void>;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+/**
+ * A loopback port free for both UDP and TCP right now (dnsmasq binds both).
+ * Another process may still take it before dnsmasq binds: startDnsmasq then
+ * tries again on a new port.
+ */
+async function freeUdpTcpPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const { port } = socket.address();
+    const tcp = net.createServer();
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (tcpFree) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (tcpFree) return port;
+  }
+  throw new Error('no loopback port free for both UDP and TCP in 50 tries');
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
@@ -30,11 +45,14 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
-/** Starts dnsmasq answering `records` (name -> IPv4), TTL `ttlS`; waits until it answers (bounded). */
-export async function startDnsmasq(records: Record<string, string>, ttlS: number): Promise<Dnsmasq> {
+/**
+ * Starts dnsmasq answering `records` (name -> IPv4), TTL `ttlS`, plus any
+ * `extraArgs` (host records, CNAMEs); waits until it answers (bounded).
+ */
+export async function startDnsmasq(records: Record<string, string>, ttlS: number, extraArgs: string[] = []): Promise<Dnsmasq> {
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freeUdpPort();
+    const port = await freeUdpTcpPort();
     const child = spawn(
       'dnsmasq',
       [
@@ -50,6 +68,7 @@ export async function startDnsmasq(records: Record<string, string>, ttlS: number
         // Other names in the same zones get NXDOMAIN (an empty answer), not REFUSED (a failure).
         ...[...new Set(Object.keys(records).map((name) => name.split('.').slice(1).join('.')))].map((zone) => `--local=/${zone}/`),
         ...Object.entries(records).map(([name, address]) => `--address=/${name}/${address}`),
+        ...extraArgs,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );

@@ -4,11 +4,11 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { parseDnsMessage, parseDnsTcpStream, type DnsMessageResult } from '../../../src/inspect/parse';
 import { captureTcp, captureUdp, runClient } from './capture';
 import { dnsQuery, tcpFramed } from './fixtures';
+import { startDnsmasq } from '../names/dnsmasq';
 
 /** The query sent back with QR set: a valid empty answer, so dig returns at once. */
 function echoAsResponse(query: Uint8Array): Uint8Array {
@@ -50,15 +50,6 @@ test('dig +tcp: the length-prefixed query', async (t) => {
   assert.deepEqual(complete(r.messages[0]).questions, [{ name: 'tcp.example.org', type: 16 }]);
 });
 
-/** A free UDP port on loopback (dnsmasq binds UDP and TCP on it; a collision just fails the start check). */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 /** Sends one query to 127.0.0.1:port and resolves with the reply, or null after timeoutMs. */
 function ask(port: number, query: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
   return new Promise((resolve) => {
@@ -75,45 +66,19 @@ function ask(port: number, query: Uint8Array, timeoutMs: number): Promise<Uint8A
   });
 }
 
-/** Starts dnsmasq on a loopback port with local answers only; stopped in t.after. */
-async function startDnsmasq(t: TestContext): Promise<number> {
-  const port = await freePort();
-  const child = spawn(
-    'dnsmasq',
-    [
-      '--no-daemon',
-      '--no-resolv',
-      '--no-hosts',
-      `--port=${port}`,
-      '--listen-address=127.0.0.1',
-      '--bind-interfaces',
-      '--pid-file=',
-      '--address=/www.example.com/203.0.113.10',
-      // dnsmasq only follows a CNAME to a name it holds as a record, not to an --address rule.
-      '--host-record=target.example.com,203.0.113.20,2001:db8::20',
-      '--cname=alias.example.com,target.example.com',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const escalate = setTimeout(() => child.kill('SIGKILL'), 2000);
-    await exited;
-    clearTimeout(escalate);
-  });
-  // Ready when it answers; bounded to 25 tries of 200 ms.
-  for (let i = 0; i < 25 && child.exitCode === null; i++) {
-    if (await ask(port, dnsQuery(1, 'www.example.com', 1), 200)) return port;
-  }
-  throw new Error(`dnsmasq did not answer on port ${port}: ${stderr}`);
+/** dnsmasq on a loopback port with local answers only (test/inspect/names/dnsmasq.ts); stopped in t.after. */
+async function startLocalDnsmasq(t: TestContext): Promise<number> {
+  const dnsmasq = await startDnsmasq({ 'www.example.com': '203.0.113.10' }, 0, [
+    // dnsmasq only follows a CNAME to a name it holds as a record, not to an --address rule.
+    '--host-record=target.example.com,203.0.113.20,2001:db8::20',
+    '--cname=alias.example.com,target.example.com',
+  ]);
+  t.after(() => dnsmasq.stop());
+  return dnsmasq.port;
 }
 
 test('dnsmasq answers: A record, and a CNAME chain with A and AAAA', async (t) => {
-  const port = await startDnsmasq(t);
+  const port = await startLocalDnsmasq(t);
 
   const a = complete(parseDnsMessage((await ask(port, dnsQuery(0x1234, 'www.example.com', 1), 2000)) ?? new Uint8Array(0)));
   assert.deepEqual([a.id, a.response, a.rcode], [0x1234, true, 0]);

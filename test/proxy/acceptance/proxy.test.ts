@@ -296,14 +296,18 @@ setTimeout(() => { console.log(JSON.stringify({ ok, bad, timeout: true })); proc
   });
 
   await t.test('SIGTERM drains: a download in flight completes, then the proxy exits', async () => {
+    const loads = (): number => proxyLog(proxy).split('policy loaded').length - 1;
+    const loadsBefore = loads();
     writeFileSync(policy, POLICY);
     proxy.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor('the reload back to the first policy', async () => (loads() > loadsBefore ? true : undefined), 15_000);
+    const requestsBefore = (await counts()).httpRequests;
     const dl = spawn('ip', ['netns', 'exec', ns, 'curl', '-sS', '-m', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '-x', 'http://127.0.0.1:3128', 'http://allowed.test/slow?chunks=40'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     dl.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const finished = new Promise<void>((r) => dl.on('close', () => r()));
-    await new Promise((r) => setTimeout(r, 500));
+    // In flight: the upstream has the request (its 40 chunks take 2 s) before the drain begins.
+    await waitFor('the download to reach the upstream', async () => ((await counts()).httpRequests > requestsBefore ? true : undefined), 15_000);
     proxy.kill('SIGTERM');
     await finished;
     assert.equal(out, '200 40960');
