@@ -131,7 +131,10 @@ static void read_head(struct tunnel *t) {
     d->len += (size_t)n;
     char *end = memmem(d->buf, d->len, "\r\n\r\n", 4);
     if (end == NULL) {
-      if (d->len == HEAD_MAX) refuse(t, "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
+      if (d->len == HEAD_MAX) {
+        refuse(t, "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
+        return;
+      }
       if ((size_t)n == room) continue;
       return; /* a short read emptied the socket: wait for the next edge */
     }

@@ -237,7 +237,9 @@ async function clientHelloFor(servername: string): Promise<Buffer> {
   const catcher = createServer();
   catcher.listen(0, '127.0.0.1');
   await once(catcher, 'listening');
+  let timer: NodeJS.Timeout | undefined;
   const caught = new Promise<Buffer>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('no ClientHello from node:tls within 5 s')), 5000);
     catcher.once('connection', (socket: Socket) => {
       let got = Buffer.alloc(0);
       socket.on('data', (d: Buffer) => {
@@ -255,6 +257,7 @@ async function clientHelloFor(servername: string): Promise<Buffer> {
   try {
     return await caught;
   } finally {
+    clearTimeout(timer);
     client.destroy();
     catcher.close();
   }
