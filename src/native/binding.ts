@@ -580,17 +580,29 @@ export interface IngressRoute extends ExactRoute {
   proto: string;
   /** An unsigned route drops the client's Authorization. */
   stripAuthorization: boolean;
-  /** What a signed route signs with (null: unsigned); see LatticeSigner.signingParts. */
-  signing: {
-    /** The Unix second of the X-Amz-Date in amzFields: repeats are signed in that second only. */
-    second: number;
-    /** The signature's fields before Authorization, as upstream-headers.ts writes them ("X-Amz-Date: ...\r\n..."). */
-    amzFields: string;
-    key: Buffer;
-    stringToSignPrefix: string;
-    canonicalRest: string;
-    authorizationPrefix: string;
-  } | null;
+  /**
+   * What a signed route signs with (null: unsigned): the parts
+   * LatticeSigner.signingParts gives, and the signature's fields before
+   * Authorization as upstream-headers.ts writes them ("X-Amz-Date: ...\r\n...").
+   */
+  signing: (SigningParts & { amzFields: string }) | null;
+}
+
+/**
+ * A SigV4 signature's parts that do not depend on the request's method,
+ * path and query (made by src/ingress/sigv4/lattice-signer.ts): the
+ * canonical request is `METHOD\nURI\nQUERY\n` + canonicalRest, the string
+ * to sign stringToSignPrefix + its hex SHA-256, and the Authorization value
+ * authorizationPrefix + the hex HMAC-SHA256 of that under key.
+ */
+export interface SigningParts {
+  /** The Unix second of the X-Amz-Date: the parts sign in it only. */
+  readonly second: number;
+  /** The day's signing key. */
+  readonly key: Buffer;
+  readonly stringToSignPrefix: string;
+  readonly canonicalRest: string;
+  readonly authorizationPrefix: string;
 }
 
 /**

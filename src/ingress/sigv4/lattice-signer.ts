@@ -12,6 +12,7 @@
 import { createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 import { createScope, getCanonicalHeaders, getSigningKey, SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HeaderBag, HttpRequest, QueryParameterBag } from '@smithy/types';
+import type { SigningParts } from '../../native/binding';
 import { expected, invalidArg } from '../../validate';
 import { NodeSha256 } from './node-sha256';
 
@@ -56,23 +57,6 @@ export interface LatticeSigner {
    * credentials that expire less than a second after that second.
    */
   signingParts(signature: SignedHeaders): SigningParts | null;
-}
-
-/**
- * A signature's parts that do not depend on the request's method, path and
- * query: the canonical request is `METHOD\nURI\nQUERY\n` + canonicalRest,
- * the string to sign stringToSignPrefix + its hex SHA-256, and the
- * Authorization value authorizationPrefix + the hex HMAC-SHA256 of that
- * under key.
- */
-export interface SigningParts {
-  /** The Unix second of the X-Amz-Date: the parts sign in it only. */
-  readonly second: number;
-  /** The day's signing key. */
-  readonly key: Buffer;
-  readonly stringToSignPrefix: string;
-  readonly canonicalRest: string;
-  readonly authorizationPrefix: string;
 }
 
 export type SignedHeaders = Readonly<Record<string, string>>;
