@@ -98,6 +98,11 @@ struct Field {
   size_t value_len;
 };
 
+// A field's value equals `want` byte for byte (an absent field, value_len 0, equals '').
+inline bool ValueIs(const Field& f, const std::string& want) {
+  return f.value_len == want.size() && (want.empty() || memcmp(f.value, want.data(), want.size()) == 0);
+}
+
 // Reads the field line at `*at` (which ends before `end`, the head's final
 // CRLF CRLF excluded) with the strictness of src/http1/fields.ts; false
 // for anything it would refuse. Advances `*at` past the line's CRLF.
@@ -273,7 +278,9 @@ inline bool PrefixMatches(const std::string& prefix, const char* path, size_t le
 inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const KeptRoute& r,
                                  std::string* out, std::string* forwarded) {
   using namespace route_detail;
-  std::string host, user_agent, referer;
+  // Where the (last) Host, User-Agent and Referer values lie in the head:
+  // compared with the route's at the end, never copied.
+  Field host{}, user_agent{}, referer{};
   int hosts = 0;
   while (at < end) {
     Field f;
@@ -289,7 +296,7 @@ inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const 
       continue;
     }
     if (EqualsLower(n, nl, "host")) {
-      host.assign(f.value, f.value_len);
+      host = f;
       hosts++;
       continue;
     }
@@ -307,11 +314,12 @@ inline bool RewriteIngressFields(const char* head, size_t at, size_t end, const 
                      EqualsLower(n, nl, "x-amz-content-sha256") || EqualsLower(n, nl, "x-amz-security-token")
                : r.strip_authorization && EqualsLower(n, nl, "authorization"))
       continue;
-    if (EqualsLower(n, nl, "user-agent")) user_agent.assign(f.value, f.value_len);
-    if (EqualsLower(n, nl, "referer")) referer.assign(f.value, f.value_len);
+    if (EqualsLower(n, nl, "user-agent")) user_agent = f;
+    if (EqualsLower(n, nl, "referer")) referer = f;
     AppendField(out, n, nl, f.value, f.value_len);
   }
-  return hosts == 1 && host == r.client_host && user_agent == r.user_agent && referer == r.referer;
+  return hosts == 1 && ValueIs(host, r.client_host) && ValueIs(user_agent, r.user_agent) &&
+         ValueIs(referer, r.referer);
 }
 
 // The upstream head for a request on an ingress route (see KeptRoute),
