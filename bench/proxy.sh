@@ -86,11 +86,14 @@ for _ in $(seq 100); do grep -q ready "$WORK/upstreams.out" 2>/dev/null && break
 grep -q ready "$WORK/upstreams.out" || { echo "bench/proxy.sh: upstreams did not start: $(cat "$WORK/upstreams.out")" >&2; exit 1; }
 
 # ---- the proxies
+# What each column carries: "http" (keep-alive and fixed-rate requests), "tunnels" (CONNECT).
+declare -A CARRIES
 if [ "$ONLY" != gatehouse ]; then
   if command -v squid >/dev/null; then
     # shellcheck source=bench/lib/squid.sh
     source "$ROOT/bench/lib/squid.sh"
     write_squid_conf "$WORK/squid" "$SQUID_PORT" localhost "$HTTP_PORT $ECHO_PORT $SOURCE_PORT"
+    CARRIES[squid]="http tunnels"
     add_proxy squid "$SQUID_PORT" "squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -n 1)" squid -N -f "$WORK/squid/squid.conf"
   else
     echo "bench/proxy.sh: squid not installed (Debian: apt-get install squid); measuring gatehouse alone" >&2
@@ -115,6 +118,7 @@ EOF
     # Most tunnels here carry plain TCP (echo, source), not TLS: Squid does not look inside; let gatehouse
     # pass them too. The ClientHello run's SNI (localhost) is checked against the CONNECT host as always.
     if grep -q -- "--non-tls-connect" <<<"$help"; then GH_ARGS="$GH_ARGS --non-tls-connect allow"; fi
+    CARRIES[gatehouse]="http tunnels"
     add_proxy gatehouse "$GH_PORT" gatehouse "$GH $GH_ARGS"
   else
     echo "bench/proxy.sh: 'gatehouse proxy --help' does not work yet; measuring squid alone" >&2
@@ -123,12 +127,15 @@ fi
 if [ "$FLOORS" = 1 ]; then
   if command -v nginx >/dev/null; then
     write_nginx_proxy "$WORK" "$NGINX_PORT" "$HTTP_PORT"
+    CARRIES[floor-nginx]=http
     add_proxy floor-nginx "$NGINX_PORT" "nginx (floor)" nginx -c "$WORK/proxy.conf" -p "$WORK"
   else
     echo "bench/proxy.sh: nginx not installed; no nginx floor" >&2
   fi
+  CARRIES[floor-node]=http
   add_proxy floor-node "$BARE_PORT" "bare node (floor)" node "$ROOT/dist/bench/lib/bare-forwarder.js" "$BARE_PORT"
   if command -v cc >/dev/null && cc -O2 -o "$WORK/connect-floor" "$ROOT/bench/lib/connect-floor.c"; then
+    CARRIES[floor-connect]=tunnels
     add_proxy floor-connect "$CONNECT_FLOOR_PORT" "C CONNECT (floor)" "$WORK/connect-floor" "$CONNECT_FLOOR_PORT"
   else
     echo "bench/proxy.sh: no C compiler (cc); no CONNECT floor" >&2
@@ -166,37 +173,37 @@ RESULTS=$WORK/results.jsonl
 HZ=$(getconf CLK_TCK)
 echo "machine: $(nproc) cores, $(uname -r), node $(node -v); ${#ORDER[@]} proxies, $ROUNDS rounds alternating;" \
   "$CONNECTIONS connections for ${DURATION} s; fixed rates $RATE req/s and $TUNNEL_RATE tunnels/s for $RATE_DURATION s each"
+# with_cpu CMD...: CMD's JSON line as {"load": ..., "cpu_ticks": n, "sys_ticks": n},
+# the running proxy's CPU ticks (all, and the kernel's) over it.
+with_cpu() {
+  local c0 s0 out
+  c0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
+  out=$("$@")
+  printf '{"load":%s,"cpu_ticks":%d,"sys_ticks":%d}' "$out" $(($(cpu_ticks "$PROXY_PID") - c0)) $(($(sys_ticks "$PROXY_PID") - s0))
+}
 for round in $(seq "$ROUNDS"); do
   for name in "${ORDER[@]}"; do
     proxy=127.0.0.1:${PORTS[$name]}
     start_proxy "$name"
-    # The HTTP floors forward plain HTTP only, the CONNECT floor tunnels only.
     http='{}' wrk='{}' tunnels='{}' stream='{}' fixed='{}' fixed_tunnels='{}' fixed_hellos='{}'
-    t0=0 t1=0 s0=0 s1=0 tc0=0 tc1=0 ts0=0 ts1=0 th0=0 th1=0 hs0=0 hs1=0
-    if [ "$name" != floor-connect ]; then
+    if [[ " ${CARRIES[$name]} " == *" http "* ]]; then
       $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections 4 --seconds 1 >/dev/null # warm-up
       http=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$DURATION")
       wrk=$(wrk_http "$proxy")
     fi
-    if [ "$name" = floor-connect ] || [[ $name != floor-* ]]; then
+    if [[ " ${CARRIES[$name]} " == *" tunnels "* ]]; then
       tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$DURATION")
       stream=$($LOAD stream --proxy "$proxy" --target "localhost:$SOURCE_PORT" --seconds "$DURATION")
-      tc0=$(cpu_ticks "$PROXY_PID") ts0=$(sys_ticks "$PROXY_PID")
-      fixed_tunnels=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE")
-      tc1=$(cpu_ticks "$PROXY_PID") ts1=$(sys_ticks "$PROXY_PID")
-      th0=$(cpu_ticks "$PROXY_PID") hs0=$(sys_ticks "$PROXY_PID")
-      fixed_hellos=$($LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE" --client-hello)
-      th1=$(cpu_ticks "$PROXY_PID") hs1=$(sys_ticks "$PROXY_PID")
+      fixed_tunnels=$(with_cpu $LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE")
+      fixed_hellos=$(with_cpu $LOAD connect --proxy "$proxy" --target "localhost:$ECHO_PORT" --connections "$TUNNEL_CONNECTIONS" --seconds "$RATE_DURATION" --rate "$TUNNEL_RATE" --client-hello)
     fi
-    if [ "$name" != floor-connect ]; then
-      t0=$(cpu_ticks "$PROXY_PID") s0=$(sys_ticks "$PROXY_PID")
-      fixed=$($LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
-      t1=$(cpu_ticks "$PROXY_PID") s1=$(sys_ticks "$PROXY_PID")
+    if [[ " ${CARRIES[$name]} " == *" http "* ]]; then
+      fixed=$(with_cpu $LOAD http --proxy "$proxy" --url "http://localhost:$HTTP_PORT/1k" --connections "$CONNECTIONS" --seconds "$RATE_DURATION" --rate "$RATE")
     fi
     rss=$(peak_rss_kib "$PROXY_PID")
     stop_proxy
-    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"fixed_connect":%s,"fixed_hello":%s,"hello_cpu_ticks":%d,"hello_sys_ticks":%d,"cpu_ticks":%d,"sys_ticks":%d,"tunnel_cpu_ticks":%d,"tunnel_sys_ticks":%d,"hz":%d,"peak_rss_kib":%d}\n' \
-      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" "$fixed_tunnels" "$fixed_hellos" $((th1 - th0)) $((hs1 - hs0)) $((t1 - t0)) $((s1 - s0)) $((tc1 - tc0)) $((ts1 - ts0)) "$HZ" "$rss" >>"$RESULTS"
+    printf '{"proxy":"%s","round":%d,"http":%s,"wrk":%s,"connect":%s,"stream":%s,"fixed":%s,"fixed_connect":%s,"fixed_hello":%s,"hz":%d,"peak_rss_kib":%d}\n' \
+      "$name" "$round" "$http" "$wrk" "$tunnels" "$stream" "$fixed" "$fixed_tunnels" "$fixed_hellos" "$HZ" "$rss" >>"$RESULTS"
     echo "  round $round: $name done" >&2
   done
 done
@@ -207,6 +214,8 @@ const fs = require('fs');
 const [file, ...names] = process.argv.slice(1);
 const labels = process.env.LABELS_TSV.split('\t').filter(Boolean);
 const runs = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+// Microseconds of CPU (ticks of `kind`) per tunnel or request of a with_cpu run; null when it did not run.
+const perUnit = (r, run, kind, unit) => (run.load?.[unit] ? ((run[kind] / r.hz) * 1e6) / run.load[unit] : null);
 const median = (xs) => { const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : null; };
 const figures = [
   ['HTTP keep-alive req/s', (r) => r.http.rps, 0],
@@ -220,20 +229,20 @@ const figures = [
   ['  p99 ms', (r) => r.connect.p99_ms, 2],
   ['  errors', (r) => r.connect.errors, 0],
   ['one tunnel MB/s', (r) => r.stream.mb_per_s, 1],
-  ['fixed rate: tunnels/s done', (r) => r.fixed_connect.tunnels_per_s, 0],
-  ['  CPU us/tunnel', (r) => (r.fixed_connect.tunnels ? (r.tunnel_cpu_ticks / r.hz) * 1e6 / r.fixed_connect.tunnels : null), 1],
-  ['    of it kernel', (r) => (r.fixed_connect.tunnels ? (r.tunnel_sys_ticks / r.hz) * 1e6 / r.fixed_connect.tunnels : null), 1],
-  ['  p99 ms', (r) => r.fixed_connect.p99_ms, 2],
-  ['  errors', (r) => r.fixed_connect.errors, 0],
-  ['  with a ClientHello: CPU us', (r) => (r.fixed_hello.tunnels ? (r.hello_cpu_ticks / r.hz) * 1e6 / r.fixed_hello.tunnels : null), 1],
-  ['    of it kernel', (r) => (r.fixed_hello.tunnels ? (r.hello_sys_ticks / r.hz) * 1e6 / r.fixed_hello.tunnels : null), 1],
-  ['    p99 ms', (r) => r.fixed_hello.p99_ms, 2],
-  ['    errors', (r) => r.fixed_hello.errors, 0],
-  [`fixed rate: req/s done`, (r) => r.fixed.rps, 0],
-  ['  CPU us/request', (r) => (r.cpu_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
-  ['    of it kernel', (r) => (r.sys_ticks / r.hz) * 1e6 / Math.max(1, r.fixed.requests), 1],
-  ['  p99 ms', (r) => r.fixed.p99_ms, 2],
-  ['  errors', (r) => r.fixed.errors, 0],
+  ['fixed rate: tunnels/s done', (r) => r.fixed_connect.load?.tunnels_per_s, 0],
+  ['  CPU us/tunnel', (r) => perUnit(r, r.fixed_connect, 'cpu_ticks', 'tunnels'), 1],
+  ['    of it kernel', (r) => perUnit(r, r.fixed_connect, 'sys_ticks', 'tunnels'), 1],
+  ['  p99 ms', (r) => r.fixed_connect.load?.p99_ms, 2],
+  ['  errors', (r) => r.fixed_connect.load?.errors, 0],
+  ['  with a ClientHello: CPU us', (r) => perUnit(r, r.fixed_hello, 'cpu_ticks', 'tunnels'), 1],
+  ['    of it kernel', (r) => perUnit(r, r.fixed_hello, 'sys_ticks', 'tunnels'), 1],
+  ['    p99 ms', (r) => r.fixed_hello.load?.p99_ms, 2],
+  ['    errors', (r) => r.fixed_hello.load?.errors, 0],
+  [`fixed rate: req/s done`, (r) => r.fixed.load?.rps, 0],
+  ['  CPU us/request', (r) => perUnit(r, r.fixed, 'cpu_ticks', 'requests'), 1],
+  ['    of it kernel', (r) => perUnit(r, r.fixed, 'sys_ticks', 'requests'), 1],
+  ['  p99 ms', (r) => r.fixed.load?.p99_ms, 2],
+  ['  errors', (r) => r.fixed.load?.errors, 0],
   ['peak RSS MiB', (r) => r.peak_rss_kib / 1024, 1],
 ];
 const width = 19;
