@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { UpstreamPool, type BodyFraming, type ExchangeHandler, type ResponseHead } from '../../src/http1';
+import { waitWhile } from '../helpers/wait';
 
 /** An upstream answering every request head with a 2-byte body on a kept-alive connection; counts connections and closes. */
 async function upstream(t: import('node:test').TestContext): Promise<{ port: number; opened: () => number; closed: () => number }> {
@@ -62,7 +63,7 @@ test('the pool reuses a kept-alive connection, and closeIdle closes the idle one
   pool.closeIdle();
   assert.equal(pool.idleCount(), 0);
   // The upstream sees the close on a later turn; 10 s is a ceiling for a loaded machine.
-  for (const deadline = Date.now() + 10_000; up.closed() < 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  await waitWhile(() => up.closed() < 1, 10_000, 20);
   assert.equal(up.closed(), 1, 'the upstream saw the idle connection close');
   assert.deepEqual(await exchange(pool, up.port), { status: 200, body: 'ok', reused: false });
   assert.equal(up.opened(), 2);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LINE_LOG_FILE_MODE, LineLog } from '../../src/observe/line-log';
 import { runNodeScript } from '../helpers/system';
+import { waitWhile } from '../helpers/wait';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-line-log-'));
@@ -138,7 +139,7 @@ test('file: lines are gathered until flushMs passes or flush() is called, then w
   assert.deepEqual(await readFile(path, 'utf8'), '', 'nothing written before the flush');
   assert.deepEqual(log.stats(), { written: 0, dropped: 0, errors: 0 });
   log.flush();
-  for (const deadline = Date.now() + 10_000; log.stats().written < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  await waitWhile(() => log.stats().written < 3);
   assert.deepEqual(await readLines(path), numbered(1, 3));
   log.write('after');
   await log.close(); // close flushes what is gathered

@@ -17,6 +17,7 @@ import { parseRoutes, type RouteTable } from '../../../src/ingress/routes';
 import { createLatticeSigner } from '../../../src/ingress/sigv4/lattice-signer';
 import fc from 'fast-check';
 import { smithySigned } from '../sigv4/smithy-signed';
+import { waitWhile } from '../../helpers/wait';
 
 interface Seen {
   method: string;
@@ -25,15 +26,6 @@ interface Seen {
   body: string;
   /** Trailer fields after a chunked body, as received. */
   trailers: string[];
-}
-
-/**
- * Polls while `pending` holds, for at most 10 s (a ceiling for a loaded
- * machine, not a timing assertion); the assertions that follow say what was
- * missing if it still holds.
- */
-async function waitWhile(pending: () => boolean, ceilingMs = 10_000): Promise<void> {
-  for (const deadline = Date.now() + ceilingMs; pending() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** A node:http upstream that records each request and answers from its path, without a Date field (answers compare byte for byte). */
