@@ -66,16 +66,17 @@ async function attachedEndpoints(lab: string): Promise<number> {
 
 /**
  * Announces the ENIs of a seeded plan (`planArgs`, which must hold --seed) at a
- * low rate and waits until the tunnel has attached `count` more endpoints.
- * Packets of an endpoint whose CREATE hook still runs wait in a queue (1024
- * each, then queue_dropped) and the hooks run one after another: at 10k pps
- * over 10 new ENIs, a loaded machine's slow hooks would drop packets. The run
- * at load that follows, with the same plan, measures the packet path.
+ * low rate and waits until the tunnel has attached `count` more endpoints;
+ * the packets that waited in their queues while the CREATE hooks ran must all
+ * come back. Each queue holds 1024 packets (then queue_dropped): at 10k pps
+ * over 10 new ENIs, hooks slowed down by a loaded machine would overflow them.
+ * The run at load that follows, with the same plan, measures the packet path.
  */
 async function attachPlan(lab: string, planArgs: string[], count: number): Promise<void> {
   assert.ok(planArgs.includes('--seed'), 'a seeded plan: the same ENIs at load');
   const before = await attachedEndpoints(lab);
-  await emu(lab, ['--rate', '1000', '--duration', '0.5', ...planArgs]);
+  const announced = await emu(lab, ['--rate', '1000', '--duration', '0.5', ...planArgs]);
+  assert.equal(announced.valid, announced.sent_good, `queued while the hooks ran, then lost: ${JSON.stringify(announced)}`);
   await waitFor(`${count} endpoints attached`, async () => ((await attachedEndpoints(lab)) >= before + count ? true : undefined), 60_000);
 }
 
